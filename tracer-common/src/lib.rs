@@ -1,0 +1,232 @@
+//! Types both sides agree on: the raw event the eBPF programs write to the ring
+//! buffer, the per-function hook descriptor user space installs, and the
+//! configuration block (BTF offsets, stack policy).
+//!
+//! Everything here is `#[repr(C)]`, `Copy` and free of pointers so that the
+//! kernel side can write it and user space can read it byte for byte.
+#![no_std]
+
+/// Length of a task's `comm`.
+pub const COMM_LEN: usize = 16;
+/// Bytes of `dma_buf.exp_name` copied into an event (NUL-terminated, truncated).
+pub const EXP_NAME_LEN: usize = 32;
+/// Deepest nesting of hooked functions tracked per task for pairing returns.
+pub const MAX_FRAMES: usize = 16;
+/// Depth of captured kernel stacks.
+pub const STACK_DEPTH: usize = 64;
+
+/// What an event records. Stable numbers: they are part of the recording format.
+#[repr(u16)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawKind {
+    /// A hooked kernel function was entered.
+    FuncEntry = 1,
+    /// A hooked kernel function returned (`ret` is valid).
+    FuncReturn = 2,
+    /// `dma_fence:dma_fence_wait_start` (args[0] = fence).
+    FenceWaitStart = 3,
+    /// `dma_fence:dma_fence_wait_end` (args[0] = fence).
+    FenceWaitEnd = 4,
+    /// `lock:contention_begin` (args[0] = lock, args[1] = flags).
+    ContentionBegin = 5,
+    /// `lock:contention_end` (args[0] = lock, ret = result).
+    ContentionEnd = 6,
+    /// `mmap_lock:mmap_lock_start_locking` (args[0] = mm, args[1] = write).
+    MmapLockStart = 7,
+    /// `mmap_lock:mmap_lock_acquire_returned` (args[0] = mm, args[1] = write, args[2] = success).
+    MmapLockAcquired = 8,
+    /// `mmap_lock:mmap_lock_released` (args[0] = mm, args[1] = write).
+    MmapLockReleased = 9,
+    /// `raw_syscalls:sys_exit` of a task that holds hooked locks
+    /// (args[0] = syscall nr, args[1] = locks held per the kernel-side count).
+    SyscallExitHolding = 10,
+}
+
+impl RawKind {
+    pub fn from_u16(v: u16) -> Option<Self> {
+        Some(match v {
+            1 => Self::FuncEntry,
+            2 => Self::FuncReturn,
+            3 => Self::FenceWaitStart,
+            4 => Self::FenceWaitEnd,
+            5 => Self::ContentionBegin,
+            6 => Self::ContentionEnd,
+            7 => Self::MmapLockStart,
+            8 => Self::MmapLockAcquired,
+            9 => Self::MmapLockReleased,
+            10 => Self::SyscallExitHolding,
+            _ => return None,
+        })
+    }
+}
+
+/// How the eBPF program reads a hooked function's first arguments.
+/// Stable numbers (they live in `FuncDesc.arg_kind`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// Record args 0..3 raw.
+    Raw = 0,
+    /// arg0 is a `struct ww_mutex *`, arg1 an acquire ctx (`struct ww_acquire_ctx *` or NULL).
+    WwMutex = 1,
+    /// arg0 is a `struct dma_resv *`.
+    Resv = 2,
+    /// arg0 is a `struct dma_buf *`: read its resv, ops and exp_name.
+    DmaBuf = 3,
+    /// arg0 is a `struct dma_buf_attachment *`: read ->dmabuf, then as DmaBuf.
+    Attachment = 4,
+    /// arg0 is a `struct dma_buf_export_info *`: read its resv, ops and exp_name.
+    ExportInfo = 5,
+    /// arg0 is a `struct dma_buf *`, arg1 a `struct dma_buf_attachment *` (ops->attach/detach).
+    DmaBufThenAttachment = 6,
+}
+
+/// Flags in `FuncDesc.flags`.
+pub mod func_flags {
+    /// Emit an event at entry.
+    pub const EMIT_ENTRY: u8 = 1;
+    /// Emit an event at return (the entry args are kept per task to pair with it).
+    pub const EMIT_RETURN: u8 = 2;
+    /// A lock function: a successful return increments the task's held count.
+    pub const LOCKS: u8 = 4;
+    /// An unlock function: entry decrements the task's held count.
+    pub const UNLOCKS: u8 = 8;
+    /// Emit the entry only while the task already holds a hooked lock
+    /// (nested acquisition: the only place a relock or an ordering can appear).
+    pub const ENTRY_ONLY_NESTED: u8 = 16;
+    /// Always capture a kernel stack at entry.
+    pub const STACK_ALWAYS: u8 = 32;
+    /// Capture a stack at entry when the task already holds a hooked lock.
+    pub const STACK_NESTED: u8 = 64;
+    /// With LOCKS: success is `ret == 1` (trylock), not `ret == 0`.
+    pub const TRYLOCK: u8 = 128;
+}
+
+/// Per-function descriptor, keyed by the function's address in the `FUNCS` map.
+/// User space fills it from the hook table before attaching.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FuncDesc {
+    /// Hook id (index into user space's hook table; stable for a recording).
+    pub hook: u16,
+    pub arg_kind: u8,
+    pub flags: u8,
+    pub _pad: u32,
+}
+
+/// Configuration read by every program (map `CONFIG`, index 0).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `offsetof(struct dma_buf, resv)`.
+    pub dma_buf_resv: u32,
+    /// `offsetof(struct dma_buf, ops)`.
+    pub dma_buf_ops: u32,
+    /// `offsetof(struct dma_buf, exp_name)` (a `const char *`).
+    pub dma_buf_exp_name: u32,
+    /// `offsetof(struct dma_buf_attachment, dmabuf)`.
+    pub attachment_dmabuf: u32,
+    /// `offsetof(struct dma_buf_export_info, ops)`.
+    pub export_info_ops: u32,
+    /// `offsetof(struct dma_buf_export_info, resv)`.
+    pub export_info_resv: u32,
+    /// `offsetof(struct dma_buf_export_info, exp_name)`.
+    pub export_info_exp_name: u32,
+    /// Tracer's own tgid: its events are dropped in the kernel.
+    pub self_tgid: u32,
+    /// 1: capture stacks on every function event, ignoring the flags.
+    pub stack_all: u32,
+    /// 1: emit every ww_mutex lock entry, not only nested ones (full stream).
+    pub full_stream: u32,
+    /// Index of the mmap_lock tracepoints' `write` argument (BTF-derived, kernel-dependent).
+    pub mmap_lock_write_arg: u32,
+    pub _pad: u32,
+}
+
+/// The record written to the ring buffer. 176 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RawEvent {
+    pub ts_ns: u64,
+    pub pid_tgid: u64,
+    /// `RawKind`.
+    pub kind: u16,
+    /// Hook id for function events, 0 otherwise.
+    pub hook: u16,
+    pub cpu: u32,
+    /// Kernel stack id in the `STACKS` map, or negative when none was taken.
+    pub stack_id: i64,
+    /// Function arguments / tracepoint fields, meaning per kind and arg kind.
+    pub args: [u64; 4],
+    /// Return value (FuncReturn, ContentionEnd).
+    pub ret: i64,
+    /// The function's address (as seen by the probe).
+    pub func_ip: u64,
+    /// For dma-buf events: the `struct dma_buf *`, its resv and its ops, read in-kernel.
+    pub dmabuf: u64,
+    pub resv: u64,
+    pub ops: u64,
+    /// Locks the task holds per the kernel-side count (after this event for returns).
+    pub held: u32,
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+    pub exp_name: [u8; EXP_NAME_LEN],
+}
+
+impl RawEvent {
+    pub const SIZE: usize = core::mem::size_of::<RawEvent>();
+
+    /// Decode from bytes written by the kernel. `None` if too short.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < Self::SIZE {
+            return None;
+        }
+        // SAFETY: RawEvent is repr(C), Copy, made only of integers and byte
+        // arrays (every bit pattern is valid); the length was checked.
+        Some(unsafe { core::ptr::read_unaligned(b.as_ptr() as *const RawEvent) })
+    }
+}
+
+/// Per-task nesting of hooked function calls, to pair returns with entries
+/// (kretprobes see only the return value).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Frame {
+    pub func_ip: u64,
+    pub args: [u64; 3],
+    pub stack_id: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TaskFrames {
+    pub depth: u32,
+    /// Locks the task holds (successful lock returns minus unlock entries).
+    pub held: u32,
+    pub frames: [Frame; MAX_FRAMES],
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn raw_event_layout_is_stable() {
+        // The recording format stores RawEvent bytes: a layout change must bump
+        // the format version (tracer/src/events/record.rs).
+        assert_eq!(RawEvent::SIZE, 176);
+        assert_eq!(core::mem::size_of::<Config>(), 48);
+        assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
+    }
+
+    #[test]
+    fn raw_kind_round_trips() {
+        for v in 0..20u16 {
+            if let Some(k) = RawKind::from_u16(v) {
+                assert_eq!(k as u16, v);
+            }
+        }
+        assert!(RawKind::from_u16(0).is_none());
+    }
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the hook families: task state lookup and event output.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_get_smp_processor_id},
+    programs::tracing::StackIdContext,
+};
+use tracer_common::{Config, RawEvent, TaskFrames};
+
+use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, ZERO_TASK};
+
+#[inline(always)]
+pub fn config() -> Option<&'static Config> {
+    CONFIG.get(0)
+}
+
+/// The calling thread's state, created on first use.
+#[inline(always)]
+pub fn task(tid: u32) -> Option<*mut TaskFrames> {
+    if let Some(p) = TASKS.get_ptr_mut(&tid) {
+        return Some(p);
+    }
+    let zero = ZERO_TASK.get_ptr(0)?;
+    // SAFETY: a pointer to a map value, valid for the program's run.
+    TASKS.insert(&tid, unsafe { &*zero }, 0).ok()?;
+    TASKS.get_ptr_mut(&tid)
+}
+
+/// The thread's held count without creating state for it (tracepoints fire for
+/// every task; most never touch a hooked lock).
+#[inline(always)]
+pub fn held_of(tid: u32) -> u32 {
+    // SAFETY: read of a map value.
+    unsafe { TASKS.get(&tid) }.map(|t| t.held).unwrap_or(0)
+}
+
+#[inline(always)]
+pub fn stack_id<C: EbpfContext + StackIdContext>(ctx: &C) -> i64 {
+    match ctx.get_stackid(&STACKS, 0) {
+        Ok(id) => id,
+        Err(e) => e as i64,
+    }
+}
+
+fn count_lost() {
+    if let Some(p) = LOST.get_ptr_mut(0) {
+        // SAFETY: per-CPU value, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Reserve a record, let `fill` write the kind-specific part, submit. The
+/// header (time, task, cpu, comm) is written here. A full ring is counted.
+#[inline(always)]
+pub fn output(kind: u16, hook: u16, fill: impl FnOnce(&mut RawEvent)) {
+    let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
+        count_lost();
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    // SAFETY: `ev` points to a reserved ring-buffer record of RawEvent's size;
+    // every field is written before submit.
+    unsafe {
+        let ev = &mut *ev;
+        ev.ts_ns = bpf_ktime_get_ns();
+        ev.pid_tgid = bpf_get_current_pid_tgid();
+        ev.kind = kind;
+        ev.hook = hook;
+        ev.cpu = bpf_get_smp_processor_id();
+        ev.stack_id = -1;
+        ev.args = [0; 4];
+        ev.ret = 0;
+        ev.func_ip = 0;
+        ev.dmabuf = 0;
+        ev.resv = 0;
+        ev.ops = 0;
+        ev.held = 0;
+        ev._pad = 0;
+        ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        ev.exp_name = [0; tracer_common::EXP_NAME_LEN];
+        fill(ev);
+    }
+    entry.submit(0);
+}

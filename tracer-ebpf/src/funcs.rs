@@ -1,0 +1,174 @@
+//! Every hooked kernel function goes through these two programs. User space
+//! attaches `fn_entry` (kprobe) and, where the return matters, `fn_return`
+//! (kretprobe) to each function and describes the function's address in
+//! `FUNCS`: its hook id, how to read its arguments, and the filtering policy.
+//!
+//! A kretprobe sees only the return value, so the entry pushes its arguments
+//! on a per-thread frame stack that the return pops (returns are LIFO per
+//! thread). The per-thread held count is maintained here: a successful lock
+//! return increments it, an unlock entry decrements it. Lock traffic of a
+//! thread that holds nothing is not sent to user space except the returns,
+//! which the engine needs to know what is held.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_get_func_ip},
+    macros::{kprobe, kretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+use tracer_common::{ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, func_flags as ff};
+
+use crate::{
+    FUNCS,
+    emit::{config, output, stack_id, task},
+};
+
+#[inline(always)]
+fn desc_for(ip: u64) -> Option<FuncDesc> {
+    // SAFETY: map value read.
+    unsafe { FUNCS.get(&ip) }.copied()
+}
+
+/// Reads the dma_buf fields the engine needs (resv, ops, exporter name).
+#[inline(always)]
+fn read_buf(cfg: &Config, dmabuf: u64, ev: &mut RawEvent) {
+    if dmabuf == 0 {
+        return;
+    }
+    ev.dmabuf = dmabuf;
+    // SAFETY: bpf_probe_read_kernel validates the address.
+    unsafe {
+        ev.resv = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_resv as u64) as *const u64).unwrap_or(0);
+        ev.ops = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_ops as u64) as *const u64).unwrap_or(0);
+        let name: u64 = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_exp_name as u64) as *const u64).unwrap_or(0);
+        if name != 0 {
+            let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name);
+        }
+    }
+}
+
+#[inline(always)]
+fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEvent) {
+    ev.args = [args[0], args[1], args[2], 0];
+    match desc.arg_kind {
+        k if k == ArgKind::DmaBuf as u8 || k == ArgKind::DmaBufThenAttachment as u8 => read_buf(cfg, args[0], ev),
+        k if k == ArgKind::Attachment as u8 => {
+            // SAFETY: checked kernel read.
+            let dmabuf: u64 = unsafe {
+                bpf_probe_read_kernel((args[0] + cfg.attachment_dmabuf as u64) as *const u64).unwrap_or(0)
+            };
+            read_buf(cfg, dmabuf, ev);
+        }
+        k if k == ArgKind::ExportInfo as u8 => unsafe {
+            // SAFETY: checked kernel reads of the caller's dma_buf_export_info.
+            let info = args[0];
+            ev.resv = bpf_probe_read_kernel((info + cfg.export_info_resv as u64) as *const u64).unwrap_or(0);
+            ev.ops = bpf_probe_read_kernel((info + cfg.export_info_ops as u64) as *const u64).unwrap_or(0);
+            let name: u64 = bpf_probe_read_kernel((info + cfg.export_info_exp_name as u64) as *const u64).unwrap_or(0);
+            if name != 0 {
+                let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name);
+            }
+        },
+        _ => {}
+    }
+}
+
+#[kprobe]
+pub fn fn_entry(ctx: ProbeContext) -> u32 {
+    let _ = try_entry(&ctx);
+    0
+}
+
+fn try_entry(ctx: &ProbeContext) -> Option<()> {
+    // SAFETY: helper call on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+        return None;
+    }
+    let tid = pid_tgid as u32;
+    let t = task(tid)?;
+    // SAFETY: `t` points into a map value owned by this thread's key.
+    let t = unsafe { &mut *t };
+    let held = t.held;
+    let nested = held > 0;
+    if desc.flags & ff::UNLOCKS != 0 && t.held > 0 {
+        t.held -= 1;
+    }
+    let args: [u64; 3] = [ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0), ctx.arg(2).unwrap_or(0)];
+    let want_stack = cfg.stack_all != 0
+        || desc.flags & ff::STACK_ALWAYS != 0
+        || (desc.flags & ff::STACK_NESTED != 0 && nested);
+    let stack = if want_stack { stack_id(ctx) } else { -1 };
+    if desc.flags & ff::EMIT_RETURN != 0 {
+        let d = t.depth as usize;
+        if d < MAX_FRAMES {
+            let f = &mut t.frames[d & (MAX_FRAMES - 1)];
+            f.func_ip = ip;
+            f.args = args;
+            f.stack_id = stack;
+        }
+        // Past MAX_FRAMES the depth still counts so returns stay paired;
+        // the deepest frames' arguments are lost (user space sees hook 0 args).
+        t.depth = t.depth.saturating_add(1);
+    }
+    let emit = desc.flags & ff::EMIT_ENTRY != 0
+        && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
+    if emit {
+        let held_now = t.held;
+        output(RawKind::FuncEntry as u16, desc.hook, |ev| {
+            ev.func_ip = ip;
+            ev.stack_id = stack;
+            ev.held = held_now;
+            fill_args(cfg, &desc, &args, ev);
+        });
+    }
+    Some(())
+}
+
+#[kretprobe]
+pub fn fn_return(ctx: RetProbeContext) -> u32 {
+    let _ = try_return(&ctx);
+    0
+}
+
+fn try_return(ctx: &RetProbeContext) -> Option<()> {
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+        return None;
+    }
+    let tid = pid_tgid as u32;
+    let t = task(tid)?;
+    // SAFETY: as in try_entry.
+    let t = unsafe { &mut *t };
+    if t.depth == 0 {
+        // Attached mid-call: the entry was not seen.
+        return None;
+    }
+    t.depth -= 1;
+    let d = t.depth as usize;
+    if d >= MAX_FRAMES {
+        return None;
+    }
+    let f = t.frames[d & (MAX_FRAMES - 1)];
+    let desc = desc_for(f.func_ip)?;
+    let ret: i64 = ctx.ret();
+    if desc.flags & ff::LOCKS != 0 {
+        let ok = if desc.flags & ff::TRYLOCK != 0 { ret == 1 } else { ret == 0 };
+        if ok {
+            t.held = t.held.saturating_add(1);
+        }
+    }
+    let held_now = t.held;
+    output(RawKind::FuncReturn as u16, desc.hook, |ev| {
+        ev.func_ip = f.func_ip;
+        ev.stack_id = f.stack_id;
+        ev.ret = ret;
+        ev.held = held_now;
+        fill_args(cfg, &desc, &f.args, ev);
+    });
+    Some(())
+}

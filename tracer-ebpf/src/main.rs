@@ -1,0 +1,59 @@
+//! The tracer's eBPF programs. One file per hook family:
+//! - `funcs`: every hooked kernel function (ww_mutex_*, dma_resv_init/fini, the
+//!   dma-buf API, exporter/importer callbacks) through one generic entry and one
+//!   generic return program, described per address by user space (`FUNCS`);
+//! - `tracepoints`: dma_fence waits, lock contention, mmap_lock, syscall exit.
+//!
+//! Shared state lives here: the ring buffer, the per-task frames and held-lock
+//! count (kept in the kernel so that lock traffic is filtered before it costs a
+//! ring-buffer record), stacks, configuration and the loss counter.
+#![no_std]
+#![no_main]
+
+mod emit;
+mod funcs;
+mod tracepoints;
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+};
+use tracer_common::{Config, FuncDesc, TaskFrames};
+
+/// Events to user space. Size set by user space at load time.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Events that did not fit in `EVENTS`, per CPU.
+#[map]
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Kernel stacks referenced by events' `stack_id`.
+#[map]
+pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
+
+/// Function address -> how to read it. Filled by user space before attaching.
+#[map]
+pub static FUNCS: HashMap<u64, FuncDesc> = HashMap::with_max_entries(4096, 0);
+
+/// Index 0: offsets and policy.
+#[map]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Per-thread frames and held-lock count. LRU so exited threads age out.
+#[map]
+pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(32768, 0);
+
+/// An all-zero `TaskFrames` to insert from (too large for the BPF stack).
+#[map]
+pub static ZERO_TASK: PerCpuArray<TaskFrames> = PerCpuArray::with_max_entries(1, 0);
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,145 @@
+//! Raw tracepoints: their arguments are the TP_PROTO arguments, which are
+//! stable across kernels where the event format is not, and they work on
+//! kernels that refuse function hooks.
+//!
+//! Everything here fires for every task; only what matters to a thread that
+//! holds a hooked lock is sent (unless `full_stream` is set), so the cost for
+//! unrelated tasks is one map lookup.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+use tracer_common::RawKind;
+
+use crate::emit::{config, held_of, output, stack_id};
+
+/// Common filter: the thread holds a hooked lock, or the user asked for all.
+#[inline(always)]
+fn wanted() -> Option<u32> {
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+        return None;
+    }
+    let held = held_of(pid_tgid as u32);
+    if held > 0 || cfg.full_stream != 0 { Some(held) } else { None }
+}
+
+#[inline(always)]
+fn simple(ctx: &RawTracePointContext, kind: RawKind, args: [u64; 4], ret: i64, with_stack: bool) {
+    let Some(held) = wanted() else { return };
+    let stack = if with_stack { stack_id(ctx) } else { -1 };
+    output(kind as u16, 0, |ev| {
+        ev.args = args;
+        ev.ret = ret;
+        ev.held = held;
+        ev.stack_id = stack;
+    });
+}
+
+/// dma_fence_wait_start(struct dma_fence *fence)
+#[raw_tracepoint(tracepoint = "dma_fence_wait_start")]
+pub fn fence_wait_start(ctx: RawTracePointContext) -> i32 {
+    let fence: u64 = ctx.arg(0);
+    simple(&ctx, RawKind::FenceWaitStart, [fence, 0, 0, 0], 0, true);
+    0
+}
+
+/// dma_fence_wait_end(struct dma_fence *fence)
+#[raw_tracepoint(tracepoint = "dma_fence_wait_end")]
+pub fn fence_wait_end(ctx: RawTracePointContext) -> i32 {
+    let fence: u64 = ctx.arg(0);
+    simple(&ctx, RawKind::FenceWaitEnd, [fence, 0, 0, 0], 0, false);
+    0
+}
+
+/// contention_begin(void *lock, unsigned int flags)
+#[raw_tracepoint(tracepoint = "contention_begin")]
+pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
+    let lock: u64 = ctx.arg(0);
+    let flags: u64 = ctx.arg(1);
+    simple(&ctx, RawKind::ContentionBegin, [lock, flags & 0xffff_ffff, 0, 0], 0, false);
+    0
+}
+
+/// contention_end(void *lock, int ret)
+#[raw_tracepoint(tracepoint = "contention_end")]
+pub fn contention_end(ctx: RawTracePointContext) -> i32 {
+    let lock: u64 = ctx.arg(0);
+    let ret: u64 = ctx.arg(1);
+    simple(&ctx, RawKind::ContentionEnd, [lock, 0, 0, 0], ret as i32 as i64, false);
+    0
+}
+
+/// The index of the `write` argument differs by kernel (6.1 has a
+/// `memcg_path` before it); user space reads it from BTF.
+#[inline(always)]
+fn mmap_args(ctx: &RawTracePointContext, with_success: bool) -> [u64; 4] {
+    let w = config().map(|c| c.mmap_lock_write_arg).unwrap_or(1) as usize;
+    let mm: u64 = ctx.arg(0);
+    let write: u64 = match w {
+        1 => ctx.arg(1),
+        _ => ctx.arg(2),
+    };
+    let success: u64 = if with_success {
+        match w {
+            1 => ctx.arg(2),
+            _ => ctx.arg(3),
+        }
+    } else {
+        0
+    };
+    [mm, write & 1, success & 1, 0]
+}
+
+/// mmap_lock_start_locking(struct mm_struct *mm, [const char *memcg_path,] bool write)
+#[raw_tracepoint(tracepoint = "mmap_lock_start_locking")]
+pub fn mmap_lock_start(ctx: RawTracePointContext) -> i32 {
+    let args = mmap_args(&ctx, false);
+    // A stack here is the evidence of a resv -> mmap_lock ordering.
+    simple(&ctx, RawKind::MmapLockStart, args, 0, true);
+    0
+}
+
+/// mmap_lock_acquire_returned(mm, [memcg_path,] bool write, bool success)
+#[raw_tracepoint(tracepoint = "mmap_lock_acquire_returned")]
+pub fn mmap_lock_acquired(ctx: RawTracePointContext) -> i32 {
+    let args = mmap_args(&ctx, true);
+    simple(&ctx, RawKind::MmapLockAcquired, args, 0, false);
+    0
+}
+
+/// mmap_lock_released(mm, [memcg_path,] bool write)
+#[raw_tracepoint(tracepoint = "mmap_lock_released")]
+pub fn mmap_lock_released(ctx: RawTracePointContext) -> i32 {
+    let args = mmap_args(&ctx, false);
+    simple(&ctx, RawKind::MmapLockReleased, args, 0, false);
+    0
+}
+
+/// sys_exit(struct pt_regs *regs, long ret): return to user space. Sent only
+/// while the thread holds a hooked lock: that is the finding.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
+    let Some(cfg) = config() else { return 0 };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+        return 0;
+    }
+    let held = held_of(pid_tgid as u32);
+    if held == 0 {
+        return 0;
+    }
+    let regs: u64 = ctx.arg(0);
+    let ret: u64 = ctx.arg(1);
+    // orig_ax holds the syscall number; offset 120 in x86_64 pt_regs.
+    let nr: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((regs + 120) as *const u64) }.unwrap_or(u64::MAX);
+    output(RawKind::SyscallExitHolding as u16, 0, |ev| {
+        ev.args = [nr, held as u64, 0, 0];
+        ev.ret = ret as i64;
+        ev.held = held;
+    });
+    0
+}

@@ -1,0 +1,1 @@
+//! The analysis engine (pure: typed events in, findings out).

@@ -1,0 +1,8 @@
+//! tracer: lockdep for dma-buf reservation locks, on stock kernels, over eBPF.
+//!
+//! The data path: `probes` (kernel hooks) -> `events` (decoding, recording) ->
+//! `analysis` (the pure engine) -> `report` (text, JSON, ...).
+
+pub mod analysis;
+pub mod events;
+pub mod report;
