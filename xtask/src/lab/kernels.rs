@@ -287,7 +287,8 @@ impl Apt {
     fn update(&self, refresh: bool) -> Result<()> {
         let have_lists = fs::read_dir(self.dir.join("lists"))?
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"));
+            // apt may store the index compressed (_Packages.lz4 and the like).
+            .any(|e| e.file_name().to_string_lossy().contains("_Packages"));
         if have_lists && !refresh {
             return Ok(());
         }

@@ -1,18 +1,70 @@
-//! `cargo xtask lab`: boot real Debian kernels in qemu with real dma-buf drivers.
+//! `cargo xtask lab`: boot real Debian kernels in qemu with real dma-buf drivers, run
+//! scenarios under the tracer and bring the recordings back. See docs/lab.md.
+//!
+//! Entry points for other code (the tracer's integration tests):
+//! - [`run_scenarios`] boots one kernel, runs scenarios and judges each with a [`Check`].
+//! - [`boot_guest`] boots one kernel with any guest script and returns the shipped files.
 
+// Parts of this module are API for the tracer's checks and unused by the CLI itself.
+#![allow(dead_code)]
+
+pub mod initramfs;
 pub mod kernels;
+pub mod modules;
+pub mod qemu;
+pub mod scenarios;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-#[derive(Args, Debug)]
+// Re-exported for the checks the tracer plugs in; not all are used by the CLI itself.
+#[allow(unused_imports)]
+pub use scenarios::{compare_findings, default_check, Check, Scenario, ScenarioRun, Status, Verdict};
+
+#[derive(Args, Debug, Clone)]
 pub struct LabArgs {
     /// Kernel: a short name (6.1, 6.12, 7.3) or the Debian package version of a kernel image.
     #[arg(long, default_value = kernels::DEFAULT_KERNEL)]
     pub kernel: String,
-    /// Refresh the private apt lists even if they are cached.
+    /// Run on every kernel of the table (6.1, 6.12, 7.3) instead of --kernel.
+    #[arg(long)]
+    pub matrix: bool,
+    /// Scenario to run (a name from tests/lab/scenarios.toml), or `all`.
+    #[arg(long, default_value = "all")]
+    pub scenario: String,
+    /// Keep the initramfs and its staging tree (results are always kept).
+    #[arg(long)]
+    pub keep: bool,
+    /// Build this out-of-tree module against the kernel and load it in the guest.
+    #[arg(long, requires = "run")]
+    pub module: Option<PathBuf>,
+    /// With --module: guest shell script to run while the tracer records.
+    #[arg(long, requires = "module")]
+    pub run: Option<PathBuf>,
+    /// With --module: write the report here instead of stdout.
+    #[arg(long, requires = "module")]
+    pub report: Option<PathBuf>,
+    /// Boot and run this shell command in the guest instead of scenarios; files it writes
+    /// under /out come back to the host.
+    #[arg(long, conflicts_with = "module")]
+    pub shell_cmd: Option<String>,
+    /// Do not build or use the tracer: only the triggers run (to test the lab itself).
+    #[arg(long)]
+    pub no_tracer: bool,
+    /// Use this prebuilt static tracer binary instead of building one.
+    #[arg(long, conflicts_with = "no_tracer")]
+    pub tracer: Option<PathBuf>,
+    /// Kill the guest after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Show the guest console as it runs.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Refresh the cached apt lists (to pick up a newer kernel of the suite).
     #[arg(long)]
     pub refresh: bool,
     /// Only fetch and extract the kernel(s).
@@ -21,8 +73,270 @@ pub struct LabArgs {
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
-    let k = kernels::fetch(&args.kernel, args.refresh)?;
-    println!("{} {} {} {}", k.key, k.kver, k.version, k.root.display());
+    let keys: Vec<String> = if args.matrix {
+        kernels::SUITES.iter().map(|s| s.key.to_string()).collect()
+    } else {
+        vec![args.kernel.clone()]
+    };
+    let mut kernels_ = Vec::new();
+    for key in &keys {
+        let t = Instant::now();
+        let k = kernels::fetch(key, args.refresh)?;
+        eprintln!("lab: kernel {} = {} ({}, {}) ready in {:.1}s", key, k.kver, k.version, k.suite, t.elapsed().as_secs_f64());
+        kernels_.push(k);
+    }
+    if args.fetch_only {
+        return Ok(());
+    }
+    let tracer = if args.no_tracer {
+        None
+    } else if let Some(p) = &args.tracer {
+        Some(p.clone())
+    } else {
+        Some(modules::build_static_tracer()?)
+    };
+    let opts = |k: &kernels::Kernel| GuestOptions {
+        kernel: k.clone(),
+        tracer: tracer.clone(),
+        keep: args.keep,
+        timeout: Duration::from_secs(args.timeout),
+        verbose: args.verbose,
+    };
+
+    if let Some(cmd) = &args.shell_cmd {
+        for k in &kernels_ {
+            let script = format!(". /lab/lib.sh\n{cmd}\nrc=$?\nship_tree /out out\nexit $rc\n");
+            let r = boot_guest(&opts(k), &script, &[], &[])?;
+            println!("lab: {} guest exit {:?} in {:.1}s; files from the guest in {}:", k.kver, r.guest_status, r.elapsed.as_secs_f64(), r.files_dir.display());
+            for f in &r.files {
+                println!("  {} ({} bytes)", f.display(), fs::metadata(f).map(|m| m.len()).unwrap_or(0));
+            }
+            if r.guest_status != Some(0) {
+                bail!("the guest command exited {:?}", r.guest_status);
+            }
+        }
+        return Ok(());
+    }
+
+    if let Some(dir) = &args.module {
+        let k = &kernels_[0];
+        if kernels_.len() > 1 {
+            bail!("--module runs on one kernel; drop --matrix");
+        }
+        return run_user_module(&opts(k), dir, args.run.as_deref().unwrap(), args.report.as_deref());
+    }
+
+    let all = scenarios::load()?;
+    let selected: Vec<Scenario> = if args.scenario == "all" {
+        all
+    } else {
+        let s = all.iter().find(|s| s.name == args.scenario).with_context(|| {
+            format!("no scenario `{}` in {}", args.scenario, scenarios::scenarios_file().display())
+        })?;
+        vec![s.clone()]
+    };
+    let mut runs = Vec::new();
+    for k in &kernels_ {
+        runs.extend(run_scenarios(&opts(k), &selected, &default_check)?);
+    }
+    println!();
+    scenarios::print_table(&runs);
+    let failed = runs.iter().filter(|r| r.verdict.status == Status::Fail).count();
+    if failed > 0 {
+        bail!("{failed} scenario(s) failed");
+    }
+    Ok(())
+}
+
+/// What a boot needs besides the guest script.
+#[derive(Clone)]
+pub struct GuestOptions {
+    pub kernel: kernels::Kernel,
+    /// Static tracer binary to install as /bin/tracer, or None to run without a tracer.
+    pub tracer: Option<PathBuf>,
+    pub keep: bool,
+    pub timeout: Duration,
+    pub verbose: bool,
+}
+
+/// Kernel modules the lab puts into every guest: (name, load at boot). bochs is loaded only
+/// by the scenario that watches its modeset, so its own load happens under the tracer.
+const KERNEL_MODULES: &[(&str, bool)] = &[("vgem", true), ("bochs", false)];
+
+/// Boot `opts.kernel` with `script` as /lab/guest.sh. `extra_modules` are .ko files loaded by
+/// init after the kernel's own modules; `files` are (host path, guest path) pairs. Everything
+/// the script ships (see tests/lab/guest/lib.sh) is decoded under the returned `files_dir`.
+pub fn boot_guest(
+    opts: &GuestOptions,
+    script: &str,
+    extra_modules: &[PathBuf],
+    files: &[(PathBuf, String)],
+) -> Result<qemu::BootResult> {
+    let k = &opts.kernel;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let run_dir = cache_dir().join("runs").join(format!("{}-{stamp}", k.kver));
+    fs::create_dir_all(&run_dir)?;
+    let t = Instant::now();
+    let mut b = initramfs::Builder::new(&run_dir.join("initramfs.d"))?;
+    for (name, at_boot) in KERNEL_MODULES {
+        if !b.add_kernel_module(k, name, *at_boot)? {
+            eprintln!("lab: {} has no module {name} (built in or absent)", k.kver);
+        }
+    }
+    let guest_dir = repo_root().join("tests/lab/guest");
+    b.add_file(&guest_dir.join("lib.sh"), "/lab/lib.sh", 0o644)?;
+    if let Some(t) = &opts.tracer {
+        b.add_file(t, "/bin/tracer", 0o755)?;
+    }
+    for (name, bin) in modules::build_workloads()? {
+        b.add_file(&bin, &format!("/bin/{name}"), 0o755)?;
+    }
+    for m in extra_modules {
+        let name = m.file_name().unwrap().to_string_lossy();
+        b.add_file(m, &format!("{}/extra/{name}", initramfs::GUEST_MODULES), 0o644)?;
+    }
+    for (src, dest) in files {
+        b.add_file(src, dest, 0o755)?;
+    }
+    b.add_bytes("/lab/guest.sh", script.as_bytes(), 0o755)?;
+    let init = fs::read_to_string(guest_dir.join("init"))?;
+    let initrd = run_dir.join("initramfs.cpio");
+    b.finish(&init, &initrd)?;
+    eprintln!("lab: initramfs {} MiB built in {:.1}s; booting {} (run dir {})",
+        fs::metadata(&initrd)?.len() >> 20, t.elapsed().as_secs_f64(), k.kver, run_dir.display());
+    let result = qemu::boot(&qemu::BootConfig {
+        vmlinuz: &k.vmlinuz,
+        initrd: &initrd,
+        run_dir: &run_dir,
+        timeout: opts.timeout,
+        echo_console: opts.verbose,
+    });
+    if !opts.keep {
+        let _ = fs::remove_dir_all(run_dir.join("initramfs.d"));
+        let _ = fs::remove_file(&initrd);
+    }
+    let r = result?;
+    eprintln!("lab: {} booted, ran and powered off in {:.1}s", k.kver, r.elapsed.as_secs_f64());
+    Ok(r)
+}
+
+/// Modules the scenarios need, built against `kernel`: every directory under
+/// tests/lab/modules/ named by a scenario's `module`.
+fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> Result<Vec<PathBuf>> {
+    let mut names: Vec<&str> = list.iter().filter_map(|s| s.module.as_deref()).collect();
+    names.sort();
+    names.dedup();
+    let mut kos = Vec::new();
+    for name in names {
+        let dir = repo_root().join("tests/lab/modules").join(name);
+        if !dir.join("Makefile").exists() && !dir.join("Kbuild").exists() {
+            eprintln!("lab: module {name} not found at {}; its scenarios will fail", dir.display());
+            continue;
+        }
+        let t = Instant::now();
+        match modules::build_module(kernel, &dir) {
+            Ok(k) => {
+                eprintln!("lab: built {name} for {} in {:.1}s", kernel.kver, t.elapsed().as_secs_f64());
+                kos.extend(k);
+            }
+            Err(e) => eprintln!("lab: {e:#}\nlab: the scenarios of module {name} will fail on {}", kernel.kver),
+        }
+    }
+    Ok(kos)
+}
+
+/// Boot `opts.kernel` once, run every scenario of `list` that can exist on it (under the
+/// tracer unless `opts.tracer` is None), and judge each with `check`. Recordings land in
+/// `<run>/files/<scenario>/<scenario>.rec` ([`ScenarioRun::recording`]).
+pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) -> Result<Vec<ScenarioRun>> {
+    let k = &opts.kernel;
+    let series = scenarios::series(&k.kver);
+    let (runnable, skipped): (Vec<&Scenario>, Vec<&Scenario>) =
+        list.iter().partition(|s| s.unavailable_on(&series).is_none());
+    let mut runs: Vec<ScenarioRun> = Vec::new();
+    if !runnable.is_empty() {
+        let kos = scenario_modules(k, &runnable)?;
+        let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
+        let r = boot_guest(opts, &script, &kos, &[])?;
+        for s in &runnable {
+            runs.push(scenarios::judge(s, &series, &r.files_dir, opts.tracer.is_some(), check));
+        }
+    }
+    for s in skipped {
+        let dir = PathBuf::new();
+        runs.push(ScenarioRun {
+            scenario: s.clone(),
+            kernel: series.clone(),
+            recording: dir.clone(),
+            dir,
+            status: Default::default(),
+            verdict: Verdict::skip(s.unavailable_on(&series).unwrap()),
+        });
+    }
+    // Keep the table in the order of the scenario file.
+    runs.sort_by_key(|r| list.iter().position(|s| s.name == r.scenario.name));
+    Ok(runs)
+}
+
+/// `--module DIR --run SCRIPT`: build DIR against the kernel; in the guest start the tracer,
+/// insmod the module (so its init is traced too), run SCRIPT, stop the tracer, and ask it for
+/// a JSON report (`tracer analyze --json`) when it has that command. The report (or, from a
+/// tracer without `analyze`, the recording's path) goes to `report` or stdout.
+fn run_user_module(opts: &GuestOptions, dir: &Path, script: &Path, report: Option<&Path>) -> Result<()> {
+    let kos = modules::build_module(&opts.kernel, dir)?;
+    let mut files = vec![(script.to_path_buf(), "/lab/user/run.sh".to_string())];
+    for ko in &kos {
+        files.push((ko.clone(), format!("/lab/user/{}", ko.file_name().unwrap().to_string_lossy())));
+    }
+    let tracer = opts.tracer.is_some();
+    let guest = format!(
+        r#". /lab/lib.sh
+d=/out/user
+mkdir -p $d
+tp=
+if [ {tracer} = 1 ]; then
+	/bin/tracer record -o $d/user.rec --ready-file /tmp/ready.user 2> $d/tracer.stderr &
+	tp=$!
+	wait_ready /tmp/ready.user $tp || {{ ship_tree $d user; exit 1; }}
+fi
+for m in /lab/user/*.ko; do insmod $m || echo "LAB: insmod $m failed"; done
+sh /lab/user/run.sh > $d/run.out 2>&1
+rc=$?
+echo "script=$rc" >> $d/status
+echo "LAB: script exited $rc"
+if [ -n "$tp" ]; then
+	kill -INT $tp
+	wait $tp
+	echo "tracer=$?" >> $d/status
+	if /bin/tracer analyze --help > /dev/null 2>&1; then
+		/bin/tracer analyze --json $d/user.rec > $d/report.json 2> $d/analyze.stderr
+		echo "analyze=$?" >> $d/status
+	fi
+fi
+ship_tree $d user
+exit $rc
+"#,
+        tracer = if tracer { 1 } else { 0 }
+    );
+    let r = boot_guest(opts, &guest, &[], &files)?;
+    let out = r.files_dir.join("user");
+    let run_out = fs::read_to_string(out.join("run.out")).unwrap_or_default();
+    eprintln!("lab: script output:\n{run_out}");
+    let report_json = out.join("report.json");
+    let text = if report_json.exists() {
+        fs::read_to_string(&report_json)?
+    } else if out.join("user.rec").exists() {
+        format!("{{\"recording\": \"{}\", \"note\": \"this tracer has no `analyze --json`; the raw recording was shipped\"}}\n", out.join("user.rec").display())
+    } else {
+        format!("{{\"recording\": null, \"note\": \"no recording (tracer {}); see {}\"}}\n", if tracer { "failed" } else { "disabled" }, out.display())
+    };
+    match report {
+        Some(p) => fs::write(p, &text)?,
+        None => print!("{text}"),
+    }
+    if r.guest_status != Some(0) {
+        bail!("the script exited {:?} (output above; files in {})", r.guest_status, out.display());
+    }
     Ok(())
 }
 

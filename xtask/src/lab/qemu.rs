@@ -1,0 +1,235 @@
+//! Booting a guest under qemu (TCG) and getting its files back.
+//!
+//! Channel: the guest's second serial port (/dev/ttyS1) is a plain file on the host. The
+//! guest writes each file as a frame
+//!
+//! ```text
+//! ===LAB-BEGIN <name> <size> <sha256>
+//! <base64 lines>
+//! ===LAB-END <name>
+//! ```
+//!
+//! and the host decodes the frames after qemu exits, checking size and checksum. A serial
+//! port needs no driver module and no filesystem on either side, works on every kernel the
+//! lab boots, and a frame cut short by a crash is detected rather than silently truncated.
+//! The console (ttyS0) stays free for humans.
+
+use anyhow::{bail, Context, Result};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Marker the init script prints as its last line before powering off.
+pub const EXIT_MARKER: &str = "LAB-EXIT ";
+
+pub struct BootConfig<'a> {
+    pub vmlinuz: &'a Path,
+    pub initrd: &'a Path,
+    /// Directory for console.log, channel.raw and the decoded files (under `files/`).
+    pub run_dir: &'a Path,
+    pub timeout: Duration,
+    /// Echo the guest console to our stdout as it arrives.
+    pub echo_console: bool,
+}
+
+pub struct BootResult {
+    pub elapsed: Duration,
+    pub console_log: PathBuf,
+    /// Exit status of the guest script, from the exit marker (None if the guest never got there).
+    pub guest_status: Option<i32>,
+    /// Where the files the guest shipped were decoded to.
+    pub files_dir: PathBuf,
+    pub files: Vec<PathBuf>,
+}
+
+pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
+    let qemu = super::initramfs::find_tool("qemu-system-x86_64")
+        .context("qemu-system-x86_64 not found; install qemu-system-x86 (`cargo xtask setup`)")?;
+    fs::create_dir_all(cfg.run_dir)?;
+    let console_log = cfg.run_dir.join("console.log");
+    let channel = cfg.run_dir.join("channel.raw");
+    let _ = fs::remove_file(&channel);
+    let mut child = Command::new(qemu)
+        // /dev/kvm on these machines cannot run a stock guest; TCG is slower but works.
+        .args(["-accel", "tcg", "-m", "2G", "-smp", "2", "-nographic", "-no-reboot"])
+        // qemu's standard VGA, so the bochs DRM driver has a device to modeset.
+        .args(["-vga", "std"])
+        .arg("-kernel")
+        .arg(cfg.vmlinuz)
+        .arg("-initrd")
+        .arg(cfg.initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .args(["-monitor", "none", "-serial", "stdio"])
+        .arg("-serial")
+        .arg(format!("file:{}", channel.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu")?;
+    let start = Instant::now();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Option<i32>>();
+    let log_path = console_log.clone();
+    let echo = cfg.echo_console;
+    // The reader ends when qemu closes its stdout, i.e. when qemu exits: that is the
+    // completion signal, so the main thread can wait on it with a deadline.
+    let reader = std::thread::spawn(move || -> Result<()> {
+        let mut log = fs::File::create(&log_path)?;
+        let mut status = None;
+        for line in BufReader::new(stdout).split(b'\n') {
+            let line = line?;
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches('\r');
+            writeln!(log, "{text}")?;
+            if echo {
+                println!("  | {text}");
+            }
+            if let Some(rc) = text.find(EXIT_MARKER).map(|i| &text[i + EXIT_MARKER.len()..]) {
+                status = rc.trim().parse().ok();
+            }
+        }
+        let _ = tx.send(status);
+        Ok(())
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    let guest_status = match rx.recv_timeout(cfg.timeout) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = reader.join();
+            bail!(
+                "the guest did not power off within {}s; qemu killed. Console: {}\n{}",
+                cfg.timeout.as_secs(),
+                console_log.display(),
+                tail(&console_log, 25)
+            );
+        }
+    };
+    let _ = reader.join();
+    let status = child.wait()?;
+    let elapsed = start.elapsed();
+    let qemu_err = err_reader.join().unwrap_or_default();
+    if !status.success() {
+        bail!("qemu failed ({status}): {}\n{}", qemu_err.trim(), tail(&console_log, 25));
+    }
+    let files_dir = cfg.run_dir.join("files");
+    let files = decode_channel(&channel, &files_dir)?;
+    if guest_status.is_none() {
+        bail!(
+            "the guest stopped before its script finished (kernel panic or init died). Console: {}\n{}",
+            console_log.display(),
+            tail(&console_log, 25)
+        );
+    }
+    Ok(BootResult { elapsed, console_log, guest_status, files_dir, files })
+}
+
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Decode every complete frame of `raw` into `dir`; a damaged frame is an error naming it.
+pub fn decode_channel(raw: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let bytes = fs::read(raw).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = Vec::new();
+    let mut current: Option<(String, usize, String, String)> = None;
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if let Some(rest) = line.strip_prefix("===LAB-BEGIN ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            if f.len() != 3 {
+                bail!("malformed frame header `{line}`");
+            }
+            let size = f[1].parse().with_context(|| format!("bad size in `{line}`"))?;
+            current = Some((f[0].to_string(), size, f[2].to_string(), String::new()));
+        } else if let Some(name) = line.strip_prefix("===LAB-END ") {
+            let Some((n, size, sum, b64)) = current.take() else {
+                bail!("frame end without begin for {name}");
+            };
+            if n != name.trim() {
+                bail!("frame for {n} ended as {name}");
+            }
+            let data = base64_decode(&b64).with_context(|| format!("decoding {n}"))?;
+            if data.len() != size {
+                bail!("{n}: received {} bytes, guest sent {size}", data.len());
+            }
+            if n.split('/').any(|c| c == ".." || c.is_empty()) {
+                bail!("refusing file name {n}");
+            }
+            let path = dir.join(&n);
+            fs::create_dir_all(path.parent().unwrap())?;
+            fs::write(&path, &data)?;
+            let got = sha256(&path)?;
+            if got != sum {
+                bail!("{n}: checksum mismatch (guest {sum}, host {got})");
+            }
+            out.push(path);
+        } else if let Some((_, _, _, b64)) = current.as_mut() {
+            b64.push_str(line.trim());
+        }
+    }
+    if let Some((n, ..)) = current {
+        bail!("the transfer of {n} was cut off (guest died mid-file?)");
+    }
+    Ok(out)
+}
+
+fn sha256(path: &Path) -> Result<String> {
+    let out = Command::new("sha256sum").arg(path).output().context("running sha256sum")?;
+    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>> {
+    let val = |c: u8| -> Result<u32> {
+        Ok(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => bail!("invalid base64 byte {c:#x}"),
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if bytes.len() % 4 != 0 {
+        bail!("base64 length {} is not a multiple of 4", bytes.len());
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|&&b| b == b'=').count();
+        let mut n = 0u32;
+        for &c in &chunk[..4 - pad] {
+            n = (n << 6) | val(c)?;
+        }
+        n <<= 6 * pad as u32;
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..4 - pad]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn b64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert!(base64_decode("aGk").is_err());
+        assert_eq!(base64_decode("YWJj\nZGVm").unwrap(), b"abcdef");
+        assert_eq!(base64_decode("").unwrap(), b"");
+    }
+}

@@ -1,0 +1,330 @@
+//! Scenarios (data in tests/lab/scenarios.toml), the guest script that runs them under the
+//! tracer, and the verdicts.
+//!
+//! Per scenario the guest starts `tracer record -o /out/<name>.rec --ready-file
+//! /tmp/ready.<name>`, waits until the tracer created the ready file, runs the trigger, stops
+//! the tracer with SIGINT and ships the recording, the tracer's stderr, the trigger's output
+//! and a status file. On the host they land in `<run>/files/<name>/`:
+//!
+//! | file | what |
+//! |---|---|
+//! | `<name>.rec` | the recording (absent with `--no-tracer`) |
+//! | `tracer.stderr` | the tracer's stderr |
+//! | `trigger.out` | stdout+stderr of the trigger |
+//! | `status` | `key=value` lines: `trigger`, `tracer` (exit codes), `ready` (ok/timeout/died), `elapsed` (s) |
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::repo_root;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Shell command run in the guest as the trigger (workload binaries are in PATH).
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// Name of a lab module whose debugfs file triggers the scenario: the trigger is
+    /// `echo 1 > /sys/kernel/debug/<module>/<name>`.
+    #[serde(default)]
+    pub module: Option<String>,
+    /// Kernel series (`6.1`, `6.12`, `7.3`) on which the scenario cannot exist, with why.
+    #[serde(default)]
+    pub unavailable: BTreeMap<String, String>,
+    /// Finding kinds the tracer must report; empty means the run must be clean.
+    #[serde(default)]
+    pub expect: Vec<String>,
+}
+
+impl Scenario {
+    pub fn trigger_command(&self) -> String {
+        match (&self.trigger, &self.module) {
+            (Some(t), _) => t.clone(),
+            (None, Some(m)) => format!("echo 1 > /sys/kernel/debug/{m}/{}", self.name),
+            (None, None) => "false".into(),
+        }
+    }
+
+    /// Why the scenario cannot run on a kernel of `series`, if it cannot.
+    pub fn unavailable_on(&self, series: &str) -> Option<&str> {
+        self.unavailable.get(series).map(String::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    scenario: Vec<Scenario>,
+}
+
+pub fn scenarios_file() -> PathBuf {
+    repo_root().join("tests/lab/scenarios.toml")
+}
+
+pub fn load() -> Result<Vec<Scenario>> {
+    let path = scenarios_file();
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file: File = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    for s in &file.scenario {
+        if s.trigger.is_some() == s.module.is_some() {
+            anyhow::bail!("scenario {}: set exactly one of `trigger` and `module`", s.name);
+        }
+    }
+    Ok(file.scenario)
+}
+
+/// `6.12.95+deb12-amd64` -> `6.12`: the key `unavailable` uses.
+pub fn series(kver: &str) -> String {
+    kver.split(|c: char| !c.is_ascii_digit()).take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The guest script for a list of scenarios. `tracer` says whether /bin/tracer is present.
+pub fn guest_script(list: &[&Scenario], tracer: bool) -> String {
+    let mut s = String::from(". /lab/lib.sh\n");
+    s.push_str(RUN_SCENARIO);
+    for sc in list {
+        s.push_str(&format!(
+            "cat > /tmp/trigger.{name} <<'LAB_TRIGGER_EOF'\n{cmd}\nLAB_TRIGGER_EOF\nrun_scenario {name} {tracer}\n",
+            name = sc.name,
+            cmd = sc.trigger_command(),
+            tracer = if tracer { 1 } else { 0 },
+        ));
+    }
+    s
+}
+
+const RUN_SCENARIO: &str = r#"
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+# run_scenario NAME WITH_TRACER
+run_scenario() {
+	name=$1
+	d=/out/$name
+	mkdir -p "$d"
+	echo "LAB-SCENARIO $name"
+	t0=$(uptime_s)
+	tp=
+	if [ "$2" = 1 ]; then
+		rm -f /tmp/ready.$name
+		/bin/tracer record -o "$d/$name.rec" --ready-file /tmp/ready.$name 2> "$d/tracer.stderr" &
+		tp=$!
+		if wait_ready /tmp/ready.$name $tp; then
+			echo "ready=ok" >> "$d/status"
+		else
+			echo "ready=failed" >> "$d/status"
+			stop_tracer
+			ship_tree "$d" "$name"
+			return
+		fi
+	fi
+	sh /tmp/trigger.$name > "$d/trigger.out" 2>&1
+	echo "trigger=$?" >> "$d/status"
+	stop_tracer
+	echo "elapsed=$(awk "BEGIN{print $(uptime_s) - $t0}")" >> "$d/status"
+	ship_tree "$d" "$name"
+}
+
+# stop_tracer: SIGINT, then wait (bounded: 300 x 0.1 s) before SIGKILL, so a tracer that
+# ignores SIGINT cannot hang the run.
+stop_tracer() {
+	[ -n "$tp" ] || return 0
+	kill -INT $tp 2>/dev/null
+	i=0
+	while kill -0 $tp 2>/dev/null && [ "$i" -lt 300 ]; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	if kill -0 $tp 2>/dev/null; then
+		echo "LAB: tracer ignored SIGINT for 30 s; killing it"
+		kill -KILL $tp
+	fi
+	wait $tp
+	echo "tracer=$?" >> "$d/status"
+	tp=
+}
+"#;
+
+/// Outcome of one scenario on one kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// The scenario cannot exist on this kernel (from `unavailable`), or was not run.
+    Skip,
+    /// No tracer in the guest: only the trigger ran (and succeeded).
+    TriggerOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub status: Status,
+    pub detail: String,
+}
+
+impl Verdict {
+    pub fn pass(d: impl Into<String>) -> Self {
+        Verdict { status: Status::Pass, detail: d.into() }
+    }
+    pub fn fail(d: impl Into<String>) -> Self {
+        Verdict { status: Status::Fail, detail: d.into() }
+    }
+    pub fn skip(d: impl Into<String>) -> Self {
+        Verdict { status: Status::Skip, detail: d.into() }
+    }
+}
+
+/// The per-scenario judgement the tracer plugs in: given the scenario (with its `expect`
+/// list) and the recording, say whether the tracer's findings match. It is only called
+/// when the tracer was ready, the trigger exited 0 and the recording was shipped; files
+/// next to the recording (see the module docs) are available too.
+pub trait Check {
+    fn check(&self, scenario: &Scenario, recording: &Path) -> Result<Verdict>;
+}
+
+impl<F: Fn(&Scenario, &Path) -> Result<Verdict>> Check for F {
+    fn check(&self, scenario: &Scenario, recording: &Path) -> Result<Verdict> {
+        self(scenario, recording)
+    }
+}
+
+/// Until the tracer's analysis is wired in: the recording must exist and be non-empty.
+pub fn default_check(_scenario: &Scenario, recording: &Path) -> Result<Verdict> {
+    let len = fs::metadata(recording).map(|m| m.len()).unwrap_or(0);
+    Ok(if len > 0 {
+        Verdict::pass(format!("recording {len} bytes (findings not analysed yet)"))
+    } else {
+        Verdict::fail("recording empty")
+    })
+}
+
+/// Compare the finding kinds a checker extracted with the scenario's expectation (as sets),
+/// for checkers that only need that.
+pub fn compare_findings(scenario: &Scenario, found: &[String]) -> Verdict {
+    let mut want: Vec<&str> = scenario.expect.iter().map(String::as_str).collect();
+    let mut got: Vec<&str> = found.iter().map(String::as_str).collect();
+    want.sort();
+    want.dedup();
+    got.sort();
+    got.dedup();
+    let show = |v: &[&str]| if v.is_empty() { "clean".to_string() } else { v.join(",") };
+    if want == got {
+        Verdict::pass(show(&got))
+    } else {
+        Verdict::fail(format!("expected {}, found {}", show(&want), show(&got)))
+    }
+}
+
+/// What one scenario produced on one kernel.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    pub scenario: Scenario,
+    pub kernel: String,
+    /// `<run>/files/<name>/`: recording, tracer.stderr, trigger.out, status.
+    pub dir: PathBuf,
+    /// `<dir>/<name>.rec`.
+    pub recording: PathBuf,
+    pub status: BTreeMap<String, String>,
+    pub verdict: Verdict,
+}
+
+/// Judge one scenario from the files the guest shipped.
+pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, check: &dyn Check) -> ScenarioRun {
+    let dir = files_dir.join(&scenario.name);
+    let recording = dir.join(format!("{}.rec", scenario.name));
+    let status: BTreeMap<String, String> = fs::read_to_string(dir.join("status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let last_line = |f: &str| {
+        fs::read_to_string(dir.join(f))
+            .unwrap_or_default()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_string()
+    };
+    let verdict = if status.is_empty() {
+        Verdict::fail("no results shipped from the guest")
+    } else if status.get("ready").is_some_and(|r| r != "ok") {
+        Verdict::fail(format!("tracer not ready: {}", last_line("tracer.stderr")))
+    } else if status.get("trigger").map(String::as_str) != Some("0") {
+        Verdict::fail(format!(
+            "trigger exited {}: {}",
+            status.get("trigger").map(String::as_str).unwrap_or("?"),
+            last_line("trigger.out")
+        ))
+    } else if !tracer {
+        Verdict { status: Status::TriggerOnly, detail: last_line("trigger.out") }
+    } else if !recording.exists() {
+        Verdict::fail(format!(
+            "no recording (tracer exit {}): {}",
+            status.get("tracer").map(String::as_str).unwrap_or("?"),
+            last_line("tracer.stderr")
+        ))
+    } else {
+        check
+            .check(scenario, &recording)
+            .unwrap_or_else(|e| Verdict::fail(format!("check failed: {e:#}")))
+    };
+    ScenarioRun { scenario: scenario.clone(), kernel: kernel.to_string(), dir, recording, status, verdict }
+}
+
+/// Print the verdict table.
+pub fn print_table(runs: &[ScenarioRun]) {
+    let w = runs.iter().map(|r| r.scenario.name.len()).max().unwrap_or(8).max(8);
+    println!("{:<7} {:<w$} {:<12} {:>7}  detail", "kernel", "scenario", "verdict", "time");
+    for r in runs {
+        let v = match r.verdict.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+            Status::TriggerOnly => "ran(no-tracer)",
+        };
+        let t = r.status.get("elapsed").map(|e| format!("{e}s")).unwrap_or_default();
+        println!("{:<7} {:<w$} {:<12} {:>7}  {}", r.kernel, r.scenario.name, v, t, r.verdict.detail);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_toml_parses() {
+        let list = load().unwrap();
+        assert!(list.iter().any(|s| s.name == "udmabuf-vgem-import"));
+        let mut names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), list.len(), "duplicate scenario names");
+    }
+
+    #[test]
+    fn series_of_kver() {
+        assert_eq!(series("6.12.95+deb12-amd64"), "6.12");
+        assert_eq!(series("6.1.0-50-amd64"), "6.1");
+        assert_eq!(series("7.3.4+deb13-amd64"), "7.3");
+    }
+
+    #[test]
+    fn findings() {
+        let s = Scenario {
+            name: "x".into(),
+            description: String::new(),
+            trigger: Some("true".into()),
+            module: None,
+            unavailable: BTreeMap::new(),
+            expect: vec!["exporter-relock".into()],
+        };
+        assert_eq!(compare_findings(&s, &["exporter-relock".into()]).status, Status::Pass);
+        assert_eq!(compare_findings(&s, &[]).status, Status::Fail);
+    }
+}
