@@ -106,7 +106,8 @@ pub fn run(args: LabArgs) -> Result<()> {
     if let Some(cmd) = &args.shell_cmd {
         for k in &kernels_ {
             let script = format!(". /lab/lib.sh\n{cmd}\nrc=$?\nship_tree /out out\nexit $rc\n");
-            let r = boot_guest(&opts(k), &script, &[], &[])?;
+            // The console is the point of a shell command: always show it.
+            let r = boot_guest(&GuestOptions { verbose: true, ..opts(k) }, &script, &[], &[])?;
             println!("lab: {} guest exit {:?} in {:.1}s; files from the guest in {}:", k.kver, r.guest_status, r.elapsed.as_secs_f64(), r.files_dir.display());
             for f in &r.files {
                 println!("  {} ({} bytes)", f.display(), fs::metadata(f).map(|m| m.len()).unwrap_or(0));
