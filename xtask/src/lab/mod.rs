@@ -16,6 +16,7 @@ pub mod scenarios;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -222,16 +223,18 @@ pub fn boot_guest(
 }
 
 /// Modules the scenarios need, built against `kernel`: every directory under
-/// tests/lab/modules/ named by a scenario's `module`.
-fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> Result<Vec<PathBuf>> {
+/// tests/lab/modules/ named by a scenario's `module`. Returns the .ko files and, per module
+/// that could not be built, why (its scenarios then fail with that reason instead of booting).
+fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> (Vec<PathBuf>, BTreeMap<String, String>) {
     let mut names: Vec<&str> = list.iter().filter_map(|s| s.module.as_deref()).collect();
     names.sort();
     names.dedup();
     let mut kos = Vec::new();
+    let mut failed = BTreeMap::new();
     for name in names {
         let dir = repo_root().join("tests/lab/modules").join(name);
         if !dir.join("Makefile").exists() && !dir.join("Kbuild").exists() {
-            eprintln!("lab: module {name} not found at {}; its scenarios will fail", dir.display());
+            failed.insert(name.to_string(), format!("module {name} not found at {}", dir.display()));
             continue;
         }
         let t = Instant::now();
@@ -240,10 +243,19 @@ fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> Result<Vec<
                 eprintln!("lab: built {name} for {} in {:.1}s", kernel.kver, t.elapsed().as_secs_f64());
                 kos.extend(k);
             }
-            Err(e) => eprintln!("lab: {e:#}\nlab: the scenarios of module {name} will fail on {}", kernel.kver),
+            Err(e) => {
+                eprintln!("lab: {e:#}");
+                let first = format!("{e:#}")
+                    .lines()
+                    .find(|l| l.contains("error"))
+                    .unwrap_or("see the build log above")
+                    .trim()
+                    .replace(&format!("{}/", cache_dir().join("build").join(&kernel.kver).join(name).display()), "");
+                failed.insert(name.to_string(), format!("module {name} did not build for {}: {first}", kernel.kver));
+            }
         }
     }
-    Ok(kos)
+    (kos, failed)
 }
 
 /// Boot `opts.kernel` once, run every scenario of `list` that can exist on it (under the
@@ -255,8 +267,13 @@ pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) 
     let (runnable, skipped): (Vec<&Scenario>, Vec<&Scenario>) =
         list.iter().partition(|s| s.unavailable_on(&series).is_none());
     let mut runs: Vec<ScenarioRun> = Vec::new();
+    let (kos, failed) = scenario_modules(k, &runnable);
+    let (runnable, unbuilt): (Vec<&Scenario>, Vec<&Scenario>) =
+        runnable.into_iter().partition(|s| s.module.as_ref().is_none_or(|m| !failed.contains_key(m)));
+    for s in unbuilt {
+        runs.push(not_run(s, &series, Verdict::fail(&failed[s.module.as_ref().unwrap()])));
+    }
     if !runnable.is_empty() {
-        let kos = scenario_modules(k, &runnable)?;
         let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
         let r = boot_guest(opts, &script, &kos, &[])?;
         for s in &runnable {
@@ -264,19 +281,22 @@ pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) 
         }
     }
     for s in skipped {
-        let dir = PathBuf::new();
-        runs.push(ScenarioRun {
-            scenario: s.clone(),
-            kernel: series.clone(),
-            recording: dir.clone(),
-            dir,
-            status: Default::default(),
-            verdict: Verdict::skip(s.unavailable_on(&series).unwrap()),
-        });
+        runs.push(not_run(s, &series, Verdict::skip(s.unavailable_on(&series).unwrap())));
     }
     // Keep the table in the order of the scenario file.
     runs.sort_by_key(|r| list.iter().position(|s| s.name == r.scenario.name));
     Ok(runs)
+}
+
+fn not_run(s: &Scenario, series: &str, verdict: Verdict) -> ScenarioRun {
+    ScenarioRun {
+        scenario: s.for_series(series),
+        kernel: series.to_string(),
+        dir: PathBuf::new(),
+        recording: PathBuf::new(),
+        status: Default::default(),
+        verdict,
+    }
 }
 
 /// `--module DIR --run SCRIPT`: build DIR against the kernel; in the guest start the tracer,

@@ -33,12 +33,18 @@ pub struct Scenario {
     /// `echo 1 > /sys/kernel/debug/<module>/<name>`.
     #[serde(default)]
     pub module: Option<String>,
+    /// Shell command run in the guest after the tracer stopped (cleanup).
+    #[serde(default)]
+    pub after: Option<String>,
     /// Kernel series (`6.1`, `6.12`, `7.3`) on which the scenario cannot exist, with why.
     #[serde(default)]
     pub unavailable: BTreeMap<String, String>,
     /// Finding kinds the tracer must report; empty means the run must be clean.
     #[serde(default)]
     pub expect: Vec<String>,
+    /// Per-series override of `expect`.
+    #[serde(default)]
+    pub expect_on: BTreeMap<String, Vec<String>>,
 }
 
 impl Scenario {
@@ -48,6 +54,15 @@ impl Scenario {
             (None, Some(m)) => format!("echo 1 > /sys/kernel/debug/{m}/{}", self.name),
             (None, None) => "false".into(),
         }
+    }
+
+    /// This scenario as it applies to a kernel of `series` (`expect` resolved).
+    pub fn for_series(&self, series: &str) -> Scenario {
+        let mut s = self.clone();
+        if let Some(e) = self.expect_on.get(series) {
+            s.expect = e.clone();
+        }
+        s
     }
 
     /// Why the scenario cannot run on a kernel of `series`, if it cannot.
@@ -89,9 +104,12 @@ pub fn guest_script(list: &[&Scenario], tracer: bool) -> String {
     s.push_str(RUN_SCENARIO);
     for sc in list {
         s.push_str(&format!(
-            "cat > /tmp/trigger.{name} <<'LAB_TRIGGER_EOF'\n{cmd}\nLAB_TRIGGER_EOF\nrun_scenario {name} {tracer}\n",
+            "cat > /tmp/trigger.{name} <<'LAB_TRIGGER_EOF'\n{cmd}\nLAB_TRIGGER_EOF\n\
+             cat > /tmp/after.{name} <<'LAB_TRIGGER_EOF'\n{after}\nLAB_TRIGGER_EOF\n\
+             run_scenario {name} {tracer}\n",
             name = sc.name,
             cmd = sc.trigger_command(),
+            after = sc.after.as_deref().unwrap_or("true"),
             tracer = if tracer { 1 } else { 0 },
         ));
     }
@@ -126,6 +144,7 @@ run_scenario() {
 	echo "trigger=$?" >> "$d/status"
 	stop_tracer
 	echo "elapsed=$(awk "BEGIN{print $(uptime_s) - $t0}")" >> "$d/status"
+	sh /tmp/after.$name >> "$d/trigger.out" 2>&1
 	ship_tree "$d" "$name"
 }
 
@@ -234,6 +253,7 @@ pub struct ScenarioRun {
 
 /// Judge one scenario from the files the guest shipped.
 pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, check: &dyn Check) -> ScenarioRun {
+    let scenario = &scenario.for_series(kernel);
     let dir = files_dir.join(&scenario.name);
     let recording = dir.join(format!("{}.rec", scenario.name));
     let status: BTreeMap<String, String> = fs::read_to_string(dir.join("status"))
@@ -280,7 +300,7 @@ pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, 
 /// Print the verdict table.
 pub fn print_table(runs: &[ScenarioRun]) {
     let w = runs.iter().map(|r| r.scenario.name.len()).max().unwrap_or(8).max(8);
-    println!("{:<7} {:<w$} {:<12} {:>7}  detail", "kernel", "scenario", "verdict", "time");
+    println!("{:<7} {:<w$} {:<14} {:>7}  detail", "kernel", "scenario", "verdict", "time");
     for r in runs {
         let v = match r.verdict.status {
             Status::Pass => "PASS",
@@ -289,7 +309,7 @@ pub fn print_table(runs: &[ScenarioRun]) {
             Status::TriggerOnly => "ran(no-tracer)",
         };
         let t = r.status.get("elapsed").map(|e| format!("{e}s")).unwrap_or_default();
-        println!("{:<7} {:<w$} {:<12} {:>7}  {}", r.kernel, r.scenario.name, v, t, r.verdict.detail);
+        println!("{:<7} {:<w$} {:<14} {:>7}  {}", r.kernel, r.scenario.name, v, t, r.verdict.detail);
     }
 }
 
@@ -321,8 +341,10 @@ mod tests {
             description: String::new(),
             trigger: Some("true".into()),
             module: None,
+            after: None,
             unavailable: BTreeMap::new(),
             expect: vec!["exporter-relock".into()],
+            expect_on: BTreeMap::new(),
         };
         assert_eq!(compare_findings(&s, &["exporter-relock".into()]).status, Status::Pass);
         assert_eq!(compare_findings(&s, &[]).status, Status::Fail);
