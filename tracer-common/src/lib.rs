@@ -206,6 +206,21 @@ pub struct TaskFrames {
     pub frames: [Frame; MAX_FRAMES],
 }
 
+/// Bytes one kernel-memory read request returns (a `struct dma_buf_ops` is
+/// well under this on every kernel seen).
+pub const KMEM_LEN: usize = 256;
+
+/// Value of the `KMEM` map: the answer to one kernel-memory read request.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct KmemBuf {
+    /// Address that was read.
+    pub addr: u64,
+    /// 1 = read ok, 2 = the kernel refused the read, 0 = never written.
+    pub status: u64,
+    pub data: [u8; KMEM_LEN],
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -229,4 +244,13 @@ mod tests {
         }
         assert!(RawKind::from_u16(0).is_none());
     }
+}
+
+// SAFETY: plain-old-data: repr(C), Copy, integers and byte arrays only, with
+// explicit padding fields, so every byte is initialised.
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::Config {}
+    unsafe impl aya::Pod for super::FuncDesc {}
+    unsafe impl aya::Pod for super::KmemBuf {}
 }

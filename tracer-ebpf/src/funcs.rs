@@ -172,3 +172,11 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     });
     Some(())
 }
+
+/// Never attached for tracing: user space loads it once to learn whether this
+/// kernel allows fentry programs at all, so `tracer probes` can say why
+/// function hooks use kprobes (or nothing) here.
+#[aya_ebpf::macros::fentry(function = "ww_mutex_unlock")]
+pub fn fentry_capability(_ctx: aya_ebpf::programs::FEntryContext) -> u32 {
+    0
+}

@@ -12,13 +12,14 @@
 
 mod emit;
 mod funcs;
+mod kmem;
 mod tracepoints;
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{Config, FuncDesc, TaskFrames};
+use tracer_common::{Config, FuncDesc, KmemBuf, TaskFrames};
 
 /// Events to user space. Size set by user space at load time.
 #[map]
@@ -47,6 +48,10 @@ pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(327
 /// An all-zero `TaskFrames` to insert from (too large for the BPF stack).
 #[map]
 pub static ZERO_TASK: PerCpuArray<TaskFrames> = PerCpuArray::with_max_entries(1, 0);
+
+/// Result of the last `read_kmem` request.
+#[map]
+pub static KMEM: Array<KmemBuf> = Array::with_max_entries(1, 0);
 
 #[cfg(not(test))]
 #[panic_handler]

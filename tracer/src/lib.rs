@@ -5,4 +5,5 @@
 
 pub mod analysis;
 pub mod events;
+pub mod probes;
 pub mod report;

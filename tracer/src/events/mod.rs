@@ -1,7 +1,9 @@
 //! Events: the typed model the engine consumes, decoding from the kernel's raw
-//! records, stacks, and the recording format.
+//! records, stacks, the live reader and the recording format.
 
+pub mod decode;
 pub mod model;
+pub mod record;
 pub mod stacks;
 
 pub use model::*;

@@ -100,7 +100,7 @@ impl DmaBufFn {
 
     /// The kernel function name (for 7.1+ MoveNotify is `dma_buf_invalidate_mappings`,
     /// see `probes::table`).
-    pub fn kernel_name(self) -> &'static str {
+    pub const fn kernel_name(self) -> &'static str {
         match self {
             Self::Export => "dma_buf_export",
             Self::Fd => "dma_buf_fd",

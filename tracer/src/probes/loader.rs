@@ -1,0 +1,436 @@
+//! Loading and attaching. Every hook ends in a `ProbeStatus` (attached, absent
+//! from this kernel, or refused with the kernel's reason): the tracer goes on
+//! with what it has and says what it cannot see.
+
+use std::{collections::HashMap, path::Path};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{FEntry, KProbe, RawTracePoint, UProbe},
+    Btf, Ebpf, EbpfLoader,
+};
+use serde::{Deserialize, Serialize};
+use tracer_common::{ArgKind, Config, FuncDesc, KmemBuf, KMEM_LEN};
+
+use super::{
+    btf::KernelBtf,
+    kallsyms::Kallsyms,
+    table::{self, HookKind, CALLBACK_FLAGS, EXPORTER_CALLBACKS, FIRST_DYNAMIC_ID, FUNC_HOOKS, TRACEPOINTS},
+};
+use crate::events::model::Callback;
+
+/// The compiled eBPF object, built by build.rs.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf.o"));
+
+/// A hook id's meaning, as recorded (static table entries and discovered callbacks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookInfo {
+    pub id: u16,
+    pub kind: HookKind,
+    /// Kernel function hooked.
+    pub symbol: String,
+    pub module: Option<String>,
+    pub addr: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeState {
+    Attached,
+    /// The function/tracepoint does not exist in this kernel.
+    Absent,
+    /// It exists but could not be hooked.
+    Failed,
+}
+
+/// One row of `tracer probes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeStatus {
+    pub hook: String,
+    /// function / callback / tracepoint
+    pub family: String,
+    pub mechanism: String,
+    pub state: ProbeState,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// Send every event (no in-kernel filtering of un-nested lock traffic).
+    pub full_stream: bool,
+    /// Stack on every function event.
+    pub stack_all: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { ring_bytes: 16 << 20, full_stream: false, stack_all: false }
+    }
+}
+
+/// What the kernel allows for function hooks, probed once.
+#[derive(Clone, Debug)]
+struct Mechanisms {
+    fentry: Result<(), String>,
+    kprobe: Result<(), String>,
+}
+
+pub struct Tracer {
+    ebpf: Ebpf,
+    pub kallsyms: Kallsyms,
+    pub btf: KernelBtf,
+    pub config: Config,
+    pub status: Vec<ProbeStatus>,
+    pub hooks: Vec<HookInfo>,
+    mech: Mechanisms,
+    next_dynamic_id: u16,
+    /// Functions already hooked (by address), to hook shared callbacks once.
+    hooked_addrs: HashMap<u64, u16>,
+    /// ops tables already examined.
+    seen_ops: HashMap<u64, bool>,
+    ops_layout: Vec<(String, u32)>,
+}
+
+/// Checks privileges before touching bpf(): one clear line instead of EPERM.
+pub fn check_privileges() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u64 = 21;
+    const CAP_PERFMON: u64 = 38;
+    const CAP_BPF: u64 = 39;
+    let has = |c: u64| cap_eff & (1 << c) != 0;
+    if has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON)) {
+        return Ok(());
+    }
+    bail!("tracer needs root (or CAP_BPF + CAP_PERFMON) to load eBPF programs: run it with sudo")
+}
+
+/// Called by the tracer itself so that the `read_kmem` uprobe can copy kernel
+/// memory into the `KMEM` map. Must stay a real, un-inlined symbol.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn tracer_read_kernel(addr: u64, len: u64) -> u64 {
+    std::hint::black_box(addr) ^ std::hint::black_box(len)
+}
+
+fn kprobe_pmu_reason() -> Result<(), String> {
+    if Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
+        Ok(())
+    } else {
+        Err("no kprobe PMU (/sys/bus/event_source/devices/kprobe): this kernel is built without CONFIG_KPROBES".into())
+    }
+}
+
+fn errno_text(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+impl Tracer {
+    /// Loads the object, configures it and probes which mechanisms work.
+    /// Attaches nothing yet.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        check_privileges()?;
+        let btf = KernelBtf::load()?;
+        let mut config = btf.config()?;
+        config.self_tgid = std::process::id();
+        config.full_stream = opts.full_stream as u32;
+        config.stack_all = opts.stack_all as u32;
+        let kallsyms = Kallsyms::load()?;
+        let ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", opts.ring_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(|e| anyhow!("loading the eBPF object: {}", errno_text(&e)))?;
+        let ops_layout = btf.members("dma_buf_ops").unwrap_or_default();
+        let mut t = Self {
+            ebpf,
+            kallsyms,
+            btf,
+            config,
+            status: Vec::new(),
+            hooks: Vec::new(),
+            mech: Mechanisms { fentry: Ok(()), kprobe: Ok(()) },
+            next_dynamic_id: FIRST_DYNAMIC_ID,
+            hooked_addrs: HashMap::new(),
+            seen_ops: HashMap::new(),
+            ops_layout,
+        };
+        {
+            let mut cfg: Array<_, Config> = Array::try_from(t.ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+            cfg.set(0, t.config, 0).context("writing the CONFIG map")?;
+        }
+        t.mech = Mechanisms { fentry: t.probe_fentry(), kprobe: kprobe_pmu_reason() };
+        Ok(t)
+    }
+
+    fn probe_fentry(&mut self) -> Result<(), String> {
+        let btf = Btf::from_sys_fs().map_err(|e| errno_text(&e))?;
+        let prog: &mut FEntry = self
+            .ebpf
+            .program_mut("fentry_capability")
+            .ok_or("fentry_capability program missing")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        match prog.load("ww_mutex_unlock", &btf) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let t = errno_text(&e);
+                if t.contains("Operation not permitted") || t.contains("EPERM") || t.contains("os error 1") {
+                    Err("fentry/fexit refused by this kernel (EPERM at load, before the verifier)".into())
+                } else {
+                    Err(format!("fentry/fexit not usable: {t}"))
+                }
+            }
+        }
+    }
+
+    /// Describes the mechanisms for `tracer probes`' header.
+    pub fn mechanism_summary(&self) -> Vec<String> {
+        let line = |name: &str, r: &Result<(), String>| match r {
+            Ok(()) => format!("{name}: available"),
+            Err(e) => format!("{name}: unavailable — {e}"),
+        };
+        vec![line("fentry/fexit", &self.mech.fentry), line("kprobe/kretprobe", &self.mech.kprobe)]
+    }
+
+    /// Attaches every static hook and tracepoint, then the callbacks of the
+    /// exporters visible in kallsyms. Failures become status rows.
+    pub fn attach_all(&mut self) -> Result<()> {
+        self.attach_tracepoints();
+        for h in FUNC_HOOKS {
+            self.attach_static(h);
+        }
+        self.attach_kmem_reader();
+        self.discover_exporters();
+        Ok(())
+    }
+
+    fn attach_tracepoints(&mut self) {
+        for tp in TRACEPOINTS {
+            let res = (|| -> Result<(), String> {
+                let prog: &mut RawTracePoint = self
+                    .ebpf
+                    .program_mut(tp.program)
+                    .ok_or("program missing from the object")?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+                prog.load().map_err(|e| errno_text(&e))?;
+                prog.attach(tp.tracepoint).map_err(|e| errno_text(&e))?;
+                Ok(())
+            })();
+            let (state, reason) = match res {
+                Ok(()) => (ProbeState::Attached, String::new()),
+                Err(e) if e.contains("No such file") || e.contains("os error 2") || e.contains("ENOENT") => {
+                    (ProbeState::Absent, format!("tracepoint not in this kernel ({e})"))
+                }
+                Err(e) => (ProbeState::Failed, e),
+            };
+            self.status.push(ProbeStatus {
+                hook: format!("{}:{}", tp.category, tp.tracepoint),
+                family: "tracepoint".into(),
+                mechanism: "raw_tp".into(),
+                state,
+                reason,
+            });
+        }
+    }
+
+    fn ensure_kprobes_loaded(&mut self) -> Result<(), String> {
+        for name in ["fn_entry", "fn_return"] {
+            let prog: &mut KProbe = self
+                .ebpf
+                .program_mut(name)
+                .ok_or("program missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            if prog.fd().is_err() {
+                prog.load().map_err(|e| errno_text(&e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the descriptor (at the address and past a 4-byte ENDBR, where
+    /// kprobes land on IBT kernels) and attaches entry and return probes.
+    fn hook_function(&mut self, func: &str, addr: u64, desc: FuncDesc) -> Result<String, String> {
+        if let Err(e) = &self.mech.kprobe {
+            let fentry = match &self.mech.fentry {
+                Ok(()) => "fentry available but function hooks use kprobes".to_string(),
+                Err(f) => f.clone(),
+            };
+            return Err(format!("{fentry}; {e}"));
+        }
+        self.ensure_kprobes_loaded()?;
+        {
+            let mut funcs: BpfHashMap<_, u64, FuncDesc> =
+                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?).map_err(|e| errno_text(&e))?;
+            for a in [addr, addr + 4] {
+                funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
+            }
+        }
+        let entry: &mut KProbe = self.ebpf.program_mut("fn_entry").unwrap().try_into().unwrap();
+        entry.attach(func, 0).map_err(|e| errno_text(&e))?;
+        let mut mech = "kprobe".to_string();
+        if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
+            let ret: &mut KProbe = self.ebpf.program_mut("fn_return").unwrap().try_into().unwrap();
+            ret.attach(func, 0).map_err(|e| errno_text(&e))?;
+            mech.push_str("+kretprobe");
+        }
+        self.hooked_addrs.insert(addr, desc.hook);
+        Ok(mech)
+    }
+
+    fn attach_static(&mut self, h: &table::FuncHook) {
+        let Some(sym) = self.kallsyms.get(h.func).filter(|s| s.is_text()).cloned() else {
+            self.status.push(ProbeStatus {
+                hook: h.func.into(),
+                family: "function".into(),
+                mechanism: "-".into(),
+                state: ProbeState::Absent,
+                reason: format!("not in this kernel's kallsyms (exists: {})", h.exists),
+            });
+            return;
+        };
+        let desc = FuncDesc { hook: h.id, arg_kind: h.arg as u8, flags: h.flags, _pad: 0 };
+        let res = self.hook_function(h.func, sym.addr, desc);
+        self.push_func_status(h.func, "function", res);
+        self.hooks.push(HookInfo { id: h.id, kind: h.kind, symbol: h.func.into(), module: sym.module, addr: sym.addr });
+    }
+
+    fn push_func_status(&mut self, hook: &str, family: &str, res: Result<String, String>) {
+        let (mechanism, state, reason) = match res {
+            Ok(m) => (m, ProbeState::Attached, String::new()),
+            Err(e) => ("-".into(), ProbeState::Failed, e),
+        };
+        self.status.push(ProbeStatus { hook: hook.into(), family: family.into(), mechanism, state, reason });
+    }
+
+    fn attach_kmem_reader(&mut self) {
+        let res = (|| -> Result<(), String> {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let prog: &mut UProbe = self
+                .ebpf
+                .program_mut("read_kmem")
+                .ok_or("read_kmem missing")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            prog.load().map_err(|e| errno_text(&e))?;
+            prog.attach("tracer_read_kernel", &exe, aya::programs::uprobe::UProbeScope::CallingProcess)
+                .map_err(|e| errno_text(&e))?;
+            Ok(())
+        })();
+        self.push_func_status("tracer_read_kernel (ops table reader)", "uprobe", res.map(|_| "uprobe".into()));
+    }
+
+    /// Reads kernel memory through the `read_kmem` uprobe.
+    pub fn read_kernel(&mut self, addr: u64) -> Option<[u8; KMEM_LEN]> {
+        tracer_read_kernel(addr, KMEM_LEN as u64);
+        let m: Array<_, KmemBuf> = Array::try_from(self.ebpf.map("KMEM")?).ok()?;
+        let b = m.get(&0, 0).ok()?;
+        (b.addr == addr && b.status == 1).then_some(b.data)
+    }
+
+    /// Exporters known by their `*_dmabuf_ops`-like data symbols.
+    fn discover_exporters(&mut self) {
+        let candidates: Vec<(String, u64)> = self
+            .kallsyms
+            .iter()
+            .filter(|s| s.is_data() && table::looks_like_dma_buf_ops(&s.name))
+            .map(|s| (s.name.clone(), s.addr))
+            .collect();
+        for (name, addr) in candidates {
+            self.hook_ops_table(addr, Some(&name));
+        }
+    }
+
+    /// Hooks the callbacks of one `struct dma_buf_ops` (seen at start-up or in
+    /// an event). Returns the number of new hooks. A table whose pointers do
+    /// not resolve to functions is not an ops table and is left alone.
+    pub fn hook_ops_table(&mut self, ops: u64, name: Option<&str>) -> usize {
+        if ops == 0 || self.seen_ops.contains_key(&ops) {
+            return 0;
+        }
+        self.seen_ops.insert(ops, true);
+        let Some(bytes) = self.read_kernel(ops) else {
+            return 0;
+        };
+        let layout = self.ops_layout.clone();
+        let slot = |member: &str| -> Option<u64> {
+            let off = layout.iter().find(|(n, _)| n == member)?.1 as usize;
+            let b = bytes.get(off..off + 8)?;
+            Some(u64::from_le_bytes(b.try_into().ok()?))
+        };
+        // map_dma_buf and release are mandatory (dma_buf_export WARNs otherwise).
+        let valid = |m: &str| slot(m).and_then(|p| self.kallsyms.function_at(p).or_else(|| self.kallsyms.function_at(p.wrapping_sub(4)))).is_some();
+        if !(valid("map_dma_buf") && valid("release")) {
+            return 0;
+        }
+        let table_name = name
+            .map(str::to_string)
+            .or_else(|| self.kallsyms.lookup(ops).filter(|s| s.addr == ops).map(|s| s.name.clone()))
+            .unwrap_or_else(|| format!("{ops:#x}"));
+        let mut added = 0;
+        for &(cb, arg) in EXPORTER_CALLBACKS {
+            let Some(ptr) = slot(cb.member()) else { continue };
+            if ptr == 0 {
+                continue;
+            }
+            let Some(sym) = self.kallsyms.function_at(ptr).cloned() else { continue };
+            if self.hooked_addrs.contains_key(&sym.addr) {
+                continue;
+            }
+            added += self.hook_callback(cb, arg, &sym, &table_name) as usize;
+        }
+        added
+    }
+
+    fn hook_callback(&mut self, cb: Callback, arg: ArgKind, sym: &super::kallsyms::Sym, table_name: &str) -> bool {
+        let id = self.next_dynamic_id;
+        self.next_dynamic_id = self.next_dynamic_id.saturating_add(1);
+        let desc = FuncDesc { hook: id, arg_kind: arg as u8, flags: CALLBACK_FLAGS, _pad: 0 };
+        let res = self.hook_function(&sym.name, sym.addr, desc);
+        let ok = res.is_ok();
+        let label = format!("{}.{} = {}{}", table_name, cb.member(), sym.name, sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default());
+        self.push_func_status(&label, "callback", res);
+        self.hooks.push(HookInfo { id, kind: HookKind::Callback(cb), symbol: sym.name.clone(), module: sym.module.clone(), addr: sym.addr });
+        ok
+    }
+
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let m = self.ebpf.take_map("EVENTS").context("EVENTS map")?;
+        Ok(RingBuf::try_from(m)?)
+    }
+
+    pub fn take_stacks(&mut self) -> Result<StackTraceMap<MapData>> {
+        let m = self.ebpf.take_map("STACKS").context("STACKS map")?;
+        Ok(StackTraceMap::try_from(m)?)
+    }
+
+    /// Events lost in the kernel (ring buffer full), per CPU.
+    pub fn lost_per_cpu(&self) -> Vec<u64> {
+        let Some(m) = self.ebpf.map("LOST") else { return vec![] };
+        let Ok(a) = PerCpuArray::<_, u64>::try_from(m) else { return vec![] };
+        a.get(&0, 0).map(|v| v.iter().copied().collect()).unwrap_or_default()
+    }
+
+    pub fn attached_count(&self) -> usize {
+        self.status.iter().filter(|s| s.state == ProbeState::Attached).count()
+    }
+}
