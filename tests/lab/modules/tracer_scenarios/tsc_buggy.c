@@ -1,0 +1,750 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Scenarios that break the dma-buf reservation-lock rules. Every one must
+ * produce a tracer finding on kernels where the scenario exists.
+ *
+ * The self-deadlocks are real (a production kernel has no lockdep to stop
+ * them), so they run in a helper kthread that stays blocked forever while
+ * the trigger returns. The guest is expected to end with poweroff -f; the
+ * module then cannot be unloaded (the blocked helper runs module code and
+ * the leaked buffer holds a module reference).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/dma-fence.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/sched/task.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+
+#include "tsc_common.h"
+
+/* ---- exporters whose locked callbacks take the lock again ---- */
+
+/*
+ * The bug under test: the core holds dmabuf->resv while invoking this
+ * callback, and the exporter locks it again (the radeon pin chain from the
+ * review thread; panfrost/lima pin around v6.10). dma_resv_lock() is inline,
+ * so the tracer sees ww_mutex_lock on an address this task already holds,
+ * with the callback as the caller. Always inlined so that the callback, not
+ * a helper, is ww_mutex_lock's caller in the stack.
+ */
+static __always_inline void tsc_relock(struct dma_buf *dmabuf, const char *cb,
+				       void *caller)
+{
+	struct tsc_buf *b = dmabuf->priv;
+
+	pr_info("%s: exporter %s callback (called from %pS) re-locks resv %px, which the core holds\n",
+		dmabuf->exp_name, cb, caller, dmabuf->resv);
+	complete(&b->about_to_block);
+	dma_resv_lock(dmabuf->resv, NULL);
+	/* Unreachable on a real ww_mutex: the owner waits for itself. */
+	dma_resv_unlock(dmabuf->resv);
+}
+
+static int tsc_relock_pin(struct dma_buf_attachment *attach)
+{
+	tsc_relock(attach->dmabuf, "pin", __builtin_return_address(0));
+	return tsc_exp_pin(attach);
+}
+
+static struct sg_table *tsc_relock_map_dma_buf(struct dma_buf_attachment *attach,
+					       enum dma_data_direction dir)
+{
+	tsc_relock(attach->dmabuf, "map_dma_buf", __builtin_return_address(0));
+	return tsc_exp_map(attach, dir);
+}
+
+static int tsc_relock_vmap(struct dma_buf *dmabuf, struct iosys_map *map)
+{
+	tsc_relock(dmabuf, "vmap", __builtin_return_address(0));
+	return tsc_exp_vmap(dmabuf, map);
+}
+
+const struct dma_buf_ops tsc_relock_pin_dmabuf_ops = {
+	.attach = tsc_exp_attach,
+	.detach = tsc_exp_detach,
+	.pin = tsc_relock_pin,
+	.unpin = tsc_exp_unpin,
+	.map_dma_buf = tsc_exp_map,
+	.unmap_dma_buf = tsc_exp_unmap,
+	.release = tsc_exp_release,
+	.vmap = tsc_exp_vmap,
+	.vunmap = tsc_exp_vunmap,
+};
+
+/* No pin: a static exporter, so attach does not map on any kernel. */
+const struct dma_buf_ops tsc_relock_map_dmabuf_ops = {
+	.attach = tsc_exp_attach,
+	.detach = tsc_exp_detach,
+	.map_dma_buf = tsc_relock_map_dma_buf,
+	.unmap_dma_buf = tsc_exp_unmap,
+	.release = tsc_exp_release,
+	.vmap = tsc_exp_vmap,
+	.vunmap = tsc_exp_vunmap,
+};
+
+const struct dma_buf_ops tsc_relock_vmap_dmabuf_ops = {
+	.attach = tsc_exp_attach,
+	.detach = tsc_exp_detach,
+	.map_dma_buf = tsc_exp_map,
+	.unmap_dma_buf = tsc_exp_unmap,
+	.release = tsc_exp_release,
+	.vmap = tsc_relock_vmap,
+	.vunmap = tsc_exp_vunmap,
+};
+
+/* ---- running a self-deadlock in a helper thread ---- */
+
+/*
+ * Handed to the helper and deliberately leaked: the helper never finishes,
+ * so nobody could free it safely.
+ */
+struct tsc_blocker {
+	const char *name;
+	struct tsc_buf *b;
+	int (*body)(struct tsc_blocker *bl);
+	bool returned;
+};
+
+static int tsc_blocker_fn(void *data)
+{
+	struct tsc_blocker *bl = data;
+	int ret;
+
+	ret = bl->body(bl);
+
+	/* Only reached if the kernel did not deadlock after all. */
+	pr_info("%s: helper returned %d without deadlocking (unexpected)\n",
+		bl->name, ret);
+	WRITE_ONCE(bl->returned, true);
+	complete(&bl->b->about_to_block);
+	tsc_buf_put(bl->b);
+	module_put_and_kthread_exit(0);
+	return 0;
+}
+
+static int tsc_run_blocker(const char *name, const char *comm,
+			   const struct dma_buf_ops *ops,
+			   int (*body)(struct tsc_blocker *bl))
+{
+	struct task_struct *t;
+	struct tsc_blocker *bl;
+	int i;
+
+	bl = kzalloc(sizeof(*bl), GFP_KERNEL);
+	if (!bl)
+		return -ENOMEM;
+	bl->name = name;
+	bl->body = body;
+	bl->b = tsc_buf_create(ops, name);
+	if (IS_ERR(bl->b)) {
+		int ret = PTR_ERR(bl->b);
+
+		kfree(bl);
+		return ret;
+	}
+
+	/* The helper runs module code until the guest powers off. */
+	__module_get(THIS_MODULE);
+	t = kthread_run(tsc_blocker_fn, bl, "%s", comm);
+	if (IS_ERR(t)) {
+		module_put(THIS_MODULE);
+		tsc_buf_put(bl->b);
+		kfree(bl);
+		return PTR_ERR(t);
+	}
+	get_task_struct(t);
+
+	if (!wait_for_completion_timeout(&bl->b->about_to_block, TSC_WAIT)) {
+		pr_info("%s: helper %d never reached the blocking call\n",
+			name, task_pid_nr(t));
+		put_task_struct(t);
+		return -ETIMEDOUT;
+	}
+
+	/*
+	 * The completion fires just before the lock call. On a self-deadlock
+	 * the mutex code first spins on the owner (itself, on-CPU) until a
+	 * reschedule is due, then sleeps uninterruptibly: wait for the sleep so
+	 * the trigger returns only after the relock attempt really happened.
+	 */
+	for (i = 0; i < 150; i++) {
+		if (READ_ONCE(bl->returned) ||
+		    (READ_ONCE(t->__state) & TASK_UNINTERRUPTIBLE))
+			break;
+		msleep(20);
+	}
+
+	if (READ_ONCE(bl->returned)) {
+		put_task_struct(t);
+		return -EPROTO;
+	}
+	pr_info("%s: helper %d (%s) is %s in the self-deadlocking lock (intended; it never returns)\n",
+		name, task_pid_nr(t), comm,
+		(READ_ONCE(t->__state) & TASK_UNINTERRUPTIBLE) ?
+			"asleep" : "still spinning");
+	put_task_struct(t);
+	return 0;
+}
+
+/* exporter-pin-relock */
+static int tsc_pin_relock_body(struct tsc_blocker *bl)
+{
+	struct dma_buf_attachment *att;
+
+	/*
+	 * Static importer of a dynamic (pin-capable) exporter. Up to 6.15 the
+	 * core caches the mapping at attach time: it locks the resv and calls
+	 * ops->pin inside dma_buf_attach. From 6.16 attach no longer maps, and
+	 * the pin happens under the lock in the map call instead. Both are the
+	 * core holding the lock when the exporter's pin relocks.
+	 */
+	att = dma_buf_attach(bl->b->dmabuf, tsc_dev);
+	if (IS_ERR(att))
+		return PTR_ERR(att);
+
+	pr_info("%s: attach did not pin; pinning through a static map instead\n",
+		bl->name);
+#ifdef TSC_HAVE_MAP_UNLOCKED
+	{
+		struct sg_table *sgt;
+
+		sgt = dma_buf_map_attachment_unlocked(att, DMA_BIDIRECTIONAL);
+		if (!IS_ERR(sgt))
+			dma_buf_unmap_attachment_unlocked(att, sgt,
+							  DMA_BIDIRECTIONAL);
+	}
+#endif
+	dma_buf_detach(bl->b->dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_exporter_pin_relock(void)
+{
+	return tsc_run_blocker("exporter-pin-relock", "tsc-pin-relock",
+			       &tsc_relock_pin_dmabuf_ops, tsc_pin_relock_body);
+}
+
+/* exporter-map-relock */
+static int tsc_map_relock_body(struct tsc_blocker *bl)
+{
+	struct dma_buf_attachment *att;
+
+	att = dma_buf_attach(bl->b->dmabuf, tsc_dev);
+	if (IS_ERR(att))
+		return PTR_ERR(att);
+#ifdef TSC_HAVE_MAP_UNLOCKED
+	{
+		struct sg_table *sgt;
+
+		/* The core locks the resv, then calls ops->map_dma_buf. */
+		sgt = dma_buf_map_attachment_unlocked(att, DMA_BIDIRECTIONAL);
+		if (!IS_ERR(sgt))
+			dma_buf_unmap_attachment_unlocked(att, sgt,
+							  DMA_BIDIRECTIONAL);
+	}
+#endif
+	dma_buf_detach(bl->b->dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_exporter_map_relock(void)
+{
+	return tsc_run_blocker("exporter-map-relock", "tsc-map-relock",
+			       &tsc_relock_map_dmabuf_ops, tsc_map_relock_body);
+}
+
+/* exporter-vmap-relock */
+static int tsc_vmap_relock_body(struct tsc_blocker *bl)
+{
+#ifdef TSC_HAVE_VMAP_UNLOCKED
+	struct iosys_map map;
+
+	/* The core locks the resv, then calls ops->vmap. */
+	if (!dma_buf_vmap_unlocked(bl->b->dmabuf, &map))
+		dma_buf_vunmap_unlocked(bl->b->dmabuf, &map);
+#endif
+	return -EPROTO;
+}
+
+int tsc_exporter_vmap_relock(void)
+{
+	return tsc_run_blocker("exporter-vmap-relock", "tsc-vmap-relock",
+			       &tsc_relock_vmap_dmabuf_ops,
+			       tsc_vmap_relock_body);
+}
+
+/* importer-attach-locked */
+static int tsc_attach_locked_body(struct tsc_blocker *bl)
+{
+	struct dma_resv *resv = bl->b->dmabuf->resv;
+	struct dma_buf_attachment *att;
+
+	dma_resv_lock(resv, NULL);
+	pr_info("%s: importer holds resv %px and calls dma_buf_attach, which locks it again\n",
+		bl->name, resv);
+	complete(&bl->b->about_to_block);
+	att = dma_buf_attach(bl->b->dmabuf, tsc_dev);
+	dma_resv_unlock(resv);
+	if (!IS_ERR(att))
+		dma_buf_detach(bl->b->dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_importer_attach_locked(void)
+{
+	return tsc_run_blocker("importer-attach-locked", "tsc-attach-lckd",
+			       &tsc_static_dmabuf_ops, tsc_attach_locked_body);
+}
+
+/* importer-unlocked-api-locked */
+static int tsc_unlocked_api_locked_body(struct tsc_blocker *bl)
+{
+	struct dma_resv *resv = bl->b->dmabuf->resv;
+	struct dma_buf_attachment *att;
+
+	att = dma_buf_attach(bl->b->dmabuf, tsc_dev);
+	if (IS_ERR(att))
+		return PTR_ERR(att);
+
+	dma_resv_lock(resv, NULL);
+	pr_info("%s: importer holds resv %px and calls dma_buf_map_attachment_unlocked, which locks it again\n",
+		bl->name, resv);
+	complete(&bl->b->about_to_block);
+#ifdef TSC_HAVE_MAP_UNLOCKED
+	{
+		struct sg_table *sgt;
+
+		sgt = dma_buf_map_attachment_unlocked(att, DMA_BIDIRECTIONAL);
+		dma_resv_unlock(resv);
+		if (!IS_ERR(sgt))
+			dma_buf_unmap_attachment_unlocked(att, sgt,
+							  DMA_BIDIRECTIONAL);
+	}
+#else
+	dma_resv_unlock(resv);
+#endif
+	dma_buf_detach(bl->b->dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_importer_unlocked_api_locked(void)
+{
+	return tsc_run_blocker("importer-unlocked-api-locked",
+			       "tsc-unlkd-lckd", &tsc_static_dmabuf_ops,
+			       tsc_unlocked_api_locked_body);
+}
+
+/* ---- importer calls without the lock they require ---- */
+
+int tsc_importer_map_unlocked(void)
+{
+	const char *name = "importer-map-unlocked";
+	struct dma_buf_attachment *att;
+	struct sg_table *sgt;
+	struct tsc_buf *b;
+
+#if TSC_UNIVERSAL_CONVENTION
+	/* 6.2+: map/unmap require the lock for every attachment. */
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+	att = dma_buf_attach(b->dmabuf, tsc_dev);
+#else
+	/*
+	 * Pre-6.2 only asserts the lock when the attachment or the exporter is
+	 * dynamic; a static/static map without it was legal. Use a dynamic
+	 * pair so the call breaks the rule of this kernel too.
+	 */
+	b = tsc_buf_create(&tsc_dynamic_dmabuf_ops, name);
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+	att = tsc_attach_dynamic(b);
+#endif
+	if (IS_ERR(att)) {
+		tsc_buf_put(b);
+		return PTR_ERR(att);
+	}
+
+	/* The bug: the locked variants, called without dmabuf->resv. */
+	sgt = dma_buf_map_attachment(att, DMA_BIDIRECTIONAL);
+	if (!IS_ERR(sgt))
+		dma_buf_unmap_attachment(att, sgt, DMA_BIDIRECTIONAL);
+	pr_info("%s: dma_buf_map_attachment/unmap on resv %px without the lock: %ld (%s attachment)\n",
+		name, b->dmabuf->resv, IS_ERR(sgt) ? PTR_ERR(sgt) : 0L,
+		TSC_UNIVERSAL_CONVENTION ? "static" : "dynamic");
+
+	dma_buf_detach(b->dmabuf, att);
+	tsc_buf_put(b);
+	return IS_ERR(sgt) ? PTR_ERR(sgt) : 0;
+}
+
+int tsc_importer_vmap_unlocked(void)
+{
+#ifdef TSC_HAVE_VMAP_UNLOCKED
+	const char *name = "importer-vmap-unlocked";
+	struct iosys_map map;
+	struct tsc_buf *b;
+	int ret;
+
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+
+	/* The bug: dma_buf_vmap/vunmap require dmabuf->resv held (6.2+). */
+	ret = dma_buf_vmap(b->dmabuf, &map);
+	if (!ret)
+		dma_buf_vunmap(b->dmabuf, &map);
+	pr_info("%s: dma_buf_vmap/vunmap on resv %px without the lock: %d\n",
+		name, b->dmabuf->resv, ret);
+
+	tsc_buf_put(b);
+	return ret;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
+int tsc_importer_pin_unlocked(void)
+{
+	const char *name = "importer-pin-unlocked";
+	struct dma_buf_attachment *att;
+	struct tsc_buf *b;
+	int ret;
+
+	b = tsc_buf_create(&tsc_dynamic_dmabuf_ops, name);
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+	att = tsc_attach_dynamic(b);
+	if (IS_ERR(att)) {
+		tsc_buf_put(b);
+		return PTR_ERR(att);
+	}
+
+	/* The bug: dma_buf_pin/unpin require dmabuf->resv held. */
+	ret = dma_buf_pin(att);
+	if (!ret)
+		dma_buf_unpin(att);
+	pr_info("%s: dma_buf_pin/unpin on resv %px without the lock: %d\n",
+		name, b->dmabuf->resv, ret);
+
+	dma_buf_detach(b->dmabuf, att);
+	tsc_buf_put(b);
+	return ret;
+}
+
+/* ---- lock order and ww transaction misuse ---- */
+
+int tsc_abba_no_ctx(void)
+{
+	const char *name = "abba-no-ctx";
+	struct tsc_buf *a, *b;
+
+	a = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(a))
+		return PTR_ERR(a);
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(b)) {
+		tsc_buf_put(a);
+		return PTR_ERR(b);
+	}
+
+	/*
+	 * Two reservation locks nested without an acquire context get no
+	 * deadlock avoidance. Taking them in both orders is a real ABBA
+	 * deadlock once two tasks do it concurrently; done one after the other
+	 * here, it completes, but the order graph has the cycle.
+	 */
+	dma_resv_lock(a->dmabuf->resv, NULL);
+	dma_resv_lock(b->dmabuf->resv, NULL);
+	dma_resv_unlock(b->dmabuf->resv);
+	dma_resv_unlock(a->dmabuf->resv);
+
+	dma_resv_lock(b->dmabuf->resv, NULL);
+	dma_resv_lock(a->dmabuf->resv, NULL);
+	dma_resv_unlock(a->dmabuf->resv);
+	dma_resv_unlock(b->dmabuf->resv);
+
+	pr_info("%s: locked A=%px then B=%px, later B then A, all with ctx NULL\n",
+		name, a->dmabuf->resv, b->dmabuf->resv);
+
+	tsc_buf_put(b);
+	tsc_buf_put(a);
+	return 0;
+}
+
+/*
+ * ww-no-backoff. reservation_ww_class is a wait-die class: a transaction
+ * that already holds a lock and asks for one held by an older transaction
+ * gets -EDEADLK at once. The older one is a helper thread; the writer is the
+ * younger, buggy one.
+ */
+struct tsc_wwnb {
+	struct dma_resv *x, *y;
+	struct completion old_has_x;
+	struct completion young_did_bug;
+	struct completion old_done;
+	int old_ret_x, old_ret_y;
+};
+
+static int tsc_wwnb_old_fn(void *data)
+{
+	struct tsc_wwnb *s = data;
+	struct ww_acquire_ctx ctx;
+
+	/* Initialised before the writer's context, so this one is older. */
+	ww_acquire_init(&ctx, &reservation_ww_class);
+	s->old_ret_x = dma_resv_lock(s->x, &ctx);
+	complete(&s->old_has_x);
+
+	wait_for_completion_timeout(&s->young_did_bug, TSC_WAIT);
+
+	/*
+	 * Opposite order: Y is still held by the younger transaction, which
+	 * did not back off. Being older, this waits instead of dying, until
+	 * the younger one finally unlocks.
+	 */
+	s->old_ret_y = dma_resv_lock(s->y, &ctx);
+	ww_acquire_done(&ctx);
+
+	if (!s->old_ret_y)
+		dma_resv_unlock(s->y);
+	if (!s->old_ret_x)
+		dma_resv_unlock(s->x);
+	ww_acquire_fini(&ctx);
+
+	complete(&s->old_done);
+	return 0;
+}
+
+int tsc_ww_no_backoff(void)
+{
+	const char *name = "ww-no-backoff";
+	struct tsc_buf *bx, *by, *bz;
+	struct ww_acquire_ctx ctx;
+	struct task_struct *t;
+	struct tsc_wwnb *s;
+	int ry, rx, rz = -EINVAL;
+	int ret = 0;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return -ENOMEM;
+	init_completion(&s->old_has_x);
+	init_completion(&s->young_did_bug);
+	init_completion(&s->old_done);
+
+	bx = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	by = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	bz = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(bx) || IS_ERR(by) || IS_ERR(bz)) {
+		ret = -ENOMEM;
+		goto out_put;
+	}
+	s->x = bx->dmabuf->resv;
+	s->y = by->dmabuf->resv;
+
+	t = kthread_run(tsc_wwnb_old_fn, s, "tsc-ww-old");
+	if (IS_ERR(t)) {
+		ret = PTR_ERR(t);
+		goto out_put;
+	}
+	if (!wait_for_completion_timeout(&s->old_has_x, TSC_WAIT)) {
+		/* The helper may still touch s and the buffers: leak them. */
+		pr_info("%s: older transaction never locked X\n", name);
+		return -ETIMEDOUT;
+	}
+
+	ww_acquire_init(&ctx, &reservation_ww_class);
+	ry = dma_resv_lock(s->y, &ctx);
+	rx = dma_resv_lock(s->x, &ctx);
+	if (rx == -EDEADLK) {
+		/*
+		 * The bug: on -EDEADLK every lock of this context must be
+		 * dropped and the contended one taken with dma_resv_lock_slow.
+		 * Instead Y stays held and another object is locked with the
+		 * same context.
+		 */
+		rz = dma_resv_lock(bz->dmabuf->resv, &ctx);
+		complete(&s->young_did_bug);
+		/* Let the older transaction queue on Y: real contention. */
+		msleep(100);
+		if (!rz)
+			dma_resv_unlock(bz->dmabuf->resv);
+	} else {
+		complete(&s->young_did_bug);
+		if (!rx)
+			dma_resv_unlock(s->x);
+	}
+	if (!ry)
+		dma_resv_unlock(s->y);
+	ww_acquire_fini(&ctx);
+
+	pr_info("%s: young ctx: lock Y=%px -> %d, lock X=%px (held by older ctx) -> %d%s, then lock Z=%px without backoff -> %d\n",
+		name, s->y, ry, s->x, rx,
+		rx == -EDEADLK ? " (-EDEADLK)" : " (expected -EDEADLK!)",
+		bz->dmabuf->resv, rz);
+
+	if (!wait_for_completion_timeout(&s->old_done, TSC_WAIT)) {
+		pr_info("%s: older transaction did not finish\n", name);
+		return -ETIMEDOUT;
+	}
+	pr_info("%s: old ctx: lock X -> %d, lock Y (waited for young) -> %d\n",
+		name, s->old_ret_x, s->old_ret_y);
+	if (rx != -EDEADLK)
+		ret = -EPROTO;
+
+out_put:
+	if (!IS_ERR(bz))
+		tsc_buf_put(bz);
+	if (!IS_ERR(by))
+		tsc_buf_put(by);
+	if (!IS_ERR(bx))
+		tsc_buf_put(bx);
+	kfree(s);
+	return ret;
+}
+
+/* ---- fence-wait-under-resv ---- */
+
+struct tsc_fence {
+	struct dma_fence base;	/* first: dma_fence_free() kfree_rcu()s it */
+	spinlock_t lock;
+	struct delayed_work signal_work;
+};
+
+static const char *tsc_fence_driver_name(struct dma_fence *f)
+{
+	return KBUILD_MODNAME;
+}
+
+static const char *tsc_fence_timeline_name(struct dma_fence *f)
+{
+	return "fence-wait-under-resv";
+}
+
+static const struct dma_fence_ops tsc_fence_ops = {
+	.get_driver_name = tsc_fence_driver_name,
+	.get_timeline_name = tsc_fence_timeline_name,
+};
+
+static void tsc_fence_signal_work(struct work_struct *work)
+{
+	struct tsc_fence *f = container_of(to_delayed_work(work),
+					   struct tsc_fence, signal_work);
+
+	dma_fence_signal(&f->base);
+}
+
+int tsc_fence_wait_under_resv(void)
+{
+	const char *name = "fence-wait-under-resv";
+	struct tsc_fence *f;
+	struct tsc_buf *b;
+	long ret;
+
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(b))
+		return PTR_ERR(b);
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f) {
+		tsc_buf_put(b);
+		return -ENOMEM;
+	}
+	spin_lock_init(&f->lock);
+	dma_fence_init(&f->base, &tsc_fence_ops, &f->lock,
+		       dma_fence_context_alloc(1), 1);
+	INIT_DELAYED_WORK(&f->signal_work, tsc_fence_signal_work);
+
+	/*
+	 * The bug ("taking these locks uninterruptible should ring a warning
+	 * bell"): an uninterruptible reservation lock held across a fence
+	 * wait. The fence is signalled by a worker so the wait does end.
+	 */
+	dma_resv_lock(b->dmabuf->resv, NULL);
+	schedule_delayed_work(&f->signal_work, msecs_to_jiffies(100));
+	ret = dma_fence_wait(&f->base, false);
+	dma_resv_unlock(b->dmabuf->resv);
+
+	/* The worker must be done with the fence before it is freed. */
+	flush_delayed_work(&f->signal_work);
+	pr_info("%s: dma_fence_wait(intr=false) under resv %px: %ld\n",
+		name, b->dmabuf->resv, ret);
+
+	dma_fence_put(&f->base);
+	tsc_buf_put(b);
+	return ret < 0 ? (int)ret : 0;
+}
+
+/* ---- return-to-user-holding ---- */
+
+static DEFINE_MUTEX(tsc_rtu_mutex);
+static struct tsc_buf *tsc_rtu_buf;
+
+int tsc_return_to_user_holding(void)
+{
+	const char *name = "return-to-user-holding";
+	struct tsc_buf *b;
+	int ret = 0;
+
+	mutex_lock(&tsc_rtu_mutex);
+	if (tsc_rtu_buf) {
+		ret = -EBUSY;
+		goto out;
+	}
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
+	if (IS_ERR(b)) {
+		ret = PTR_ERR(b);
+		goto out;
+	}
+	/*
+	 * The bug: the write returns to user space with the reservation lock
+	 * still held. return-to-user-holding-release drops it, so the guest
+	 * does not leak it forever.
+	 */
+	dma_resv_lock(b->dmabuf->resv, NULL);
+	tsc_rtu_buf = b;
+	pr_info("%s: returning to user space holding resv %px\n",
+		name, b->dmabuf->resv);
+out:
+	mutex_unlock(&tsc_rtu_mutex);
+	return ret;
+}
+
+static void tsc_rtu_release_locked(void)
+{
+	struct tsc_buf *b = tsc_rtu_buf;
+
+	/*
+	 * Possibly a different task than the locker; fine for a mutex on
+	 * kernels without CONFIG_DEBUG_MUTEXES, which the lab kernels are.
+	 */
+	dma_resv_unlock(b->dmabuf->resv);
+	tsc_rtu_buf = NULL;
+	pr_info("return-to-user-holding: released resv %px\n", b->dmabuf->resv);
+	tsc_buf_put(b);
+}
+
+int tsc_return_to_user_holding_release(void)
+{
+	mutex_lock(&tsc_rtu_mutex);
+	/* Not an error when nothing is held: the lab may release twice. */
+	if (tsc_rtu_buf)
+		tsc_rtu_release_locked();
+	else
+		pr_info("return-to-user-holding: nothing held\n");
+	mutex_unlock(&tsc_rtu_mutex);
+	return 0;
+}
+
+void tsc_return_to_user_holding_cleanup(void)
+{
+	mutex_lock(&tsc_rtu_mutex);
+	if (tsc_rtu_buf)
+		tsc_rtu_release_locked();
+	mutex_unlock(&tsc_rtu_mutex);
+}
