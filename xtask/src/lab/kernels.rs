@@ -18,6 +18,10 @@ pub struct SuiteSpec {
     pub key: &'static str,
     pub suite: &'static str,
     pub note: &'static str,
+    /// Suite whose C library the kernel's kbuild tools (modpost, objtool, ...) were linked
+    /// against, when that is newer than a bookworm host's: the lab then runs those tools
+    /// through that suite's dynamic loader to build modules.
+    pub tools_libc_suite: Option<&'static str>,
 }
 
 /// The kernels the lab knows by short name. `--matrix` boots each of them in this order.
@@ -26,16 +30,19 @@ pub const SUITES: &[SuiteSpec] = &[
         key: "6.1",
         suite: "bookworm",
         note: "pre-6.2 dma-buf locking convention; no udmabuf, no dma-heaps",
+        tools_libc_suite: None,
     },
     SuiteSpec {
         key: "6.12",
         suite: "bookworm-backports",
         note: "default: udmabuf built in, dma-heaps, vgem and bochs as modules",
+        tools_libc_suite: None,
     },
     SuiteSpec {
         key: "7.3",
         suite: "trixie-backports",
         note: "split packaging: linux-binary-*, linux-modules-*, linux-base-*",
+        tools_libc_suite: Some("trixie"),
     },
 ];
 
@@ -63,6 +70,8 @@ pub struct Kernel {
     pub modules_dir: PathBuf,
     /// `<root>/usr/src/linux-headers-<kver>`.
     pub headers_dir: PathBuf,
+    /// See [`SuiteSpec::tools_libc_suite`].
+    pub tools_libc_suite: Option<String>,
 }
 
 /// Resolve `spec` (a short name from [`SUITES`] or a Debian package version of a kernel
@@ -108,6 +117,8 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
     let vmlinuz = [
         root.join(format!("boot/vmlinuz-{kver}")),
         root.join(format!("usr/lib/modules/{kver}/vmlinuz")),
+        // linux-binary-unsigned-* installs its image under this name.
+        root.join(format!("usr/lib/modules/{kver}/vmlinuz.unsigned")),
     ]
     .into_iter()
     .find(|p| p.exists())
@@ -116,7 +127,13 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
     if !modules_dir.join("kernel").exists() {
         bail!("no modules for {kver} in {}", modules_dir.display());
     }
+    let tools_libc_suite = SUITES
+        .iter()
+        .find(|s| s.suite == suite.suite)
+        .and_then(|s| s.tools_libc_suite)
+        .map(str::to_string);
     Ok(Kernel {
+        tools_libc_suite,
         key: spec.to_string(),
         suite: suite.suite.clone(),
         headers_dir: root.join("usr/src").join(format!("linux-headers-{kver}")),
@@ -126,6 +143,34 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
         vmlinuz,
         modules_dir,
     })
+}
+
+/// Download and extract the newest `packages` of `suite` into `<cache>/extra/<suite>/root`
+/// (once; a stamp file remembers it). Used for host-side helpers such as a newer C library.
+pub fn fetch_packages(suite: &str, packages: &[&str]) -> Result<PathBuf> {
+    let cache = cache_dir();
+    let root = cache.join("extra").join(suite).join(packages.join("+")).join("root");
+    let stamp = root.with_file_name("complete");
+    if stamp.exists() {
+        return Ok(root);
+    }
+    let apt = Apt::new(&cache, suite, &host_mirror()?)?;
+    apt.update(false)?;
+    let index = apt.index()?;
+    let pkgs: Vec<Pkg> = packages
+        .iter()
+        .map(|p| lookup(&index, p, None).with_context(|| format!("{p} not found in {suite}")))
+        .collect::<Result<_>>()?;
+    let debs = apt.download(&cache.join("debs"), &pkgs)?;
+    if root.exists() {
+        fs::remove_dir_all(&root)?;
+    }
+    fs::create_dir_all(&root)?;
+    for deb in &debs {
+        run_cmd(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
+    }
+    fs::write(&stamp, "")?;
+    Ok(root)
 }
 
 /// A package record from the suite's index (only the fields the lab needs).
@@ -356,7 +401,7 @@ fn parse_index(text: &str) -> Index {
             }
         }
         if let (Some(name), Some(version)) = (name, version) {
-            if name.starts_with("linux-") {
+            if name.starts_with("linux-") || name == "libc6" {
                 index.entry(name.clone()).or_default().push(Pkg { name, version, depends });
             }
         }

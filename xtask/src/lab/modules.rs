@@ -21,6 +21,7 @@ pub fn build_module(kernel: &Kernel, src: &Path) -> Result<Vec<PathBuf>> {
     }
     copy_tree(&src, &build)?;
     let headers = prepare_headers(kernel)?;
+    prepare_kbuild_tools(kernel)?;
     let mut cmd = Command::new("make");
     cmd.arg("-C").arg(&headers).arg(format!("M={}", build.display())).arg("modules");
     cmd.arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
@@ -28,6 +29,7 @@ pub fn build_module(kernel: &Kernel, src: &Path) -> Result<Vec<PathBuf>> {
     if super::initramfs::find_tool("pahole").is_none() {
         cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
     }
+    cmd.args(compiler_overrides(kernel)?);
     let out = cmd.output().context("running make (install make and gcc)")?;
     if !out.status.success() {
         bail!(
@@ -67,6 +69,92 @@ fn prepare_headers(kernel: &Kernel) -> Result<PathBuf> {
     let fixed = text.replace("/usr/src/", &format!("{}/", usr_src.display()));
     fs::write(&makefile, fixed)?;
     Ok(dir.clone())
+}
+
+/// The headers name the compiler the kernel was built with (`$(CROSS_COMPILE)gcc-N` in
+/// .kernelvariables). A newer suite's kernel wants a gcc the host may not have; then build
+/// with the host's gcc, and drop the one flag of newer gccs that kbuild would otherwise pass
+/// (it falls back to -falign-functions, as it does for older compilers).
+fn compiler_overrides(kernel: &Kernel) -> Result<Vec<String>> {
+    let vars = fs::read_to_string(kernel.headers_dir.join(".kernelvariables")).unwrap_or_default();
+    let Some(gcc) = vars
+        .lines()
+        .filter(|l| l.trim_start().starts_with("CC "))
+        .find_map(|l| l.split_whitespace().find(|w| w.contains("gcc-")).map(|w| w.rsplit(')').next().unwrap().to_string()))
+    else {
+        return Ok(vec![]);
+    };
+    let triplet = format!("x86_64-linux-gnu-{gcc}");
+    if super::initramfs::find_tool(&triplet).is_some() {
+        return Ok(vec![]);
+    }
+    eprintln!("lab: {} was built with {gcc}, which this host lacks; building with the host's gcc", kernel.kver);
+    let mut out = vec!["CC=gcc".to_string()];
+    let probe = Command::new("gcc")
+        .args(["-fmin-function-alignment=16", "-x", "c", "-c", "-o", "/dev/null", "/dev/null"])
+        .output()?;
+    if !probe.status.success() {
+        out.push("CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=".into());
+    }
+    Ok(out)
+}
+
+/// The kbuild tools (fixdep, modpost, objtool, ...) of a newer suite are linked against a
+/// newer glibc than the host's. Run them through that suite's own dynamic loader and C
+/// library instead: each ELF tool is renamed to `<tool>.bin` and replaced by a shell wrapper.
+/// The wrapper keeps argv[0], so Debian's dispatching tools (modpost -> modpost.real-*) still
+/// find their siblings.
+fn prepare_kbuild_tools(kernel: &Kernel) -> Result<()> {
+    let Some(suite) = &kernel.tools_libc_suite else { return Ok(()) };
+    let usr_lib = kernel.root.join("usr/lib");
+    let kbuild = fs::read_dir(&usr_lib)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("linux-kbuild-"))
+        .with_context(|| format!("no linux-kbuild-* in {}", usr_lib.display()))?;
+    let stamp = kbuild.join(".lab-wrapped");
+    if stamp.exists() {
+        return Ok(());
+    }
+    // Wrapping is harmless on a host whose glibc is new enough, and probing each tool for
+    // the error would mean running tools of unknown behaviour with no arguments.
+    eprintln!("lab: running {}'s kbuild tools with {suite}'s glibc", kernel.kver);
+    let libc = super::kernels::fetch_packages(suite, &["libc6"])?;
+    let libdir = libc.join("usr/lib/x86_64-linux-gnu");
+    let loader = libdir.join("ld-linux-x86-64.so.2");
+    if !loader.exists() {
+        bail!("no dynamic loader in {}", libdir.display());
+    }
+    let mut stack = vec![kbuild.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)?.flatten() {
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let mut magic = [0u8; 4];
+            let is_elf = fs::File::open(&p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+                && &magic == b"\x7fELF";
+            if !is_elf || p.extension().is_some_and(|x| x == "bin") {
+                continue;
+            }
+            let bin = PathBuf::from(format!("{}.bin", p.display()));
+            fs::rename(&p, &bin)?;
+            // The host's library directories come second: libelf, zlib and libcrypto from the
+            // host work with the newer C library.
+            let wrapper = format!(
+                "#!/bin/sh\nexec '{}' --library-path '{}:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu' --argv0 \"$0\" '{}' \"$@\"\n",
+                loader.display(),
+                libdir.display(),
+                bin.display()
+            );
+            fs::write(&p, wrapper)?;
+            fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+    }
+    fs::write(&stamp, "")?;
+    Ok(())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
