@@ -138,9 +138,7 @@ pub struct Config {
     pub stack_all: u32,
     /// 1: emit every ww_mutex lock entry, not only nested ones (full stream).
     pub full_stream: u32,
-    /// Index of the mmap_lock tracepoints' `write` argument (BTF-derived, kernel-dependent).
-    pub mmap_lock_write_arg: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 /// The record written to the ring buffer. 176 bytes.

@@ -73,49 +73,57 @@ pub fn contention_end(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// The index of the `write` argument differs by kernel (6.1 has a
-/// `memcg_path` before it); user space reads it from BTF.
-#[inline(always)]
-fn mmap_args(ctx: &RawTracePointContext, with_success: bool) -> [u64; 4] {
-    let w = config().map(|c| c.mmap_lock_write_arg).unwrap_or(1) as usize;
-    let mm: u64 = ctx.arg(0);
-    let write: u64 = match w {
-        1 => ctx.arg(1),
-        _ => ctx.arg(2),
-    };
-    let success: u64 = if with_success {
-        match w {
-            1 => ctx.arg(2),
-            _ => ctx.arg(3),
-        }
-    } else {
-        0
-    };
-    [mm, write & 1, success & 1, 0]
-}
+// mmap_lock tracepoints: kernels before about 6.8 pass a `memcg_path`
+// between `mm` and `write`. A raw tracepoint program may not read past the
+// tracepoint's last argument (the attach fails), so each layout has its own
+// program and user space loads the one BTF describes (`btf_trace_*`).
 
-/// mmap_lock_start_locking(struct mm_struct *mm, [const char *memcg_path,] bool write)
+/// mmap_lock_start_locking(mm, write)
 #[raw_tracepoint(tracepoint = "mmap_lock_start_locking")]
 pub fn mmap_lock_start(ctx: RawTracePointContext) -> i32 {
-    let args = mmap_args(&ctx, false);
+    let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(1));
     // A stack here is the evidence of a resv -> mmap_lock ordering.
-    simple(&ctx, RawKind::MmapLockStart, args, 0, true);
+    simple(&ctx, RawKind::MmapLockStart, [mm, write & 1, 0, 0], 0, true);
     0
 }
 
-/// mmap_lock_acquire_returned(mm, [memcg_path,] bool write, bool success)
+/// mmap_lock_start_locking(mm, memcg_path, write)
+#[raw_tracepoint(tracepoint = "mmap_lock_start_locking")]
+pub fn mmap_lock_start_memcg(ctx: RawTracePointContext) -> i32 {
+    let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(2));
+    simple(&ctx, RawKind::MmapLockStart, [mm, write & 1, 0, 0], 0, true);
+    0
+}
+
+/// mmap_lock_acquire_returned(mm, write, success)
 #[raw_tracepoint(tracepoint = "mmap_lock_acquire_returned")]
 pub fn mmap_lock_acquired(ctx: RawTracePointContext) -> i32 {
-    let args = mmap_args(&ctx, true);
-    simple(&ctx, RawKind::MmapLockAcquired, args, 0, false);
+    let (mm, write, ok): (u64, u64, u64) = (ctx.arg(0), ctx.arg(1), ctx.arg(2));
+    simple(&ctx, RawKind::MmapLockAcquired, [mm, write & 1, ok & 1, 0], 0, false);
     0
 }
 
-/// mmap_lock_released(mm, [memcg_path,] bool write)
+/// mmap_lock_acquire_returned(mm, memcg_path, write, success)
+#[raw_tracepoint(tracepoint = "mmap_lock_acquire_returned")]
+pub fn mmap_lock_acquired_memcg(ctx: RawTracePointContext) -> i32 {
+    let (mm, write, ok): (u64, u64, u64) = (ctx.arg(0), ctx.arg(2), ctx.arg(3));
+    simple(&ctx, RawKind::MmapLockAcquired, [mm, write & 1, ok & 1, 0], 0, false);
+    0
+}
+
+/// mmap_lock_released(mm, write)
 #[raw_tracepoint(tracepoint = "mmap_lock_released")]
 pub fn mmap_lock_released(ctx: RawTracePointContext) -> i32 {
-    let args = mmap_args(&ctx, false);
-    simple(&ctx, RawKind::MmapLockReleased, args, 0, false);
+    let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(1));
+    simple(&ctx, RawKind::MmapLockReleased, [mm, write & 1, 0, 0], 0, false);
+    0
+}
+
+/// mmap_lock_released(mm, memcg_path, write)
+#[raw_tracepoint(tracepoint = "mmap_lock_released")]
+pub fn mmap_lock_released_memcg(ctx: RawTracePointContext) -> i32 {
+    let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(2));
+    simple(&ctx, RawKind::MmapLockReleased, [mm, write & 1, 0, 0], 0, false);
     0
 }
 

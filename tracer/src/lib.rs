@@ -4,6 +4,9 @@
 //! `analysis` (the pure engine) -> `report` (text, JSON, ...).
 
 pub mod analysis;
+pub mod cli;
+pub mod commands;
 pub mod events;
 pub mod probes;
 pub mod report;
+pub mod symbolize;

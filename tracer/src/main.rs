@@ -1,1 +1,18 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracer::{cli::Cli, commands};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // Everything (programs, links, maps) was dropped, i.e. detached,
+            // on the way out of `run`.
+            eprintln!("tracer: {e:#}");
+            ExitCode::from(commands::EXIT_FAILURE)
+        }
+    }
+}

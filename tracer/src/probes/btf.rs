@@ -92,11 +92,6 @@ impl KernelBtf {
     /// The configuration block for the eBPF programs.
     pub fn config(&self) -> Result<Config> {
         let off = |s: &str, m: &str| self.member_offset(s, m);
-        // mmap_lock_*: (mm, write) on newer kernels, (mm, memcg_path, write) on older.
-        let write_arg = match self.tracepoint_arg_count("mmap_lock_start_locking") {
-            Some(3) => 2,
-            _ => 1,
-        };
         Ok(Config {
             dma_buf_resv: off("dma_buf", "resv")?,
             dma_buf_ops: off("dma_buf", "ops")?,
@@ -105,7 +100,6 @@ impl KernelBtf {
             export_info_ops: off("dma_buf_export_info", "ops")?,
             export_info_resv: off("dma_buf_export_info", "resv")?,
             export_info_exp_name: off("dma_buf_export_info", "exp_name")?,
-            mmap_lock_write_arg: write_arg,
             ..Default::default()
         })
     }

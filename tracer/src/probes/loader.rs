@@ -128,10 +128,12 @@ fn kprobe_pmu_reason() -> Result<(), String> {
     if Path::new("/sys/bus/event_source/devices/kprobe/type").exists() {
         Ok(())
     } else {
-        Err("no kprobe PMU (/sys/bus/event_source/devices/kprobe): this kernel is built without CONFIG_KPROBES".into())
+        Err("kprobes not in this kernel (no /sys/bus/event_source/devices/kprobe: CONFIG_KPROBES off)".into())
     }
 }
 
+/// An error chain on one line; a verifier log is cut to its verdict (the
+/// whole log is printed with RUST_LOG=debug).
 fn errno_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -140,7 +142,21 @@ fn errno_text(e: &dyn std::error::Error) -> String {
         s.push_str(&x.to_string());
         src = x.source();
     }
-    s
+    condense_verifier_log(&s)
+}
+
+fn condense_verifier_log(s: &str) -> String {
+    let Some((head, log)) = s.split_once("Verifier output:") else {
+        return s.replace('\n', " ");
+    };
+    log::debug!("verifier log: {log}");
+    let verdict = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(':') && !l.starts_with("verification time") && !l.starts_with("stack depth") && !l.starts_with("processed "))
+        .last()
+        .unwrap_or("");
+    format!("{}verifier: {verdict}", head.trim_end())
 }
 
 impl Tracer {
@@ -193,7 +209,7 @@ impl Tracer {
             Err(e) => {
                 let t = errno_text(&e);
                 if t.contains("Operation not permitted") || t.contains("EPERM") || t.contains("os error 1") {
-                    Err("fentry/fexit refused by this kernel (EPERM at load, before the verifier)".into())
+                    Err("fentry refused (EPERM at load, before the verifier)".into())
                 } else {
                     Err(format!("fentry/fexit not usable: {t}"))
                 }
@@ -224,10 +240,14 @@ impl Tracer {
 
     fn attach_tracepoints(&mut self) {
         for tp in TRACEPOINTS {
+            let program = match tp.older {
+                Some((older, n)) if self.btf.tracepoint_arg_count(tp.tracepoint) == Some(n) => older,
+                _ => tp.program,
+            };
             let res = (|| -> Result<(), String> {
                 let prog: &mut RawTracePoint = self
                     .ebpf
-                    .program_mut(tp.program)
+                    .program_mut(program)
                     .ok_or("program missing from the object")?
                     .try_into()
                     .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;

@@ -98,20 +98,23 @@ pub const FUNC_HOOKS: &[FuncHook] = &[
 #[derive(Clone, Copy, Debug)]
 pub struct TracepointHook {
     pub program: &'static str,
+    /// Program for the older prototype with a `memcg_path` argument (used when
+    /// BTF shows one more argument than `args`), if the layout changed.
+    pub older: Option<(&'static str, usize)>,
     pub tracepoint: &'static str,
     pub category: &'static str,
     pub why: &'static str,
 }
 
 pub const TRACEPOINTS: &[TracepointHook] = &[
-    TracepointHook { program: "fence_wait_start", tracepoint: "dma_fence_wait_start", category: "dma_fence", why: "fence waits under a resv lock" },
-    TracepointHook { program: "fence_wait_end", tracepoint: "dma_fence_wait_end", category: "dma_fence", why: "end of the wait" },
-    TracepointHook { program: "contention_begin", tracepoint: "contention_begin", category: "lock", why: "other kernel locks taken under a resv lock" },
-    TracepointHook { program: "contention_end", tracepoint: "contention_end", category: "lock", why: "end of contention" },
-    TracepointHook { program: "mmap_lock_start", tracepoint: "mmap_lock_start_locking", category: "mmap_lock", why: "resv -> mmap_lock inversions" },
-    TracepointHook { program: "mmap_lock_acquired", tracepoint: "mmap_lock_acquire_returned", category: "mmap_lock", why: "mmap_lock held" },
-    TracepointHook { program: "mmap_lock_released", tracepoint: "mmap_lock_released", category: "mmap_lock", why: "mmap_lock released" },
-    TracepointHook { program: "sys_exit", tracepoint: "sys_exit", category: "raw_syscalls", why: "locks held on return to user space" },
+    TracepointHook { program: "fence_wait_start", older: None, tracepoint: "dma_fence_wait_start", category: "dma_fence", why: "fence waits under a resv lock" },
+    TracepointHook { program: "fence_wait_end", older: None, tracepoint: "dma_fence_wait_end", category: "dma_fence", why: "end of the wait" },
+    TracepointHook { program: "contention_begin", older: None, tracepoint: "contention_begin", category: "lock", why: "other kernel locks taken under a resv lock" },
+    TracepointHook { program: "contention_end", older: None, tracepoint: "contention_end", category: "lock", why: "end of contention" },
+    TracepointHook { program: "mmap_lock_start", older: Some(("mmap_lock_start_memcg", 3)), tracepoint: "mmap_lock_start_locking", category: "mmap_lock", why: "resv -> mmap_lock inversions" },
+    TracepointHook { program: "mmap_lock_acquired", older: Some(("mmap_lock_acquired_memcg", 4)), tracepoint: "mmap_lock_acquire_returned", category: "mmap_lock", why: "mmap_lock held" },
+    TracepointHook { program: "mmap_lock_released", older: Some(("mmap_lock_released_memcg", 3)), tracepoint: "mmap_lock_released", category: "mmap_lock", why: "mmap_lock released" },
+    TracepointHook { program: "sys_exit", older: None, tracepoint: "sys_exit", category: "raw_syscalls", why: "locks held on return to user space" },
 ];
 
 /// `struct dma_buf_ops` members hooked as exporter callbacks, and

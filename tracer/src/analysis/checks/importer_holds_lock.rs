@@ -1,0 +1,59 @@
+//! `importer-holds-lock`: a dma-buf API function that takes `dmabuf->resv`
+//! itself (attach, detach, the `*_unlocked` variants, cpu access, mmap...) was
+//! called by a task already holding that lock. ww_mutex is not recursive: the
+//! function's own `dma_resv_lock(resv, NULL)` blocks forever.
+
+use crate::events::{BufRef, DmaBufFn};
+
+use super::super::finding::{BufferRef, Finding, FindingKind, Severity};
+use super::super::state::TaskState;
+use super::super::store::{DedupKey, FindingStore};
+use super::{Env, KindInfo};
+use crate::analysis::rules::{fn_rule, FnReq};
+
+pub const INFO: KindInfo = KindInfo {
+    kind: FindingKind::ImporterHoldsLock,
+    id: "importer-holds-lock",
+    severity: Severity::Error,
+    title: "dma-buf importer called a function that takes the reservation lock while holding it",
+    summary: "a dma-buf function that takes dmabuf->resv itself was called with it held (self-deadlock)",
+    advice: "drop the reservation lock before the call, or use the locked variant \
+             (dma_buf_map_attachment instead of dma_buf_map_attachment_unlocked, dma_buf_vmap \
+             instead of dma_buf_vmap_unlocked); attach/detach must always be called unlocked",
+};
+
+/// At a dma-buf API call entry.
+pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, stack_in: Option<u32>, out: &mut FindingStore) -> Option<Finding> {
+    if buf.resv == 0 || fn_rule(env.conv, f) != FnReq::MustNotHold {
+        return None;
+    }
+    let task = task?;
+    let held = task.held_index(buf.resv).map(|i| task.held[i])?;
+    let name = env.conv.fn_name(f);
+    let location = env
+        .location(stack_in, true)
+        .unwrap_or_else(|| format!("{name}/{}", buf.exp_name));
+    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    out.report(key, env.ev, || {
+        let mut fi = env.base(
+            &INFO,
+            format!(
+                "{} called {name}() on a dma-buf exported by \"{}\" while holding its reservation \
+                 lock {:#x} ({} since {} ns); {name} takes that lock itself, and a ww_mutex is not \
+                 recursive",
+                env.who(),
+                buf.exp_name,
+                buf.resv,
+                env.classes.name(held.class),
+                held.since_ns
+            ),
+        );
+        fi.title = format!("dma-buf importer called {name} while holding the reservation lock");
+        fi.function = Some(name.to_string());
+        fi.buffer = Some(BufferRef { exp_name: buf.exp_name.clone(), dmabuf: buf.dmabuf, resv: buf.resv });
+        fi.lock = Some(env.held_ref(&held));
+        fi.held_locks = env.held_refs(Some(task));
+        fi.other_stacks = env.held_stacks(Some(task));
+        fi
+    })
+}

@@ -1,0 +1,171 @@
+//! What the engine reports. Field names are part of the JSON schema
+//! (docs/findings.md): add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{LockFn, StackId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// The finding kinds; the serialized form is the stable id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingKind {
+    ImporterMissingLock,
+    ImporterHoldsLock,
+    ExporterRelock,
+    RecursiveLock,
+    LockOrderInversion,
+    WwProtocol,
+    FenceWaitUnderResv,
+    HeldAtReturnToUser,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 8] = [
+        FindingKind::ImporterMissingLock,
+        FindingKind::ImporterHoldsLock,
+        FindingKind::ExporterRelock,
+        FindingKind::RecursiveLock,
+        FindingKind::LockOrderInversion,
+        FindingKind::WwProtocol,
+        FindingKind::FenceWaitUnderResv,
+        FindingKind::HeldAtReturnToUser,
+    ];
+
+    pub fn id(self) -> &'static str {
+        self.info().id
+    }
+
+    /// The static description of the kind (id, default severity, texts).
+    pub fn info(self) -> &'static super::checks::KindInfo {
+        use super::checks::*;
+        match self {
+            FindingKind::ImporterMissingLock => &importer_missing_lock::INFO,
+            FindingKind::ImporterHoldsLock => &importer_holds_lock::INFO,
+            FindingKind::ExporterRelock => &exporter_relock::INFO,
+            FindingKind::RecursiveLock => &recursive_lock::INFO,
+            FindingKind::LockOrderInversion => &lock_order_inversion::INFO,
+            FindingKind::WwProtocol => &ww_protocol::INFO,
+            FindingKind::FenceWaitUnderResv => &fence_wait_under_resv::INFO,
+            FindingKind::HeldAtReturnToUser => &held_at_return_to_user::INFO,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BufferRef {
+    pub exp_name: String,
+    pub dmabuf: u64,
+    pub resv: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackRef {
+    /// `dma_buf_ops` member (`pin`, `map_dma_buf`, ...).
+    pub member: String,
+    /// The driver function hooked (`radeon_gem_prime_pin`).
+    pub symbol: String,
+}
+
+/// One lock as a report shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRef {
+    pub addr: u64,
+    /// Distinguishes objects that reused the address (0 = not a known resv).
+    pub generation: u64,
+    pub class: String,
+    /// Acquire context (0 = none).
+    pub ctx: u64,
+    /// How it was (or is being) acquired.
+    pub func: Option<LockFn>,
+    /// When it was acquired (held locks only).
+    pub since_ns: Option<u64>,
+    /// Acquisition stack.
+    pub stack: Option<StackId>,
+}
+
+/// One "A held while acquiring B" link of an inversion chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub from: String,
+    pub to: String,
+    /// True for the order `dma_resv_lockdep()` primes at boot (no task, no stacks).
+    pub primed: bool,
+    pub task: Option<TaskRef>,
+    pub ts_ns: u64,
+    pub from_lock: u64,
+    pub from_stack: Option<StackId>,
+    pub to_lock: u64,
+    pub to_stack: Option<StackId>,
+}
+
+/// One dependency chain of an inversion (a path in the graph).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chain {
+    pub links: Vec<ChainLink>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable kind id (`exporter-relock`, ...).
+    pub id: FindingKind,
+    pub severity: Severity,
+    /// Lockdep-style title.
+    pub title: String,
+    /// What happened, specific to this occurrence.
+    pub explanation: String,
+    /// What to do.
+    pub advice: String,
+    /// The code location used for deduplication: the innermost non-locking
+    /// symbol of the relevant stack, or hook/function + exporter name.
+    pub location: String,
+    /// The task of the first occurrence.
+    pub task: TaskRef,
+    /// Every task seen with this finding (capped, see `tasks_truncated`).
+    pub tasks: Vec<TaskRef>,
+    pub tasks_truncated: bool,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+    pub count: u64,
+    pub buffer: Option<BufferRef>,
+    /// The dma-buf API function involved (kernel name).
+    pub function: Option<String>,
+    pub callback: Option<CallbackRef>,
+    /// The lock being acquired / waited under / at fault.
+    pub lock: Option<LockRef>,
+    /// Locks the task held at the first occurrence.
+    pub held_locks: Vec<LockRef>,
+    /// The offending stack (the attempt, the call, the wait).
+    pub stack: Option<StackId>,
+    /// Other relevant stacks (callback entry, API call entry, held-lock acquisitions).
+    pub other_stacks: Vec<StackId>,
+    /// For inversions: the new dependency and the existing one(s) it closes a cycle with.
+    pub chains: Vec<Chain>,
+}
+
+/// Tasks recorded per finding; more are counted in `count` only.
+pub const MAX_TASKS_PER_FINDING: usize = 16;

@@ -1,0 +1,304 @@
+//! The lock-order graph over classes ("A held while acquiring B"), as lockdep
+//! keeps it: first-seen evidence per edge, seeded with the order
+//! `dma_resv_lockdep()` primes at boot, cycle check on every new edge.
+//!
+//! Two refinements lockdep itself has:
+//! - locks of one ww class taken under one acquire context are a transaction
+//!   (the ww algorithm resolves their order), so they make no edges;
+//! - same-class nesting without a context has no class-level edge (it would be
+//!   a self-loop); `InstanceOrder` catches its ABBA between two instances.
+
+use petgraph::graph::{DiGraph, EdgeIndex, NodeIndex};
+use petgraph::visit::EdgeRef;
+use serde::{Deserialize, Serialize};
+
+use crate::events::StackId;
+
+use super::identity::{ClassId, LockId, MMAP_LOCK, RESERVATION, RESERVATION_CTX};
+use super::FastMap;
+
+/// Where an edge (or instance ordering) was first seen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeEvidence {
+    /// Seeded from `dma_resv_lockdep()`, not observed.
+    pub primed: bool,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: String,
+    pub ts_ns: u64,
+    /// The held lock and its acquisition stack.
+    pub from_lock: u64,
+    pub from_stack: Option<StackId>,
+    /// The lock being acquired and the stack of that attempt.
+    pub to_lock: u64,
+    pub to_stack: Option<StackId>,
+}
+
+impl EdgeEvidence {
+    fn primed() -> Self {
+        EdgeEvidence {
+            primed: true,
+            pid: 0,
+            tgid: 0,
+            comm: String::new(),
+            ts_ns: 0,
+            from_lock: 0,
+            from_stack: None,
+            to_lock: 0,
+            to_stack: None,
+        }
+    }
+}
+
+/// Outcome of inserting an edge.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Insert {
+    /// The edge was already known (the common case: a hash lookup).
+    Known,
+    /// A new edge, no cycle.
+    New,
+    /// A new edge that closes a cycle: the edges of the cycle, starting with
+    /// the new one, then the existing path back to its source.
+    Cycle(Vec<EdgeIndex>),
+}
+
+#[derive(Debug)]
+pub struct LockGraph {
+    graph: DiGraph<ClassId, EdgeEvidence>,
+    nodes: Vec<Option<NodeIndex>>,
+    edges: FastMap<(ClassId, ClassId), EdgeIndex>,
+}
+
+impl Default for LockGraph {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LockGraph {
+    /// A graph holding `dma_resv_lockdep()`'s order: mmap_lock ->
+    /// reservation ww ctx -> reservation ww_mutex. (fs_reclaim and
+    /// i_mmap_rwsem are not observable here, so they are left out.)
+    pub fn new() -> Self {
+        let mut g = LockGraph { graph: DiGraph::new(), nodes: Vec::new(), edges: FastMap::default() };
+        g.insert_edge(MMAP_LOCK, RESERVATION_CTX, EdgeEvidence::primed());
+        g.insert_edge(RESERVATION_CTX, RESERVATION, EdgeEvidence::primed());
+        g
+    }
+
+    fn node(&mut self, c: ClassId) -> NodeIndex {
+        let i = c as usize;
+        if self.nodes.len() <= i {
+            self.nodes.resize(i + 1, None);
+        }
+        match self.nodes[i] {
+            Some(n) => n,
+            None => {
+                let n = self.graph.add_node(c);
+                self.nodes[i] = Some(n);
+                n
+            }
+        }
+    }
+
+    fn insert_edge(&mut self, a: ClassId, b: ClassId, ev: EdgeEvidence) -> EdgeIndex {
+        let (na, nb) = (self.node(a), self.node(b));
+        let e = self.graph.add_edge(na, nb, ev);
+        self.edges.insert((a, b), e);
+        e
+    }
+
+    #[inline]
+    pub fn has_edge(&self, a: ClassId, b: ClassId) -> bool {
+        self.edges.contains_key(&(a, b))
+    }
+
+    /// Records "a held while acquiring b". Only a new edge costs a search:
+    /// a path b ~> a in the graph before the insert means a cycle.
+    pub fn add(&mut self, a: ClassId, b: ClassId, ev: impl FnOnce() -> EdgeEvidence) -> Insert {
+        if a == b || self.has_edge(a, b) {
+            return Insert::Known;
+        }
+        let back = match (self.nodes.get(b as usize).copied().flatten(), self.nodes.get(a as usize).copied().flatten()) {
+            (Some(nb), Some(na)) => self.path(nb, na),
+            _ => None,
+        };
+        let e = self.insert_edge(a, b, ev());
+        match back {
+            Some(mut path) => {
+                path.insert(0, e);
+                Insert::Cycle(path)
+            }
+            None => Insert::New,
+        }
+    }
+
+    /// Breadth-first shortest path from `from` to `to` (edge list), if any.
+    fn path(&self, from: NodeIndex, to: NodeIndex) -> Option<Vec<EdgeIndex>> {
+        let mut prev: FastMap<NodeIndex, EdgeIndex> = FastMap::default();
+        let mut queue = std::collections::VecDeque::new();
+        queue.push_back(from);
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(from);
+        while let Some(n) = queue.pop_front() {
+            if n == to {
+                let mut out = Vec::new();
+                let mut cur = to;
+                while cur != from {
+                    let e = prev[&cur];
+                    out.push(e);
+                    cur = self.graph.edge_endpoints(e).unwrap().0;
+                }
+                out.reverse();
+                return Some(out);
+            }
+            for er in self.graph.edges(n) {
+                let t = er.target();
+                if seen.insert(t) {
+                    prev.insert(t, er.id());
+                    queue.push_back(t);
+                }
+            }
+        }
+        None
+    }
+
+    /// Endpoints (classes) and evidence of an edge.
+    pub fn edge(&self, e: EdgeIndex) -> (ClassId, ClassId, &EdgeEvidence) {
+        let (a, b) = self.graph.edge_endpoints(e).expect("edge index from this graph");
+        (self.graph[a], self.graph[b], &self.graph[e])
+    }
+
+    /// Every edge: (from class, to class, evidence). For DOT export and reports.
+    pub fn edges(&self) -> impl Iterator<Item = (ClassId, ClassId, &EdgeEvidence)> {
+        self.graph
+            .edge_references()
+            .map(|e| (self.graph[e.source()], self.graph[e.target()], e.weight()))
+    }
+
+    /// The underlying petgraph graph (node weights are class ids).
+    pub fn inner(&self) -> &DiGraph<ClassId, EdgeEvidence> {
+        &self.graph
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.graph.edge_count()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+}
+
+/// Orderings between two instances of the reservation class taken without an
+/// acquire context: both orders between the same two objects is an ABBA the ww
+/// algorithm cannot resolve (there is no context to back off).
+#[derive(Debug, Default)]
+pub struct InstanceOrder {
+    pairs: FastMap<(LockId, LockId), EdgeEvidence>,
+    /// For forgetting an object's pairs at fini.
+    by_lock: FastMap<LockId, Vec<LockId>>,
+    cap: usize,
+    pub dropped: u64,
+}
+
+impl InstanceOrder {
+    pub fn new(cap: usize) -> Self {
+        InstanceOrder { cap, ..Default::default() }
+    }
+
+    /// Records "a held while acquiring b"; returns the evidence of "b held
+    /// while acquiring a" if that was seen (an ABBA).
+    pub fn record(&mut self, a: LockId, b: LockId, ev: impl FnOnce() -> EdgeEvidence) -> Option<&EdgeEvidence> {
+        if a == b {
+            return None;
+        }
+        if !self.pairs.contains_key(&(a, b)) {
+            if self.pairs.len() >= self.cap {
+                self.dropped += 1;
+            } else {
+                self.pairs.insert((a, b), ev());
+                self.by_lock.entry(a).or_default().push(b);
+                self.by_lock.entry(b).or_default().push(a);
+            }
+        }
+        self.pairs.get(&(b, a))
+    }
+
+    pub fn get(&self, a: LockId, b: LockId) -> Option<&EdgeEvidence> {
+        self.pairs.get(&(a, b))
+    }
+
+    /// The object ended: its orderings cannot involve a later object at the same address.
+    pub fn forget(&mut self, lock: LockId) {
+        if let Some(others) = self.by_lock.remove(&lock) {
+            for o in others {
+                self.pairs.remove(&(lock, o));
+                self.pairs.remove(&(o, lock));
+                if let Some(v) = self.by_lock.get_mut(&o) {
+                    v.retain(|x| *x != lock);
+                    if v.is_empty() {
+                        self.by_lock.remove(&o);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev() -> EdgeEvidence {
+        EdgeEvidence { primed: false, comm: "t".into(), ..EdgeEvidence::primed() }
+    }
+
+    #[test]
+    fn primed_order_makes_resv_to_mmap_a_cycle() {
+        let mut g = LockGraph::new();
+        assert!(g.has_edge(MMAP_LOCK, RESERVATION_CTX));
+        match g.add(RESERVATION, MMAP_LOCK, ev) {
+            Insert::Cycle(path) => {
+                assert_eq!(path.len(), 3);
+                let (a, b, e) = g.edge(path[0]);
+                assert_eq!((a, b), (RESERVATION, MMAP_LOCK));
+                assert!(!e.primed);
+                assert!(g.edge(path[1]).2.primed);
+            }
+            other => panic!("expected a cycle, got {other:?}"),
+        }
+        assert_eq!(g.add(RESERVATION, MMAP_LOCK, ev), Insert::Known);
+    }
+
+    #[test]
+    fn consistent_order_is_not_a_cycle() {
+        let mut g = LockGraph::new();
+        assert_eq!(g.add(MMAP_LOCK, RESERVATION, ev), Insert::New);
+        assert_eq!(g.add(10, 11, ev), Insert::New);
+        assert_eq!(g.add(11, 12, ev), Insert::New);
+        assert!(matches!(g.add(12, 10, ev), Insert::Cycle(p) if p.len() == 3));
+    }
+
+    #[test]
+    fn instance_abba_and_forget() {
+        let a = LockId { addr: 1, generation: 1 };
+        let b = LockId { addr: 2, generation: 2 };
+        let mut o = InstanceOrder::new(16);
+        assert!(o.record(a, b, ev).is_none());
+        assert!(o.record(b, a, ev).is_some());
+        o.forget(a);
+        assert!(o.is_empty());
+        // A new object at a's address does not inherit a's orderings.
+        let a2 = LockId { addr: 1, generation: 3 };
+        assert!(o.record(b, a2, ev).is_none());
+    }
+}

@@ -1,0 +1,82 @@
+//! Command line: clap definitions only; `main.rs` wires each command to its
+//! source, the engine and a sink.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// lockdep for dma-buf reservation locks, on stock kernels, over eBPF.
+///
+/// Hooks ww_mutex lock/unlock, the dma-buf API and exporters' dma_buf_ops
+/// callbacks, and checks the dma-buf locking convention (Linux 6.2+, with the
+/// older rules on older kernels) and lockdep's ordering rules. Needs root.
+///
+/// Start with `sudo tracer probes` to see what this kernel lets the tracer hook.
+#[derive(Parser, Debug)]
+#[command(name = "tracer", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show every hook for the running kernel: mechanism, status and, for
+    /// hooks that cannot be attached, the kernel's reason.
+    Probes {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record the event stream to a file for later analysis (`tracer dump`,
+    /// `tracer analyze`), on this or another machine.
+    Record(RecordArgs),
+    /// Print a recording for humans: its kernel, hooks and every event with
+    /// symbolized stacks.
+    Dump {
+        /// The recording.
+        file: PathBuf,
+        /// JSON lines (one decoded event per line) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Print at most N events.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Do not print stacks.
+        #[arg(long)]
+        no_stacks: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Ring buffer size in MiB (power of two). Events that do not fit are
+    /// counted per CPU and reported.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub ring_mib: u32,
+    /// Send every lock event to user space, not only those of tasks already
+    /// holding a hooked lock, plus every tracepoint hit. Costs more; useful for
+    /// debugging the tracer and on hosts with no dma-buf traffic.
+    #[arg(long)]
+    pub all_events: bool,
+    /// Take a kernel stack at every function event (slow; default: where it
+    /// adds evidence).
+    #[arg(long)]
+    pub all_stacks: bool,
+    /// Create this file once every hook is attached (for scripts that must
+    /// not start their workload earlier).
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RecordArgs {
+    /// Output file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C / SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub duration: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub live: LiveArgs,
+}

@@ -1,0 +1,312 @@
+//! The commands: thin shells wiring a source (live kernel or recording) to a
+//! sink. Programs and links are owned by `Live`/`Tracer` and detached when
+//! they drop, on every exit path (return, error, signal).
+
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    process::ExitCode,
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    cli::{Cli, Command, LiveArgs, RecordArgs},
+    events::{
+        live::Live,
+        record::{Meta, Recording, Summary, Writer},
+        Event, EventKind, StackTable,
+    },
+    probes::{btf, LoadOptions, ProbeState, ProbeStatus, Tracer},
+};
+
+/// Exit status when the tracer itself failed.
+pub const EXIT_FAILURE: u8 = 2;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Probes { json } => probes(json),
+        Command::Record(args) => runtime()?.block_on(record(args)),
+        Command::Dump { file, json, limit, no_stacks } => dump(&file, json, limit, !no_stacks),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
+    let bytes = a.ring_mib.checked_mul(1 << 20).filter(|b| b.is_power_of_two()).with_context(|| {
+        format!("--ring-mib {}: must be a power of two between 1 and 2048", a.ring_mib)
+    })?;
+    Ok(LoadOptions { ring_bytes: bytes, full_stream: a.all_events, stack_all: a.all_stacks })
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// The dma-buf symbols whose presence tells the convention era.
+pub const CONVENTION_SYMBOLS: &[&str] = &[
+    "dma_buf_map_attachment_unlocked",
+    "dma_buf_vmap_unlocked",
+    "dma_buf_move_notify",
+    "dma_buf_invalidate_mappings",
+    "dma_buf_pin",
+];
+
+fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
+    Meta {
+        tracer_version: env!("CARGO_PKG_VERSION").into(),
+        kernel_release: kernel_release(),
+        kernel_symbols: CONVENTION_SYMBOLS.iter().filter(|s| t.kallsyms.has(s)).map(|s| s.to_string()).collect(),
+        offsets: btf::FIELDS
+            .iter()
+            .filter_map(|(s, m)| t.btf.member_offset(s, m).ok().map(|o| (format!("{s}.{m}"), o)))
+            .collect(),
+        hooks: t.hooks.clone(),
+        probes: t.status.clone(),
+        mechanisms: t.mechanism_summary(),
+        full_stream,
+    }
+}
+
+fn probes(json: bool) -> Result<ExitCode> {
+    let mut t = Tracer::load(&LoadOptions { ring_bytes: 1 << 20, ..Default::default() })?;
+    t.attach_all()?;
+    let meta = meta_of(&t, false);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &meta)?;
+        writeln!(out)?;
+    } else {
+        write_probe_table(&mut out, &meta)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn write_probe_table(out: &mut impl Write, meta: &Meta) -> Result<()> {
+    writeln!(out, "kernel {}", meta.kernel_release)?;
+    for m in &meta.mechanisms {
+        writeln!(out, "  {m}")?;
+    }
+    writeln!(out, "  tracepoints: raw_tp")?;
+    let w = meta.probes.iter().map(|p| p.hook.len()).max().unwrap_or(4).clamp(4, 60);
+    writeln!(out)?;
+    writeln!(out, "{:<w$}  {:<10}  {:<17}  {:<8}  REASON", "HOOK", "FAMILY", "MECHANISM", "STATUS")?;
+    for p in &meta.probes {
+        let state = match p.state {
+            ProbeState::Attached => "attached",
+            ProbeState::Absent => "absent",
+            ProbeState::Failed => "FAILED",
+        };
+        writeln!(out, "{:<w$}  {:<10}  {:<17}  {:<8}  {}", p.hook, p.family, p.mechanism, state, p.reason)?;
+    }
+    let count = |s: ProbeState| meta.probes.iter().filter(|p| p.state == s).count();
+    writeln!(
+        out,
+        "\n{} attached, {} absent from this kernel, {} failed",
+        count(ProbeState::Attached),
+        count(ProbeState::Absent),
+        count(ProbeState::Failed)
+    )?;
+    Ok(())
+}
+
+/// One line on stderr: what is hooked and what cannot be seen.
+fn announce(statuses: &[ProbeStatus]) {
+    let attached = statuses.iter().filter(|p| p.state == ProbeState::Attached).count();
+    let failed: Vec<&ProbeStatus> = statuses.iter().filter(|p| p.state == ProbeState::Failed).collect();
+    eprintln!("tracer: {attached} hooks attached, {} unavailable", failed.len());
+    if let Some(first) = failed.first() {
+        let funcs = failed.iter().filter(|p| p.family == "function" || p.family == "callback").count();
+        eprintln!(
+            "tracer: cannot see {} hook(s), e.g. {}: {} (`tracer probes` lists them)",
+            failed.len(),
+            first.hook,
+            first.reason
+        );
+        if funcs > 0 && attached > 0 && failed.iter().all(|p| p.reason == first.reason) {
+            eprintln!("tracer: without function hooks no dma-buf or ww_mutex event can be seen; tracepoint events only");
+        }
+    }
+}
+
+async fn record(args: RecordArgs) -> Result<ExitCode> {
+    let opts = load_options(&args.live)?;
+    let mut live = Live::start(&opts)?;
+    announce(&live.tracer.status);
+    let file = File::create(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    let mut w = Writer::new(BufWriter::new(file), &meta_of(&live.tracer, opts.full_stream))
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    if let Some(p) = &args.live.ready_file {
+        File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
+    }
+    eprintln!("tracer: recording to {} (Ctrl-C to stop)", args.output.display());
+    let started = Instant::now();
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let deadline = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut batch = Vec::with_capacity(1024);
+    let mut first_ts = None;
+    let mut last_ts = 0;
+    loop {
+        tokio::select! {
+            r = live.next_batch(&mut batch) => r?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = &mut deadline => break,
+        }
+        write_batch(&mut live, &mut w, &mut batch, &mut first_ts, &mut last_ts)?;
+    }
+    live.drain(&mut batch);
+    write_batch(&mut live, &mut w, &mut batch, &mut first_ts, &mut last_ts)?;
+    let lost = live.lost_per_cpu();
+    let summary = Summary {
+        events: w.events,
+        lost_per_cpu: lost.clone(),
+        decode_errors: live.short_records,
+        duration_ns: first_ts.map(|f| last_ts.saturating_sub(f)).unwrap_or(0),
+    };
+    let events = w.events;
+    w.end(&summary).with_context(|| format!("finishing {}", args.output.display()))?;
+    let lost_total: u64 = lost.iter().sum();
+    eprintln!(
+        "tracer: {events} events in {:.1}s, {} stacks, {lost_total} lost{}",
+        started.elapsed().as_secs_f64(),
+        live.stacks.len(),
+        if lost_total > 0 { " (ring buffer full: raise --ring-mib)" } else { "" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_batch<W: Write>(
+    live: &mut Live,
+    w: &mut Writer<W>,
+    batch: &mut Vec<tracer_common::RawEvent>,
+    first_ts: &mut Option<u64>,
+    last_ts: &mut u64,
+) -> Result<()> {
+    for r in batch.drain(..) {
+        let x = live.process(&r);
+        for h in &x.new_hooks {
+            w.hook(h)?;
+        }
+        if let Some((id, frames)) = &x.new_stack {
+            w.stack(*id, frames)?;
+        }
+        w.event(&r)?;
+        first_ts.get_or_insert(r.ts_ns);
+        *last_ts = r.ts_ns;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) -> Result<ExitCode> {
+    let rec = Recording::read(file)?;
+    let (events, errors) = rec.events();
+    let mut out = std::io::stdout().lock();
+    let n = limit.unwrap_or(usize::MAX);
+    if json {
+        for e in events.iter().take(n) {
+            serde_json::to_writer(&mut out, e)?;
+            writeln!(out)?;
+        }
+    } else {
+        let m = &rec.meta;
+        writeln!(out, "recording {} (tracer {}, kernel {})", file.display(), m.tracer_version, m.kernel_release)?;
+        writeln!(out, "convention symbols: {}", m.kernel_symbols.join(", "))?;
+        let attached = m.probes.iter().filter(|p| p.state == ProbeState::Attached).count();
+        writeln!(out, "hooks: {attached} attached of {}; stream: {}", m.probes.len(), if m.full_stream { "full" } else { "filtered (lock entries only while nested)" })?;
+        match &rec.summary {
+            Some(s) => writeln!(
+                out,
+                "events: {} in {:.3}s, lost {} (per cpu {:?}), undecodable {}",
+                s.events,
+                s.duration_ns as f64 / 1e9,
+                s.lost_per_cpu.iter().sum::<u64>(),
+                s.lost_per_cpu,
+                s.decode_errors + errors
+            )?,
+            None => writeln!(out, "events: {} (no end marker: the tracer did not stop cleanly)", rec.raw.len())?,
+        }
+        writeln!(out)?;
+        let t0 = events.first().map(|e| e.ts_ns).unwrap_or(0);
+        for e in events.iter().take(n) {
+            writeln!(out, "{}", format_event(e, t0))?;
+            if stacks {
+                write_stack(&mut out, &rec.stacks, e)?;
+            }
+        }
+    }
+    if rec.summary.is_none() {
+        eprintln!("tracer: {}: no end marker (recording was cut short); showing what was recorded", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stack(out: &mut impl Write, stacks: &StackTable, e: &Event) -> Result<()> {
+    if let Some(frames) = e.stack.and_then(|id| stacks.get(id)) {
+        for f in frames {
+            writeln!(out, "        {}", f.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// One line per event: relative time, cpu, task, what happened.
+pub fn format_event(e: &Event, t0: u64) -> String {
+    let what = match &e.kind {
+        EventKind::LockAttempt { lock, ctx, func } => format!("lock-attempt {func:?} lock={lock:#x} ctx={ctx:#x}"),
+        EventKind::LockReturn { lock, ctx, func, ret } => format!("lock-return  {func:?} lock={lock:#x} ctx={ctx:#x} ret={ret}"),
+        EventKind::Unlock { lock } => format!("unlock       lock={lock:#x}"),
+        EventKind::ResvInit { resv } => format!("resv-init    resv={resv:#x}"),
+        EventKind::ResvFini { resv } => format!("resv-fini    resv={resv:#x}"),
+        EventKind::DmaBufCall { func, phase, buf, ret } => format!(
+            "{:<12} {} dmabuf={:#x} resv={:#x} exp={}{}",
+            format!("{phase:?}").to_lowercase(),
+            func.kernel_name(),
+            buf.dmabuf,
+            buf.resv,
+            buf.exp_name,
+            ret.map(|r| format!(" ret={r:#x}")).unwrap_or_default()
+        ),
+        EventKind::Callback { cb, phase, symbol, buf, ret } => format!(
+            "{:<12} callback {}={} dmabuf={:#x} resv={:#x} exp={}{}",
+            format!("{phase:?}").to_lowercase(),
+            cb.member(),
+            symbol,
+            buf.dmabuf,
+            buf.resv,
+            buf.exp_name,
+            ret.map(|r| format!(" ret={r}")).unwrap_or_default()
+        ),
+        EventKind::FenceWaitStart { fence } => format!("fence-wait-start fence={fence:#x}"),
+        EventKind::FenceWaitEnd { fence } => format!("fence-wait-end   fence={fence:#x}"),
+        EventKind::MmapLock { mm, write, acquired } => match acquired {
+            None => format!("mmap-lock-start mm={mm:#x} write={write}"),
+            Some(ok) => format!("mmap-lock-acquired mm={mm:#x} write={write} success={ok}"),
+        },
+        EventKind::MmapUnlock { mm, write } => format!("mmap-lock-released mm={mm:#x} write={write}"),
+        EventKind::ContentionBegin { lock, flags } => format!("contention-begin lock={lock:#x} flags={flags:#x}"),
+        EventKind::ContentionEnd { lock, ret } => format!("contention-end   lock={lock:#x} ret={ret}"),
+        EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
+    };
+    format!(
+        "{:>12.6} cpu{:<2} {:>7} {:<16} {}{}",
+        e.ts_ns.saturating_sub(t0) as f64 / 1e9,
+        e.cpu,
+        e.pid,
+        e.comm,
+        what,
+        e.stack.map(|s| format!(" [stack {s}]")).unwrap_or_default()
+    )
+}

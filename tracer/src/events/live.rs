@@ -1,0 +1,117 @@
+//! The live source: the ring buffer read asynchronously, kernel stacks
+//! resolved once per id, exporter ops tables hooked when first seen.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf, StackTraceMap};
+use tokio::io::unix::AsyncFd;
+use tracer_common::RawEvent;
+
+use super::{decode::Decoder, Frame, StackTable};
+use crate::{
+    probes::{HookInfo, LoadOptions, Tracer},
+    symbolize::KernelSymbolizer,
+};
+
+pub struct Live {
+    pub tracer: Tracer,
+    ring: AsyncFd<RingBuf<MapData>>,
+    stack_map: StackTraceMap<MapData>,
+    symbolizer: KernelSymbolizer,
+    pub decoder: Decoder,
+    pub stacks: StackTable,
+    seen_ops: HashSet<u64>,
+    /// Records shorter than RawEvent (never expected; counted, not fatal).
+    pub short_records: u64,
+}
+
+/// What one raw event brought beyond itself.
+#[derive(Default)]
+pub struct Extras {
+    /// A stack resolved for the first time: (id, frames).
+    pub new_stack: Option<(u32, Vec<Frame>)>,
+    /// Callbacks hooked because this event showed a new exporter.
+    pub new_hooks: Vec<HookInfo>,
+}
+
+impl Live {
+    /// Loads, attaches everything this kernel allows, and opens the ring.
+    pub fn start(opts: &LoadOptions) -> Result<Self> {
+        let mut tracer = Tracer::load(opts)?;
+        tracer.attach_all()?;
+        let ring = tracer.take_ring()?;
+        let stack_map = tracer.take_stacks()?;
+        let decoder = Decoder::new(&tracer.hooks);
+        Ok(Self {
+            tracer,
+            // SAFETY: the ring buffer owns its fd and outlives the registration
+            // (both live in this struct; AsyncFd drops its registration first).
+            ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+                .map_err(|e| anyhow::anyhow!("registering the ring buffer with the runtime: {e}"))?,
+            stack_map,
+            symbolizer: KernelSymbolizer::new(),
+            decoder,
+            stacks: StackTable::new(),
+            seen_ops: HashSet::new(),
+            short_records: 0,
+        })
+    }
+
+    /// Waits until the ring has data, then appends everything available.
+    pub async fn next_batch(&mut self, out: &mut Vec<RawEvent>) -> Result<()> {
+        let mut guard = self.ring.readable_mut().await.context("waiting on the ring buffer")?;
+        self.short_records += drain_ring(guard.get_inner_mut(), out);
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Whatever is still queued (at shutdown).
+    pub fn drain(&mut self, out: &mut Vec<RawEvent>) {
+        self.short_records += drain_ring(self.ring.get_mut(), out);
+    }
+
+    /// Resolves the event's stack if new and hooks a new exporter's callbacks.
+    pub fn process(&mut self, r: &RawEvent) -> Extras {
+        let mut x = Extras::default();
+        if r.stack_id >= 0 {
+            let id = r.stack_id as u32;
+            if !self.stacks.contains(id) {
+                let addrs: Vec<u64> = self
+                    .stack_map
+                    .get(&id, 0)
+                    .map(|st| st.frames().iter().map(|f| f.ip).collect())
+                    .unwrap_or_default();
+                let frames = self.symbolizer.frames(&addrs, &self.tracer.kallsyms);
+                self.stacks.insert(id, frames.clone());
+                x.new_stack = Some((id, frames));
+            }
+        }
+        if r.ops != 0 && self.seen_ops.insert(r.ops) {
+            let before = self.tracer.hooks.len();
+            if self.tracer.hook_ops_table(r.ops, None) > 0 {
+                for h in &self.tracer.hooks[before..] {
+                    self.decoder.add_hook(h.clone());
+                    x.new_hooks.push(h.clone());
+                }
+            }
+        }
+        x
+    }
+
+    pub fn lost_per_cpu(&self) -> Vec<u64> {
+        self.tracer.lost_per_cpu()
+    }
+}
+
+/// Moves every queued record to `out`; returns the number of short records.
+fn drain_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<RawEvent>) -> u64 {
+    let mut short = 0;
+    while let Some(item) = ring.next() {
+        match RawEvent::from_bytes(&item) {
+            Some(r) => out.push(r),
+            None => short += 1,
+        }
+    }
+    short
+}
