@@ -129,7 +129,7 @@ impl<'a> Env<'a> {
             generation: a.lock.generation,
             class: self.classes.name(a.class),
             ctx: a.ctx,
-            func: Some(a.func),
+            func: self.classes.get(a.class).is_ww().then_some(a.func),
             since_ns: None,
             stack: a.stack,
         }

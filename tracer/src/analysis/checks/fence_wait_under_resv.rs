@@ -1,0 +1,76 @@
+//! `fence-wait-under-resv`: a fence wait starts while the task holds a
+//! reservation lock taken with plain (uninterruptible) `ww_mutex_lock`. The
+//! review thread: "taking these locks uninterruptible should ring a warning
+//! bell". A fence that never signals (GPU hang) then leaves an unkillable task
+//! holding the buffer's lock, and everything that needs the buffer piles up
+//! behind it. Waits under interruptibly taken locks are reported only when the
+//! configuration asks for it.
+
+use crate::events::LockFn;
+
+use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::identity::RESERVATION;
+use super::super::state::TaskState;
+use super::super::store::{DedupKey, FindingStore};
+use super::{Env, KindInfo};
+
+pub const INFO: KindInfo = KindInfo {
+    kind: FindingKind::FenceWaitUnderResv,
+    id: "fence-wait-under-resv",
+    severity: Severity::Warning,
+    title: "dma_fence wait while holding a reservation lock taken uninterruptibly",
+    summary: "a dma_fence wait while holding a reservation lock taken with uninterruptible ww_mutex_lock",
+    advice: "take the reservation lock with dma_resv_lock_interruptible() and wait interruptibly \
+             (dma_resv_wait_timeout(..., intr = true, ...)), or wait for the fences before taking \
+             the lock; never wait without a timeout under a resv",
+};
+
+pub fn check(env: &Env, task: Option<&TaskState>, fence: u64, out: &mut FindingStore) -> Option<Finding> {
+    let task = task?;
+    let uninterruptible = task.held.iter().rev().find(|h| h.class == RESERVATION && h.func == LockFn::Lock);
+    let (held, severity, variant) = match uninterruptible {
+        Some(h) => (h, env.cfg.fence_wait_severity, "uninterruptible"),
+        None => {
+            let sev = env.cfg.fence_wait_interruptible_severity?;
+            let h = task.held.iter().rev().find(|h| h.class == RESERVATION)?;
+            (h, sev, "interruptible")
+        }
+    };
+    let location = env
+        .location(env.ev.stack, false)
+        .or_else(|| env.location(held.stack, false))
+        .unwrap_or_else(|| format!("dma_fence_wait/{variant}"));
+    let held = *held;
+    let key = DedupKey { kind: INFO.kind, variant, location };
+    out.report(key, env.ev, || {
+        let mut fi = env.base(
+            &INFO,
+            format!(
+                "{} starts waiting on fence {fence:#x} while holding reservation lock {:#x}, taken \
+                 with {} at {} ns",
+                env.who(),
+                held.lock.addr,
+                match held.func {
+                    LockFn::Lock => "ww_mutex_lock (uninterruptible)",
+                    LockFn::LockInterruptible => "ww_mutex_lock_interruptible",
+                    LockFn::Trylock => "ww_mutex_trylock",
+                },
+                held.since_ns
+            ),
+        );
+        fi.severity = severity;
+        if variant == "interruptible" {
+            fi.title = "dma_fence wait while holding a reservation lock".into();
+        }
+        fi.lock = Some(env.held_ref(&held));
+        fi.held_locks = env.held_refs(Some(task));
+        fi.other_stacks = env.held_stacks(Some(task));
+        if let Some(cb) = task.callbacks.last() {
+            fi.callback = Some(env.cb_ref(cb));
+            fi.buffer = Some(env.cb_buffer(cb));
+        } else if let Some(a) = task.api.last() {
+            fi.buffer = Some(env.api_buffer(a));
+        }
+        fi
+    })
+}
