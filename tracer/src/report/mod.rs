@@ -106,6 +106,9 @@ mod tests {
         let doc = super::json::document(e.findings(), Some(e.config().convention), Some((e.graph(), e.classes())), e.stacks(), Some(&stats));
         assert_eq!(doc.schema, "tracer-findings");
         assert_eq!(doc.version, 1);
+        let j = serde_json::to_value(&doc).unwrap();
+        assert_eq!(j["convention"]["era"], "v6_6");
+        assert_eq!(serde_json::to_value(crate::analysis::Era::Pre6_2).unwrap(), "pre6_2");
         assert!(doc.summary.by_kind.contains_key("lock-order-inversion"));
         assert!(doc.graph.iter().any(|g| g.primed && g.from == "&mm->mmap_lock"));
         assert_eq!(doc.stacks["1"][2].text, "radeon_gem_prime_pin+0x1c [radeon]");
