@@ -136,6 +136,11 @@ fn announce(statuses: &[ProbeStatus]) {
 
 async fn record(args: RecordArgs) -> Result<ExitCode> {
     let opts = load_options(&args.live)?;
+    // Installed first and kept for the whole run: a signal that arrives while
+    // hooks are attached or a batch is written is kept by the stream (and the
+    // loop then stops), never lost between two select!s.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut live = Live::start(&opts)?;
     announce(&live.tracer.status);
     let file = File::create(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
@@ -146,7 +151,6 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     }
     eprintln!("tracer: recording to {} (Ctrl-C to stop)", args.output.display());
     let started = Instant::now();
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let deadline = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -160,7 +164,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     loop {
         tokio::select! {
             r = live.next_batch(&mut batch) => r?,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = &mut deadline => break,
         }

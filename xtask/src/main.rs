@@ -23,7 +23,7 @@ enum Command {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
-        Command::Setup => setup::run(),
+        Command::Setup => setup::run_setup(),
         Command::Lab(args) => lab::run(args),
     }
 }

@@ -1,0 +1,261 @@
+//! The tracer binary on this machine's real kernel: probes, record, dump, and
+//! that no program stays loaded after Ctrl-C, SIGTERM or an error exit.
+//!
+//! These need root (CI runs as root). Without root each test says so and
+//! returns: nothing can be checked then.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+};
+
+/// The lifecycle checks look at every BPF program in the kernel: one tracer at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Kernel names (truncated to 15 bytes) of the tracer's programs.
+const OUR_PROGRAMS: &[&str] = &["fn_entry", "fn_return", "fence_wait_star", "contention_begi", "sys_exit", "read_kmem"];
+
+fn tracer() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tracer"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("not root: privileged tracer test not run");
+    }
+    root
+}
+
+/// Our programs still loaded once the kernel has finished freeing them. The
+/// kernel frees a program after an RCU grace period following the last
+/// reference (the process exit), and offers no event to wait on: poll its
+/// program list until empty, up to a generous deadline, then report.
+fn our_programs_after_exit() -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = our_loaded_programs();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn our_loaded_programs() -> Vec<String> {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter_map(|p| p.name_as_str().map(str::to_string))
+        .filter(|n| OUR_PROGRAMS.contains(&n.as_str()))
+        .collect()
+}
+
+/// Kills the tracer if a test fails before stopping it, so a failed test
+/// never leaves programs loaded for the next one.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+/// Starts `tracer record` and returns once it printed that it is recording
+/// (every hook attached): synchronised on its output, not on time.
+fn start_recording(out: &Path, extra: &[&str]) -> (Running, Vec<String>) {
+    let mut child = tracer()
+        .args(["record", "--all-events", "-o"])
+        .arg(out)
+        .args(extra)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let mut lines = Vec::new();
+    let mut rd = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut l = String::new();
+        if rd.read_line(&mut l).unwrap() == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tracer exited before recording: {lines:?}");
+        }
+        let done = l.contains("recording to");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in rd.lines() {});
+    (Running(child), lines)
+}
+
+fn tmp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    (d, p)
+}
+
+fn signal_and_wait(child: &mut Child, sig: libc::c_int) -> std::process::ExitStatus {
+    // SAFETY: plain kill(2) on our child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    child.wait().unwrap()
+}
+
+#[test]
+fn probes_lists_every_hook_with_a_status() {
+    if !is_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let out = tracer().args(["probes", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probes = v["probes"].as_array().unwrap();
+    for h in tracer::probes::table::FUNC_HOOKS {
+        let row = probes.iter().find(|p| p["hook"] == h.func).unwrap_or_else(|| panic!("{} not listed", h.func));
+        let state = row["state"].as_str().unwrap();
+        assert!(["attached", "absent", "failed"].contains(&state));
+        if state != "attached" {
+            assert!(!row["reason"].as_str().unwrap().is_empty(), "{} has no reason", h.func);
+        }
+    }
+    for tp in tracer::probes::table::TRACEPOINTS {
+        assert!(probes.iter().any(|p| p["hook"].as_str().unwrap().ends_with(tp.tracepoint)), "{} missing", tp.tracepoint);
+    }
+    // The text table too.
+    let out = tracer().arg("probes").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ww_mutex_lock") && text.contains("raw_syscalls:sys_exit") && text.contains("attached"));
+}
+
+#[test]
+fn record_then_dump_shows_real_events_with_symbolized_stacks() {
+    if !is_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_d, rec) = tmp("host.rec");
+    let (mut child, _) = start_recording(&rec, &[]);
+    // Real kernel work while recording: processes mapping memory take
+    // mmap_lock (brk/mmap in exec), which the mmap_lock tracepoints report.
+    for _ in 0..20 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    let status = signal_and_wait(&mut child, libc::SIGINT);
+    assert!(status.success(), "{status:?}");
+
+    let dump = tracer().arg("dump").arg(&rec).output().unwrap();
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains("mmap-lock-start"), "no mmap_lock events recorded:\n{}", &text[..text.len().min(2000)]);
+    // A symbolized kernel frame (name+offset) under an event.
+    assert!(
+        text.lines().any(|l| l.starts_with("        ") && l.contains("+0x") && !l.trim_start().starts_with("0x")),
+        "no symbolized stack frame"
+    );
+    assert!(!text.contains("bpf_prog_"), "tracing frames not stripped");
+
+    let json = tracer().args(["dump", "--json", "--limit", "5"]).arg(&rec).output().unwrap();
+    let lines: Vec<&str> = std::str::from_utf8(&json.stdout).unwrap().lines().collect();
+    assert_eq!(lines.len(), 5);
+    for l in lines {
+        let e: tracer::events::Event = serde_json::from_str(l).unwrap();
+        assert!(e.ts_ns > 0);
+    }
+}
+
+#[test]
+fn truncated_and_corrupt_recordings_are_rejected_cleanly() {
+    if !is_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (d, rec) = tmp("t.rec");
+    let (mut child, _) = start_recording(&rec, &[]);
+    Command::new("/bin/true").status().unwrap();
+    assert!(signal_and_wait(&mut child, libc::SIGTERM).success());
+    let bytes = std::fs::read(&rec).unwrap();
+    assert!(bytes.len() > 100);
+
+    let cut = d.path().join("cut.rec");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
+    let out = tracer().arg("dump").arg(&cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("truncated at byte"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let bad = d.path().join("bad.rec");
+    let mut b = bytes.clone();
+    b[9] ^= 0xff; // version
+    std::fs::write(&bad, &b).unwrap();
+    let out = tracer().arg("dump").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format version"));
+
+    let junk = d.path().join("junk.rec");
+    std::fs::write(&junk, b"hello").unwrap();
+    let out = tracer().arg("dump").arg(&junk).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tracer recording"));
+}
+
+#[test]
+fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
+    if !is_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = our_programs_after_exit();
+    assert!(before.is_empty(), "programs loaded before the test: {before:?}");
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let (_d, rec) = tmp("s.rec");
+        let (mut child, _) = start_recording(&rec, &[]);
+        assert!(!our_loaded_programs().is_empty(), "programs not visible while running");
+        let status = signal_and_wait(&mut child, sig);
+        assert!(status.success(), "signal {sig}: {status:?}");
+        let left = our_programs_after_exit();
+        assert!(left.is_empty(), "left loaded after signal {sig}: {left:?}");
+        // The recording is complete (has its end marker).
+        assert!(tracer::events::record::Recording::read(&rec).unwrap().summary.is_some());
+    }
+    // Error exit after everything is attached: the ready file cannot be created.
+    let (_d, rec) = tmp("e.rec");
+    let out = tracer()
+        .args(["record", "-o"])
+        .arg(&rec)
+        .args(["--ready-file", "/nonexistent-dir/ready"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ready file"), "{err}");
+    let left = our_programs_after_exit();
+    assert!(left.is_empty(), "left loaded after an error: {left:?}");
+}
+
+#[test]
+fn bad_arguments_get_one_clear_line() {
+    let out = tracer().args(["record", "-o", "/tmp/x.rec", "--ring-mib", "3"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("power of two"), "{err}");
+}
