@@ -12,11 +12,31 @@ use clap::{Args, Parser, Subcommand};
 /// older rules on older kernels) and lockdep's ordering rules. Needs root.
 ///
 /// Start with `sudo tracer probes` to see what this kernel lets the tracer hook.
+/// Without a command: trace live and print findings as they appear
+/// (`tracer live`).
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version, about, long_about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub live: LiveCmd,
+}
+
+/// Options of live tracing (also usable without the `live` word).
+#[derive(Args, Debug, Clone)]
+pub struct LiveCmd {
+    /// Findings as JSON lines instead of lockdep-style text.
+    #[arg(long, global = false)]
+    pub json: bool,
+    /// Stop after this long (e.g. 30s); default: until Ctrl-C / SIGTERM.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub duration: Option<std::time::Duration>,
+    /// Also write the event stream to this recording.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: LiveArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -27,6 +47,31 @@ pub enum Command {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Trace live: analyse the event stream as it comes and print each new
+    /// finding (lockdep-style text, or --json), then a summary at the end.
+    Live(LiveCmd),
+    /// Analyse a recording with the same engine the live tracer runs.
+    ///
+    /// Exit status: 0 no findings, 1 findings, 2 the tracer failed; with
+    /// --expect: 0 when the finding kinds are exactly the expected ones.
+    Analyze {
+        /// The recording.
+        file: PathBuf,
+        /// One JSON document (findings, lock-order graph, stacks, stats).
+        #[arg(long)]
+        json: bool,
+        /// Comma-separated finding kinds that must be exactly the ones found
+        /// (`none` for a clean run), e.g. `exporter-relock`.
+        #[arg(long, value_name = "KINDS")]
+        expect: Option<String>,
+    },
+    /// Print the dma-buf locking rule table for the running kernel (or a
+    /// given kernel release) with the kernel ranges each rule holds for.
+    Rules {
+        /// A kernel release such as 6.1.0-28-amd64 (default: the running kernel).
+        #[arg(long, value_name = "RELEASE")]
+        kernel: Option<String>,
     },
     /// Record the event stream to a file for later analysis (`tracer dump`,
     /// `tracer analyze`), on this or another machine.

@@ -13,7 +13,9 @@ use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
-    cli::{Cli, Command, LiveArgs, RecordArgs},
+    analysis::{rules, Convention, Engine, EngineConfig, FindingKind},
+    cli::{Cli, Command, LiveArgs, LiveCmd, RecordArgs},
+    report,
     events::{
         live::Live,
         record::{Meta, Recording, Summary, Writer},
@@ -27,6 +29,16 @@ pub const EXIT_FAILURE: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        None => runtime()?.block_on(live(cli.live)),
+        Some(c) => run_command(c),
+    }
+}
+
+fn run_command(c: Command) -> Result<ExitCode> {
+    match c {
+        Command::Live(args) => runtime()?.block_on(live(args)),
+        Command::Analyze { file, json, expect } => analyze(&file, json, expect.as_deref()),
+        Command::Rules { kernel } => rules(kernel),
         Command::Probes { json } => probes(json),
         Command::Record(args) => runtime()?.block_on(record(args)),
         Command::Dump { file, json, limit, no_stacks } => dump(&file, json, limit, !no_stacks),
@@ -55,7 +67,13 @@ pub const CONVENTION_SYMBOLS: &[&str] = &[
     "dma_buf_move_notify",
     "dma_buf_invalidate_mappings",
     "dma_buf_pin",
+    "dma_buf_vmap",
 ];
+
+/// The rule era of a recording (or the running kernel).
+pub fn convention_of(meta: &Meta) -> Convention {
+    rules::detect(&meta.kernel_release, |s| meta.kernel_symbols.iter().any(|k| k == s))
+}
 
 fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
     Meta {
@@ -313,4 +331,199 @@ pub fn format_event(e: &Event, t0: u64) -> String {
         what,
         e.stack.map(|s| format!(" [stack {s}]")).unwrap_or_default()
     )
+}
+
+/// Exit status: findings were reported.
+pub const EXIT_FINDINGS: u8 = 1;
+
+fn engine_for(meta: &Meta, stacks: StackTable) -> Engine {
+    Engine::with_stacks(EngineConfig { convention: convention_of(meta), ..Default::default() }, stacks)
+}
+
+fn analyze(file: &std::path::Path, json: bool, expect: Option<&str>) -> Result<ExitCode> {
+    let rec = Recording::read(file)?;
+    if rec.summary.is_none() {
+        eprintln!("tracer: {}: no end marker (recording was cut short); analysing what was recorded", file.display());
+    }
+    let (events, errors) = rec.events();
+    if errors > 0 {
+        eprintln!("tracer: {errors} undecodable events skipped");
+    }
+    let mut engine = engine_for(&rec.meta, rec.stacks.clone());
+    for e in &events {
+        engine.feed(e);
+    }
+    let findings = engine.findings();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = report::json::document(
+            findings,
+            Some(engine.config().convention),
+            Some((engine.graph(), engine.classes())),
+            engine.stacks(),
+            Some(&engine.stats()),
+        );
+        writeln!(out, "{}", report::json::document_string(&doc))?;
+    } else {
+        write!(out, "{}", report::text::report(findings, engine.stacks()))?;
+    }
+    if let Some(s) = &rec.summary {
+        let lost: u64 = s.lost_per_cpu.iter().sum();
+        if lost > 0 {
+            eprintln!("tracer: the recording lost {lost} events in the kernel (ring buffer full): findings may be missing");
+        }
+    }
+    match expect {
+        Some(exp) => {
+            let want = parse_kinds(exp)?;
+            let mut got: Vec<&str> = findings.iter().map(|f| f.id.id()).collect();
+            got.sort_unstable();
+            got.dedup();
+            if got == want {
+                eprintln!("tracer: expectation met: {}", if want.is_empty() { "no findings".into() } else { want.join(", ") });
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!(
+                    "tracer: expectation NOT met: expected [{}], found [{}]",
+                    want.join(", "),
+                    got.join(", ")
+                );
+                Ok(ExitCode::from(EXIT_FINDINGS))
+            }
+        }
+        None if findings.is_empty() => Ok(ExitCode::SUCCESS),
+        None => Ok(ExitCode::from(EXIT_FINDINGS)),
+    }
+}
+
+/// `none` or a comma list of finding ids, validated, sorted.
+fn parse_kinds(s: &str) -> Result<Vec<&'static str>> {
+    if s.trim() == "none" || s.trim().is_empty() {
+        return Ok(vec![]);
+    }
+    let mut v = Vec::new();
+    for k in s.split(',').map(str::trim) {
+        let kind = FindingKind::ALL.iter().find(|f| f.id() == k).with_context(|| {
+            let ids: Vec<&str> = FindingKind::ALL.iter().map(|f| f.id()).collect();
+            format!("--expect: unknown finding kind `{k}` (known: {}, or none)", ids.join(", "))
+        })?;
+        v.push(kind.id());
+    }
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+fn rules(kernel: Option<String>) -> Result<ExitCode> {
+    let (release, conv) = match kernel {
+        Some(r) => {
+            let c = rules::detect(&r, |_| false);
+            (r, c)
+        }
+        None => {
+            let r = kernel_release();
+            let ks = crate::probes::kallsyms::Kallsyms::load().ok();
+            let c = rules::detect(&r, |s| ks.as_ref().is_some_and(|k| k.has(s)));
+            (r, c)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "kernel {release}: convention era {} ({:?})", conv.era.range(), conv.era)?;
+    writeln!(out)?;
+    let rows = rules::table(conv);
+    let w = rows.iter().map(|r| r.item.len()).max().unwrap_or(10);
+    let wr = rows.iter().map(|r| r.requirement.len()).max().unwrap_or(10);
+    writeln!(out, "{:<8}  {:<w$}  {:<wr$}  {:<12}  NOTE", "KIND", "FUNCTION / CALLBACK", "REQUIREMENT", "KERNELS")?;
+    for r in rows {
+        writeln!(out, "{:<8}  {:<w$}  {:<wr$}  {:<12}  {}", r.kind, r.item, r.requirement, r.kernels, r.note)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn live(args: LiveCmd) -> Result<ExitCode> {
+    let opts = load_options(&args.live)?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut live = Live::start(&opts)?;
+    announce(&live.tracer.status);
+    let meta = meta_of(&live.tracer, opts.full_stream);
+    let conv = convention_of(&meta);
+    eprintln!("tracer: kernel {} follows the {} dma-buf convention", meta.kernel_release, conv.era.range());
+    let mut writer = match &args.record {
+        Some(p) => Some(
+            Writer::new(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?), &meta)
+                .with_context(|| format!("writing {}", p.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(p) = &args.live.ready_file {
+        File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
+    }
+    eprintln!("tracer: tracing (Ctrl-C to stop)");
+    let mut engine = Engine::with_stacks(EngineConfig { convention: conv, ..Default::default() }, StackTable::new());
+    let deadline = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut batch = Vec::with_capacity(1024);
+    let mut out = std::io::stdout();
+    let mut decode_errors = 0u64;
+    let mut stop = false;
+    while !stop {
+        tokio::select! {
+            r = live.next_batch(&mut batch) => r?,
+            _ = int.recv() => stop = true,
+            _ = term.recv() => stop = true,
+            _ = &mut deadline => stop = true,
+        }
+        if stop {
+            live.drain(&mut batch);
+        }
+        for r in batch.drain(..) {
+            let x = live.process(&r);
+            if let Some(w) = writer.as_mut() {
+                for h in &x.new_hooks {
+                    w.hook(h)?;
+                }
+                if let Some((id, frames)) = &x.new_stack {
+                    w.stack(*id, frames)?;
+                }
+                w.event(&r)?;
+            }
+            if let Some((id, frames)) = x.new_stack {
+                engine.stacks_mut().insert(id, frames);
+            }
+            let ev = match live.decoder.decode(&r) {
+                Ok(e) => e,
+                Err(_) => {
+                    decode_errors += 1;
+                    continue;
+                }
+            };
+            for f in engine.feed(&ev) {
+                if args.json {
+                    writeln!(out, "{}", report::json::finding_line(&f))?;
+                } else {
+                    write!(out, "{}", report::text::finding(&f, engine.stacks()))?;
+                }
+            }
+        }
+        out.flush()?;
+    }
+    let lost = live.lost_per_cpu();
+    if let Some(w) = writer {
+        let events = w.events;
+        w.end(&Summary { events, lost_per_cpu: lost.clone(), decode_errors, duration_ns: 0 })?;
+    }
+    if !args.json {
+        write!(out, "{}", report::text::summary(engine.findings()))?;
+    }
+    let lost_total: u64 = lost.iter().sum();
+    if lost_total > 0 {
+        eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
+    }
+    Ok(if engine.findings().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
 }
