@@ -90,6 +90,11 @@ pub enum Command {
         /// Do not print stacks.
         #[arg(long)]
         no_stacks: bool,
+        /// Instead of events: for every dma-buf call, whether the same task
+        /// locked that buffer's resv (read in-kernel) during the call. Exit
+        /// status 1 if no call locked its resv.
+        #[arg(long)]
+        resv_links: bool,
     },
 }
 

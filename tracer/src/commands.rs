@@ -41,7 +41,13 @@ fn run_command(c: Command) -> Result<ExitCode> {
         Command::Rules { kernel } => rules(kernel),
         Command::Probes { json } => probes(json),
         Command::Record(args) => runtime()?.block_on(record(args)),
-        Command::Dump { file, json, limit, no_stacks } => dump(&file, json, limit, !no_stacks),
+        Command::Dump { file, json, limit, no_stacks, resv_links } => {
+            if resv_links {
+                dump_resv_links(&file, json)
+            } else {
+                dump(&file, json, limit, !no_stacks)
+            }
+        }
     }
 }
 
@@ -526,4 +532,30 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
     }
     Ok(if engine.findings().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
+}
+
+fn dump_resv_links(file: &std::path::Path, json: bool) -> Result<ExitCode> {
+    let rec = Recording::read(file)?;
+    let (events, _) = rec.events();
+    let links = crate::events::links::resv_links(&events);
+    let mut out = std::io::stdout().lock();
+    for l in &links {
+        if json {
+            serde_json::to_writer(&mut out, l)?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "{:>7} {:<34} exp={:<20} resv={:#x} {}",
+                l.pid,
+                l.func.kernel_name(),
+                l.exp_name,
+                l.resv,
+                if l.locked { "locked by the same task during the call" } else { "-" }
+            )?;
+        }
+    }
+    let locked = links.iter().filter(|l| l.locked).count();
+    eprintln!("tracer: {} dma-buf calls, {locked} locked their buffer's resv (same address) during the call", links.len());
+    Ok(if locked > 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
 }

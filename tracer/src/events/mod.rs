@@ -2,6 +2,7 @@
 //! records, stacks, the live reader and the recording format.
 
 pub mod decode;
+pub mod links;
 pub mod live;
 pub mod model;
 pub mod record;
