@@ -121,9 +121,25 @@ pub struct LiveArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RecordArgs {
-    /// Output file.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: PathBuf,
+    /// Output file (the whole run).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "segments")]
+    pub output: Option<PathBuf>,
+    /// Also cut the run into named segments, one recording each
+    /// (DIR/NAME.rec), started and stopped through --control. Lets one
+    /// attached tracer serve many workloads (the lab runs every scenario of
+    /// a boot this way).
+    #[arg(long, value_name = "DIR", requires = "control")]
+    pub segments: Option<PathBuf>,
+    /// A FIFO the tracer creates and reads commands from, one per line:
+    /// `start NAME` opens DIR/NAME.rec; `stop` drains every event the kernel
+    /// has queued so far into it and closes it. Each command is acknowledged
+    /// by a line on --ack (`ready` once attached, `started NAME`,
+    /// `stopped NAME EVENTS`, or `error: ...`).
+    #[arg(long, value_name = "FIFO", requires = "ack")]
+    pub control: Option<PathBuf>,
+    /// The FIFO (created by the tracer) acknowledgements are written to.
+    #[arg(long, value_name = "FIFO")]
+    pub ack: Option<PathBuf>,
     /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C / SIGTERM.
     #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
     pub duration: Option<std::time::Duration>,

@@ -158,22 +158,129 @@ fn announce(statuses: &[ProbeStatus]) {
     }
 }
 
+/// One recording being written, and the stacks it already holds (a stack
+/// is written once per file, before the first event that uses it).
+struct RecFile {
+    path: std::path::PathBuf,
+    w: Writer<BufWriter<File>>,
+    stacks: std::collections::HashSet<u32>,
+    first_ts: Option<u64>,
+    last_ts: u64,
+}
+
+impl RecFile {
+    fn create(path: &std::path::Path, meta: &Meta) -> Result<Self> {
+        let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let w = Writer::new(BufWriter::new(f), meta).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self { path: path.to_path_buf(), w, stacks: Default::default(), first_ts: None, last_ts: 0 })
+    }
+
+    fn write(&mut self, r: &tracer_common::RawEvent, new_hooks: &[crate::probes::HookInfo], stacks: &StackTable) -> Result<()> {
+        let ctx = || format!("writing {}", self.path.display());
+        for h in new_hooks {
+            self.w.hook(h).with_context(ctx)?;
+        }
+        if r.stack_id >= 0 {
+            let id = r.stack_id as u32;
+            if self.stacks.insert(id) {
+                if let Some(frames) = stacks.get(id) {
+                    self.w.stack(id, frames).with_context(ctx)?;
+                }
+            }
+        }
+        self.w.event(r).with_context(ctx)?;
+        self.first_ts.get_or_insert(r.ts_ns);
+        self.last_ts = r.ts_ns;
+        Ok(())
+    }
+
+    fn finish(self, lost: Vec<u64>, decode_errors: u64) -> Result<u64> {
+        let events = self.w.events;
+        let summary = Summary {
+            events,
+            lost_per_cpu: lost,
+            decode_errors,
+            duration_ns: self.first_ts.map(|f| self.last_ts.saturating_sub(f)).unwrap_or(0),
+        };
+        self.w.end(&summary).with_context(|| format!("finishing {}", self.path.display()))?;
+        Ok(events)
+    }
+}
+
+/// Control FIFO commands for segmented recording.
+enum Control {
+    Start(String),
+    Stop,
+}
+
+fn parse_control(line: &str) -> Result<Control, String> {
+    let line = line.trim();
+    match line.split_once(' ') {
+        Some(("start", name)) if valid_segment_name(name.trim()) => Ok(Control::Start(name.trim().to_string())),
+        Some(("start", name)) => Err(format!("bad segment name `{name}` (letters, digits, - _ . only)")),
+        None if line == "stop" => Ok(Control::Stop),
+        _ => Err(format!("unknown command `{line}` (expected `start NAME` or `stop`)")),
+    }
+}
+
+fn valid_segment_name(n: &str) -> bool {
+    !n.is_empty() && !n.starts_with('.') && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn make_fifo(path: &std::path::Path) -> Result<()> {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).context("FIFO path")?;
+    // SAFETY: mkfifo with a valid C string.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+        return Err(std::io::Error::last_os_error()).with_context(|| format!("creating FIFO {}", path.display()));
+    }
+    Ok(())
+}
+
 async fn record(args: RecordArgs) -> Result<ExitCode> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let opts = load_options(&args.live)?;
     // Installed first and kept for the whole run: a signal that arrives while
     // hooks are attached or a batch is written is kept by the stream (and the
     // loop then stops), never lost between two select!s.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // Control FIFOs exist before the (slow) attach so a script can open them.
+    let mut control = None;
+    let mut ack = None;
+    if let (Some(ctl), Some(ackp), Some(dir)) = (&args.control, &args.ack, &args.segments) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        make_fifo(ctl)?;
+        make_fifo(ackp)?;
+        // Read-write opens never block and never see EOF when a writer leaves.
+        let rx = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_receiver(ctl)
+            .with_context(|| format!("opening {}", ctl.display()))?;
+        let tx = tokio::net::unix::pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(ackp)
+            .with_context(|| format!("opening {}", ackp.display()))?;
+        control = Some(tokio::io::BufReader::new(rx).lines());
+        ack = Some(tx);
+    }
     let mut live = Live::start(&opts)?;
     announce(&live.tracer.status);
-    let file = File::create(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
-    let mut w = Writer::new(BufWriter::new(file), &meta_of(&live.tracer, opts.full_stream))
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let mut whole = match &args.output {
+        Some(p) => Some(RecFile::create(p, &meta_of(&live.tracer, opts.full_stream))?),
+        None => None,
+    };
+    let mut segment: Option<(String, RecFile)> = None;
     if let Some(p) = &args.live.ready_file {
         File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }
-    eprintln!("tracer: recording to {} (Ctrl-C to stop)", args.output.display());
+    if let Some(a) = ack.as_mut() {
+        a.write_all(b"ready\n").await.context("writing the ack FIFO")?;
+    }
+    match &args.output {
+        Some(p) => eprintln!("tracer: recording to {} (Ctrl-C to stop)", p.display()),
+        None => eprintln!("tracer: recording segments (Ctrl-C to stop)"),
+    }
     let started = Instant::now();
     let deadline = async {
         match args.duration {
@@ -183,28 +290,67 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     };
     tokio::pin!(deadline);
     let mut batch = Vec::with_capacity(1024);
-    let mut first_ts = None;
-    let mut last_ts = 0;
-    loop {
+    let mut stop = false;
+    while !stop {
+        let mut cmd = None;
         tokio::select! {
             r = live.next_batch(&mut batch) => r?,
-            _ = int.recv() => break,
-            _ = term.recv() => break,
-            _ = &mut deadline => break,
+            _ = int.recv() => stop = true,
+            _ = term.recv() => stop = true,
+            _ = &mut deadline => stop = true,
+            l = async { control.as_mut().unwrap().next_line().await }, if control.is_some() => {
+                cmd = Some(l.context("reading the control FIFO")?.unwrap_or_default());
+            }
         }
-        write_batch(&mut live, &mut w, &mut batch, &mut first_ts, &mut last_ts)?;
+        if stop || cmd.is_some() {
+            // Everything the kernel queued before this point belongs before it.
+            live.drain(&mut batch);
+        }
+        for r in batch.drain(..) {
+            let x = live.process(&r);
+            if let Some(f) = whole.as_mut() {
+                f.write(&r, &x.new_hooks, &live.stacks)?;
+            }
+            if let Some((_, f)) = segment.as_mut() {
+                f.write(&r, &x.new_hooks, &live.stacks)?;
+            }
+        }
+        if let Some(line) = cmd {
+            let reply = match parse_control(&line) {
+                Err(e) => format!("error: {e}"),
+                Ok(Control::Start(name)) => {
+                    if let Some((old, f)) = segment.take() {
+                        f.finish(live.lost_per_cpu(), live.short_records)?;
+                        eprintln!("tracer: segment {old} closed by the start of {name}");
+                    }
+                    let dir = args.segments.as_ref().expect("control requires segments");
+                    let f = RecFile::create(&dir.join(format!("{name}.rec")), &meta_of(&live.tracer, opts.full_stream))?;
+                    segment = Some((name.clone(), f));
+                    format!("started {name}")
+                }
+                Ok(Control::Stop) => match segment.take() {
+                    Some((name, f)) => {
+                        let n = f.finish(live.lost_per_cpu(), live.short_records)?;
+                        format!("stopped {name} {n}")
+                    }
+                    None => "error: no segment started".into(),
+                },
+            };
+            if let Some(a) = ack.as_mut() {
+                a.write_all(format!("{reply}\n").as_bytes()).await.context("writing the ack FIFO")?;
+            }
+        } else if let Some(f) = whole.as_mut() {
+            f.w.flush().with_context(|| format!("writing {}", f.path.display()))?;
+        }
     }
-    live.drain(&mut batch);
-    write_batch(&mut live, &mut w, &mut batch, &mut first_ts, &mut last_ts)?;
     let lost = live.lost_per_cpu();
-    let summary = Summary {
-        events: w.events,
-        lost_per_cpu: lost.clone(),
-        decode_errors: live.short_records,
-        duration_ns: first_ts.map(|f| last_ts.saturating_sub(f)).unwrap_or(0),
+    if let Some((_, f)) = segment.take() {
+        f.finish(lost.clone(), live.short_records)?;
+    }
+    let events = match whole {
+        Some(f) => f.finish(lost.clone(), live.short_records)?,
+        None => 0,
     };
-    let events = w.events;
-    w.end(&summary).with_context(|| format!("finishing {}", args.output.display()))?;
     let lost_total: u64 = lost.iter().sum();
     eprintln!(
         "tracer: {events} events in {:.1}s, {} stacks, {lost_total} lost{}",
@@ -213,29 +359,6 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         if lost_total > 0 { " (ring buffer full: raise --ring-mib)" } else { "" }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_batch<W: Write>(
-    live: &mut Live,
-    w: &mut Writer<W>,
-    batch: &mut Vec<tracer_common::RawEvent>,
-    first_ts: &mut Option<u64>,
-    last_ts: &mut u64,
-) -> Result<()> {
-    for r in batch.drain(..) {
-        let x = live.process(&r);
-        for h in &x.new_hooks {
-            w.hook(h)?;
-        }
-        if let Some((id, frames)) = &x.new_stack {
-            w.stack(*id, frames)?;
-        }
-        w.event(&r)?;
-        first_ts.get_or_insert(r.ts_ns);
-        *last_ts = r.ts_ns;
-    }
-    w.flush()?;
-    Ok(())
 }
 
 fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) -> Result<ExitCode> {
@@ -456,10 +579,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     let conv = convention_of(&meta);
     eprintln!("tracer: kernel {} follows the {} dma-buf convention", meta.kernel_release, conv.era.range());
     let mut writer = match &args.record {
-        Some(p) => Some(
-            Writer::new(BufWriter::new(File::create(p).with_context(|| format!("creating {}", p.display()))?), &meta)
-                .with_context(|| format!("writing {}", p.display()))?,
-        ),
+        Some(p) => Some(RecFile::create(p, &meta)?),
         None => None,
     };
     if let Some(p) = &args.live.ready_file {
@@ -491,13 +611,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         for r in batch.drain(..) {
             let x = live.process(&r);
             if let Some(w) = writer.as_mut() {
-                for h in &x.new_hooks {
-                    w.hook(h)?;
-                }
-                if let Some((id, frames)) = &x.new_stack {
-                    w.stack(*id, frames)?;
-                }
-                w.event(&r)?;
+                w.write(&r, &x.new_hooks, &live.stacks)?;
             }
             if let Some((id, frames)) = x.new_stack {
                 engine.stacks_mut().insert(id, frames);
@@ -521,8 +635,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     }
     let lost = live.lost_per_cpu();
     if let Some(w) = writer {
-        let events = w.events;
-        w.end(&Summary { events, lost_per_cpu: lost.clone(), decode_errors, duration_ns: 0 })?;
+        w.finish(lost.clone(), decode_errors + live.short_records)?;
     }
     if !args.json {
         write!(out, "{}", report::text::summary(engine.findings()))?;

@@ -8,6 +8,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,
+        // `tracer dump FILE | head`: the reader left; not a failure.
+        Err(e)
+            if e
+                .root_cause()
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // Everything (programs, links, maps) was dropped, i.e. detached,
             // on the way out of `run`.
