@@ -59,9 +59,9 @@ pub struct LabArgs {
     /// Use this prebuilt static tracer binary instead of building one.
     #[arg(long, conflicts_with = "no_tracer")]
     pub tracer: Option<PathBuf>,
-    /// Kill the guest after this many seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// Kill the guest after this many seconds (default: scaled to the number of scenarios).
+    #[arg(long)]
+    pub timeout: Option<u64>,
     /// Show the guest console as it runs.
     #[arg(long, short)]
     pub verbose: bool,
@@ -100,7 +100,7 @@ pub fn run(args: LabArgs) -> Result<()> {
         kernel: k.clone(),
         tracer: tracer.clone(),
         keep: args.keep,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout.map(Duration::from_secs),
         verbose: args.verbose,
     };
 
@@ -108,13 +108,13 @@ pub fn run(args: LabArgs) -> Result<()> {
         for k in &kernels_ {
             let script = format!(". /lab/lib.sh\n{cmd}\nrc=$?\nship_tree /out out\nexit $rc\n");
             // The console is the point of a shell command: always show it.
-            let r = boot_guest(&GuestOptions { verbose: true, ..opts(k) }, &script, &[], &[])?;
+            let r = boot_guest(&GuestOptions { verbose: true, ..opts(k) }, &script, &[], &[], 0)?;
             println!("lab: {} guest exit {:?} in {:.1}s; files from the guest in {}:", k.kver, r.guest_status, r.elapsed.as_secs_f64(), r.files_dir.display());
             for f in &r.files {
                 println!("  {} ({} bytes)", f.display(), fs::metadata(f).map(|m| m.len()).unwrap_or(0));
             }
             if r.guest_status != Some(0) {
-                bail!("the guest command exited {:?}", r.guest_status);
+                bail!("{}", r.failure_report());
             }
         }
         return Ok(());
@@ -157,8 +157,17 @@ pub struct GuestOptions {
     /// Static tracer binary to install as /bin/tracer, or None to run without a tracer.
     pub tracer: Option<PathBuf>,
     pub keep: bool,
-    pub timeout: Duration,
+    /// None: [`default_timeout`] for what the guest runs.
+    pub timeout: Option<Duration>,
     pub verbose: bool,
+}
+
+/// Time for a boot running `scenarios` recordings (0 for a plain command). Under TCG a kernel
+/// boots in about 4 s; a tracer with ~80 hooks needs seconds to attach and seconds to stop,
+/// and the guest waits up to about 40 s for a stop before killing it.
+pub fn default_timeout(scenarios: usize, tracer: bool) -> Duration {
+    let per = if tracer { 60 } else { 5 };
+    Duration::from_secs(60 + per * scenarios as u64)
 }
 
 /// Kernel modules the lab puts into every guest: (name, load at boot). bochs is loaded only
@@ -173,6 +182,7 @@ pub fn boot_guest(
     script: &str,
     extra_modules: &[PathBuf],
     files: &[(PathBuf, String)],
+    recordings: usize,
 ) -> Result<qemu::BootResult> {
     let k = &opts.kernel;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
@@ -210,7 +220,7 @@ pub fn boot_guest(
         vmlinuz: &k.vmlinuz,
         initrd: &initrd,
         run_dir: &run_dir,
-        timeout: opts.timeout,
+        timeout: opts.timeout.unwrap_or_else(|| default_timeout(recordings, opts.tracer.is_some())),
         echo_console: opts.verbose,
     });
     if !opts.keep {
@@ -218,7 +228,14 @@ pub fn boot_guest(
         let _ = fs::remove_file(&initrd);
     }
     let r = result?;
-    eprintln!("lab: {} booted, ran and powered off in {:.1}s", k.kver, r.elapsed.as_secs_f64());
+    if r.guest_status.is_some() {
+        eprintln!("lab: {} booted, ran and powered off in {:.1}s", k.kver, r.elapsed.as_secs_f64());
+    } else {
+        eprintln!("lab: {}", r.failure_report());
+    }
+    for e in &r.channel_errors {
+        eprintln!("lab: file channel: {e}");
+    }
     Ok(r)
 }
 
@@ -275,9 +292,14 @@ pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) 
     }
     if !runnable.is_empty() {
         let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
-        let r = boot_guest(opts, &script, &kos, &[])?;
+        let r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
+        let end = r.describe_end();
         for s in &runnable {
-            runs.push(scenarios::judge(s, &series, &r.files_dir, opts.tracer.is_some(), check));
+            let mut run = scenarios::judge(s, &series, &r.files_dir, opts.tracer.is_some(), check);
+            if run.status.is_empty() && r.guest_status.is_none() {
+                run.verdict = Verdict::fail(format!("no results: {end}"));
+            }
+            runs.push(run);
         }
     }
     for s in skipped {
@@ -339,7 +361,7 @@ exit $rc
 "#,
         tracer = if tracer { 1 } else { 0 }
     );
-    let r = boot_guest(opts, &guest, &[], &files)?;
+    let r = boot_guest(opts, &guest, &[], &files, 1)?;
     let out = r.files_dir.join("user");
     let run_out = fs::read_to_string(out.join("run.out")).unwrap_or_default();
     eprintln!("lab: script output:\n{run_out}");
@@ -356,7 +378,7 @@ exit $rc
         None => print!("{text}"),
     }
     if r.guest_status != Some(0) {
-        bail!("the script exited {:?} (output above; files in {})", r.guest_status, out.display());
+        bail!("{} (script output above; files in {})", r.failure_report(), out.display());
     }
     Ok(())
 }

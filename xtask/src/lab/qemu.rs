@@ -40,9 +40,31 @@ pub struct BootResult {
     pub console_log: PathBuf,
     /// Exit status of the guest script, from the exit marker (None if the guest never got there).
     pub guest_status: Option<i32>,
+    /// The guest was killed at the timeout; files shipped before that are still decoded.
+    pub timed_out: bool,
     /// Where the files the guest shipped were decoded to.
     pub files_dir: PathBuf,
     pub files: Vec<PathBuf>,
+    /// Frames that could not be decoded (a transfer cut off by the timeout, a damaged frame).
+    pub channel_errors: Vec<String>,
+}
+
+impl BootResult {
+    /// A one-line account of how the guest ended, for error messages.
+    pub fn describe_end(&self) -> String {
+        if self.timed_out {
+            format!("the guest did not power off within {:.0}s and was killed", self.elapsed.as_secs_f64())
+        } else if let Some(rc) = self.guest_status {
+            format!("the guest script exited {rc}")
+        } else {
+            "the guest stopped before its script finished (kernel panic or init died)".to_string()
+        }
+    }
+
+    /// `describe_end` plus the console's last lines, for when something went wrong.
+    pub fn failure_report(&self) -> String {
+        format!("{}. Console {}:\n{}", self.describe_end(), self.console_log.display(), tail(&self.console_log, 25))
+    }
 }
 
 pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
@@ -101,37 +123,25 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
         let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
         s
     });
-    let guest_status = match rx.recv_timeout(cfg.timeout) {
-        Ok(s) => s,
+    let (guest_status, timed_out) = match rx.recv_timeout(cfg.timeout) {
+        Ok(s) => (s, false),
         Err(_) => {
             let _ = child.kill();
-            let _ = child.wait();
-            let _ = reader.join();
-            bail!(
-                "the guest did not power off within {}s; qemu killed. Console: {}\n{}",
-                cfg.timeout.as_secs(),
-                console_log.display(),
-                tail(&console_log, 25)
-            );
+            (None, true)
         }
     };
     let _ = reader.join();
     let status = child.wait()?;
     let elapsed = start.elapsed();
     let qemu_err = err_reader.join().unwrap_or_default();
-    if !status.success() {
+    if !timed_out && !status.success() {
         bail!("qemu failed ({status}): {}\n{}", qemu_err.trim(), tail(&console_log, 25));
     }
+    // Decode whatever arrived even after a timeout: the scenarios that finished keep
+    // their results.
     let files_dir = cfg.run_dir.join("files");
-    let files = decode_channel(&channel, &files_dir)?;
-    if guest_status.is_none() {
-        bail!(
-            "the guest stopped before its script finished (kernel panic or init died). Console: {}\n{}",
-            console_log.display(),
-            tail(&console_log, 25)
-        );
-    }
-    Ok(BootResult { elapsed, console_log, guest_status, files_dir, files })
+    let (files, channel_errors) = decode_channel(&channel, &files_dir);
+    Ok(BootResult { elapsed, console_log, guest_status, timed_out, files_dir, files, channel_errors })
 }
 
 pub fn tail(path: &Path, n: usize) -> String {
@@ -140,51 +150,64 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Decode every complete frame of `raw` into `dir`; a damaged frame is an error naming it.
-pub fn decode_channel(raw: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+/// Decode every complete frame of `raw` into `dir`. Returns the files written and one error
+/// per frame that could not be used (damaged, or cut off when the guest died).
+pub fn decode_channel(raw: &Path, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
     let bytes = fs::read(raw).unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes);
     let mut out = Vec::new();
+    let mut errors = Vec::new();
     let mut current: Option<(String, usize, String, String)> = None;
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if let Some(rest) = line.strip_prefix("===LAB-BEGIN ") {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f.len() != 3 {
-                bail!("malformed frame header `{line}`");
+            if let Some((n, ..)) = current.take() {
+                errors.push(format!("{n}: frame not terminated"));
             }
-            let size = f[1].parse().with_context(|| format!("bad size in `{line}`"))?;
-            current = Some((f[0].to_string(), size, f[2].to_string(), String::new()));
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            match (f.len(), f.get(1).and_then(|s| s.parse::<usize>().ok())) {
+                (3, Some(size)) => current = Some((f[0].to_string(), size, f[2].to_string(), String::new())),
+                _ => errors.push(format!("malformed frame header `{line}`")),
+            }
         } else if let Some(name) = line.strip_prefix("===LAB-END ") {
             let Some((n, size, sum, b64)) = current.take() else {
-                bail!("frame end without begin for {name}");
+                errors.push(format!("frame end without begin for {name}"));
+                continue;
             };
-            if n != name.trim() {
-                bail!("frame for {n} ended as {name}");
+            match write_frame(dir, &n, name.trim(), size, &sum, &b64) {
+                Ok(p) => out.push(p),
+                Err(e) => errors.push(format!("{n}: {e:#}")),
             }
-            let data = base64_decode(&b64).with_context(|| format!("decoding {n}"))?;
-            if data.len() != size {
-                bail!("{n}: received {} bytes, guest sent {size}", data.len());
-            }
-            if n.split('/').any(|c| c == ".." || c.is_empty()) {
-                bail!("refusing file name {n}");
-            }
-            let path = dir.join(&n);
-            fs::create_dir_all(path.parent().unwrap())?;
-            fs::write(&path, &data)?;
-            let got = sha256(&path)?;
-            if got != sum {
-                bail!("{n}: checksum mismatch (guest {sum}, host {got})");
-            }
-            out.push(path);
         } else if let Some((_, _, _, b64)) = current.as_mut() {
             b64.push_str(line.trim());
         }
     }
     if let Some((n, ..)) = current {
-        bail!("the transfer of {n} was cut off (guest died mid-file?)");
+        errors.push(format!("{n}: transfer cut off (the guest died or was killed mid-file)"));
     }
-    Ok(out)
+    (out, errors)
+}
+
+fn write_frame(dir: &Path, n: &str, end_name: &str, size: usize, sum: &str, b64: &str) -> Result<PathBuf> {
+    if n != end_name {
+        bail!("frame ended as {end_name}");
+    }
+    if n.split('/').any(|c| c == ".." || c.is_empty()) {
+        bail!("refusing file name");
+    }
+    let data = base64_decode(b64)?;
+    if data.len() != size {
+        bail!("received {} bytes, guest sent {size}", data.len());
+    }
+    let path = dir.join(n);
+    fs::create_dir_all(path.parent().unwrap())?;
+    fs::write(&path, &data)?;
+    let got = sha256(&path)?;
+    if got != sum {
+        let _ = fs::remove_file(&path);
+        bail!("checksum mismatch (guest {sum}, host {got})");
+    }
+    Ok(path)
 }
 
 fn sha256(path: &Path) -> Result<String> {

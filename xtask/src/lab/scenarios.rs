@@ -11,7 +11,7 @@
 //! | `<name>.rec` | the recording (absent with `--no-tracer`) |
 //! | `tracer.stderr` | the tracer's stderr |
 //! | `trigger.out` | stdout+stderr of the trigger |
-//! | `status` | `key=value` lines: `trigger`, `tracer` (exit codes), `ready` (ok/timeout/died), `elapsed` (s) |
+//! | `status` | `key=value` lines: `ready` (ok/failed), `trigger`, `tracer` (exit codes), `sigint=ignored` (killed after 30 s; thread stacks in `tracer.stuck`), and seconds: `ready_after`, `trigger_took`, `stop_after`, `elapsed` |
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -133,6 +133,7 @@ run_scenario() {
 		tp=$!
 		if wait_ready /tmp/ready.$name $tp; then
 			echo "ready=ok" >> "$d/status"
+			echo "ready_after=$(awk "BEGIN{print $(uptime_s) - $t0}")" >> "$d/status"
 		else
 			echo "ready=failed" >> "$d/status"
 			stop_tracer
@@ -140,30 +141,41 @@ run_scenario() {
 			return
 		fi
 	fi
+	tt=$(uptime_s)
 	sh /tmp/trigger.$name > "$d/trigger.out" 2>&1
 	echo "trigger=$?" >> "$d/status"
+	echo "trigger_took=$(awk "BEGIN{print $(uptime_s) - $tt}")" >> "$d/status"
 	stop_tracer
 	echo "elapsed=$(awk "BEGIN{print $(uptime_s) - $t0}")" >> "$d/status"
 	sh /tmp/after.$name >> "$d/trigger.out" 2>&1
 	ship_tree "$d" "$name"
 }
 
-# stop_tracer: SIGINT, then wait (bounded: 300 x 0.1 s) before SIGKILL, so a tracer that
-# ignores SIGINT cannot hang the run.
+# stop_tracer: SIGINT, then wait (bounded: 300 x 0.1 s, about 30-40 s under TCG) before
+# SIGKILL, so a tracer that ignores SIGINT cannot hang the run. A normal stop of a tracer with
+# ~80 hooks takes about 11 s under TCG; stop_after records how long it took. Before killing,
+# the kernel stacks of the tracer's threads go to tracer.stuck, to show where it hangs.
 stop_tracer() {
 	[ -n "$tp" ] || return 0
 	kill -INT $tp 2>/dev/null
+	ts=$(uptime_s)
 	i=0
 	while kill -0 $tp 2>/dev/null && [ "$i" -lt 300 ]; do
 		i=$((i + 1))
 		sleep 0.1
 	done
 	if kill -0 $tp 2>/dev/null; then
-		echo "LAB: tracer ignored SIGINT for 30 s; killing it"
+		echo "LAB: tracer still running 30 s after SIGINT; killing it"
+		echo "sigint=ignored" >> "$d/status"
+		for t in /proc/$tp/task/*; do
+			echo "== thread $(basename $t) $(cat $t/comm) state=$(grep State $t/status)"
+			cat $t/stack
+		done > "$d/tracer.stuck" 2>&1
 		kill -KILL $tp
 	fi
 	wait $tp
 	echo "tracer=$?" >> "$d/status"
+	echo "stop_after=$(awk "BEGIN{print $(uptime_s) - $ts}")" >> "$d/status"
 	tp=
 }
 "#;
@@ -283,6 +295,8 @@ pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, 
         ))
     } else if !tracer {
         Verdict { status: Status::TriggerOnly, detail: last_line("trigger.out") }
+    } else if status.get("sigint").is_some() {
+        Verdict::fail("the tracer was still running 30 s after SIGINT and was killed; its recording may be incomplete")
     } else if !recording.exists() {
         Verdict::fail(format!(
             "no recording (tracer exit {}): {}",
