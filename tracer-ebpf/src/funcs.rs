@@ -19,9 +19,34 @@ use aya_ebpf::{
 use tracer_common::{ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, func_flags as ff};
 
 use crate::{
-    FUNCS,
+    FUNCS, SITES,
     emit::{config, output, stack_id, task},
 };
+
+/// The stack of a lock acquisition that is not nested: taken the first time
+/// its call site (the return address) is seen, then reused for that site, so
+/// a lock later found held (at return to user space, under a fence wait,
+/// first in an ordering) still has its acquisition stack without walking the
+/// stack on every lock.
+#[inline(always)]
+fn site_stack(ctx: &ProbeContext) -> i64 {
+    // SAFETY: at a kprobe on a function's first instruction, *rsp is the
+    // return address; the read is checked.
+    let caller: u64 = unsafe {
+        let sp = (*ctx.regs).rsp;
+        bpf_probe_read_kernel(sp as *const u64).unwrap_or(0)
+    };
+    if caller == 0 {
+        return -1;
+    }
+    // SAFETY: map value read.
+    if let Some(id) = unsafe { SITES.get(&caller) } {
+        return *id;
+    }
+    let id = stack_id(ctx);
+    let _ = SITES.insert(&caller, &id, 0);
+    id
+}
 
 #[inline(always)]
 fn desc_for(ip: u64) -> Option<FuncDesc> {
@@ -101,7 +126,13 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     let want_stack = cfg.stack_all != 0
         || desc.flags & ff::STACK_ALWAYS != 0
         || (desc.flags & ff::STACK_NESTED != 0 && nested);
-    let stack = if want_stack { stack_id(ctx) } else { -1 };
+    let stack = if want_stack {
+        stack_id(ctx)
+    } else if desc.flags & ff::LOCKS != 0 && desc.flags & ff::STACK_NESTED != 0 {
+        site_stack(ctx)
+    } else {
+        -1
+    };
     if desc.flags & ff::EMIT_RETURN != 0 {
         let d = t.depth as usize;
         if d < MAX_FRAMES {
@@ -157,7 +188,9 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     let desc = desc_for(f.func_ip)?;
     let ret: i64 = ctx.ret();
     if desc.flags & ff::LOCKS != 0 {
-        let ok = if desc.flags & ff::TRYLOCK != 0 { ret == 1 } else { ret == 0 };
+        // The lock functions return int: only the low 32 bits of rax are defined.
+        let r = ret as i32;
+        let ok = if desc.flags & ff::TRYLOCK != 0 { r == 1 } else { r == 0 };
         if ok {
             t.held = t.held.saturating_add(1);
         }

@@ -56,8 +56,9 @@ impl Decoder {
                 let ret = (phase == Phase::Return).then_some(r.ret);
                 match (h.kind, phase) {
                     (HookKind::Lock(func), Phase::Entry) => EventKind::LockAttempt { lock: r.args[0], ctx: r.args[1], func },
+                    // ww_mutex_lock* return int: only the low 32 bits of rax are defined.
                     (HookKind::Lock(func), Phase::Return) => {
-                        EventKind::LockReturn { lock: r.args[0], ctx: r.args[1], func, ret: r.ret }
+                        EventKind::LockReturn { lock: r.args[0], ctx: r.args[1], func, ret: r.ret as i32 as i64 }
                     }
                     (HookKind::Unlock, Phase::Entry) => EventKind::Unlock { lock: r.args[0] },
                     (HookKind::ResvInit, Phase::Entry) => EventKind::ResvInit { resv: r.args[0] },
@@ -133,7 +134,8 @@ mod tests {
         let d = decoder();
         let mut r = raw(RawKind::FuncReturn, 1, 42, 100);
         r.args = [0xdead, 0, 0, 0];
-        r.ret = -114;
+        // As seen in the lab: an int -EALREADY in rax with zero upper bits.
+        r.ret = (-114i32 as u32) as i64;
         let e = d.decode(&r).unwrap();
         assert_eq!(e.kind, EventKind::LockReturn { lock: 0xdead, ctx: 0, func: LockFn::Lock, ret: -114 });
         assert_eq!(e.pid, 42);

@@ -8,7 +8,8 @@
 // Parts of this module are API for the tracer's checks and unused by the CLI itself.
 #![allow(dead_code)]
 
-pub mod initramfs;
+pub mod check;
+mod initramfs;
 pub mod kernels;
 pub mod modules;
 pub mod qemu;
@@ -139,7 +140,15 @@ pub fn run(args: LabArgs) -> Result<()> {
     };
     let mut runs = Vec::new();
     for k in &kernels_ {
-        runs.extend(run_scenarios(&opts(k), &selected, &default_check)?);
+        // With a tracer, its own analysis judges each scenario; without, the trigger only.
+        let runs_k = match &tracer {
+            Some(t) => {
+                let check = check::TracerCheck { tracer: t.clone(), series: scenarios::series(&k.kver) };
+                run_scenarios(&opts(k), &selected, &|s: &Scenario, r: &Path| check.check(s, r))?
+            }
+            None => run_scenarios(&opts(k), &selected, &default_check)?,
+        };
+        runs.extend(runs_k);
     }
     println!();
     scenarios::print_table(&runs);
