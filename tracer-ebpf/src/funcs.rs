@@ -24,10 +24,12 @@ use crate::{
 };
 
 /// The stack of a lock acquisition that is not nested: taken the first time
-/// its call site (the return address) is seen, then reused for that site, so
-/// a lock later found held (at return to user space, under a fence wait,
-/// first in an ordering) still has its acquisition stack without walking the
-/// stack on every lock.
+/// its call site (the return address) is seen in a process, then reused for
+/// that site in that process, so a lock later found held (at return to user
+/// space, under a fence wait, first in an ordering) still has its acquisition
+/// stack without walking the stack on every lock. Keyed per process because
+/// one call site (say in dma_buf_dynamic_attach) is reached from different
+/// paths by different programs and threads.
 #[inline(always)]
 fn site_stack(ctx: &ProbeContext) -> i64 {
     // SAFETY: at a kprobe on a function's first instruction, *rsp is the
@@ -39,12 +41,13 @@ fn site_stack(ctx: &ProbeContext) -> i64 {
     if caller == 0 {
         return -1;
     }
+    let key = [caller, bpf_get_current_pid_tgid() >> 32];
     // SAFETY: map value read.
-    if let Some(id) = unsafe { SITES.get(&caller) } {
+    if let Some(id) = unsafe { SITES.get(&key) } {
         return *id;
     }
     let id = stack_id(ctx);
-    let _ = SITES.insert(&caller, &id, 0);
+    let _ = SITES.insert(&key, &id, 0);
     id
 }
 

@@ -37,9 +37,9 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 #[map]
 pub static FUNCS: HashMap<u64, FuncDesc> = HashMap::with_max_entries(4096, 0);
 
-/// Lock call site (return address) -> stack id of its first acquisition.
+/// (lock call site = return address, tgid) -> stack id of its first acquisition.
 #[map]
-pub static SITES: LruHashMap<u64, i64> = LruHashMap::with_max_entries(8192, 0);
+pub static SITES: LruHashMap<[u64; 2], i64> = LruHashMap::with_max_entries(8192, 0);
 
 /// Index 0: offsets and policy.
 #[map]

@@ -19,11 +19,51 @@ enum Command {
     Setup,
     /// Boot real Debian kernels in qemu and run the tracer against real dma-buf traffic.
     Lab(lab::LabArgs),
+    /// Every test: setup, the workspace's tests (unit, engine, privileged host
+    /// tests) and the lab scenarios on the default kernel. What CI runs.
+    Test,
+    /// The demo for a machine without GPU traffic: setup, build, boot the lab
+    /// with every scenario and show what the tracer finds.
+    Demo,
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run_setup(),
         Command::Lab(args) => lab::run(args),
+        Command::Test => test(),
+        Command::Demo => demo(),
     }
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo {} failed", args.join(" "));
+    Ok(())
+}
+
+fn lab_args(show_findings: bool) -> lab::LabArgs {
+    use clap::Parser as _;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        lab: lab::LabArgs,
+    }
+    let mut w = Wrap::parse_from(["lab"]);
+    w.lab.show_findings = show_findings;
+    w.lab
+}
+
+fn test() -> Result<()> {
+    setup::run_setup()?;
+    cargo(&["test", "--workspace", "--locked"])?;
+    lab::run(lab_args(false))
+}
+
+fn demo() -> Result<()> {
+    setup::run_setup()?;
+    cargo(&["build", "--release", "-p", "tracer", "--locked"])?;
+    lab::run(lab_args(true))
 }

@@ -72,6 +72,10 @@ pub struct LabArgs {
     /// Only fetch and extract the kernel(s).
     #[arg(long)]
     pub fetch_only: bool,
+    /// After the verdict table, print the tracer's report of every scenario
+    /// that produced findings.
+    #[arg(long)]
+    pub show_findings: bool,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -150,13 +154,35 @@ pub fn run(args: LabArgs) -> Result<()> {
         };
         runs.extend(runs_k);
     }
+    if args.show_findings {
+        if let Some(t) = &tracer {
+            show_findings(t, &runs);
+        }
+    }
     println!();
     scenarios::print_table(&runs);
     let failed = runs.iter().filter(|r| r.verdict.status == Status::Fail).count();
+    let passed = runs.iter().filter(|r| r.verdict.status == Status::Pass).count();
+    // A closing line test summaries understand.
+    println!("lab: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("{failed} scenario(s) failed");
     }
     Ok(())
+}
+
+/// Prints the tracer's own report (lockdep-style text) for every scenario that
+/// produced findings: what a user of the tracer would see.
+fn show_findings(tracer: &Path, runs: &[ScenarioRun]) {
+    for r in runs.iter().filter(|r| r.recording.exists()) {
+        let out = std::process::Command::new(tracer).arg("analyze").arg(&r.recording).output();
+        let Ok(out) = out else { continue };
+        if out.status.code() != Some(1) {
+            continue;
+        }
+        println!("\n#### scenario {} ({}): {}", r.scenario.name, r.kernel, r.scenario.description);
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
 }
 
 /// What a boot needs besides the guest script.
