@@ -232,5 +232,15 @@ pub fn build_static_tracer() -> Result<PathBuf> {
     if !bin.exists() {
         bail!("{} was not produced", bin.display());
     }
-    Ok(bin)
+    // Debug info makes the binary ~48 MB; the guest needs the symbol table only
+    // (the tracer's uprobe finds its own `tracer_read_kernel` by symbol).
+    let stripped = root.join("target").join(target).join("release/tracer-lab");
+    let status = Command::new("objcopy").arg("--strip-debug").arg(&bin).arg(&stripped).status();
+    match status {
+        Ok(s) if s.success() => Ok(stripped),
+        _ => {
+            eprintln!("lab: objcopy --strip-debug failed; using the unstripped tracer");
+            Ok(bin)
+        }
+    }
 }

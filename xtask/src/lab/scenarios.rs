@@ -406,6 +406,7 @@ mod tests {
             unavailable: BTreeMap::new(),
             expect: vec!["exporter-relock".into()],
             expect_on: BTreeMap::new(),
+            expect_resv_link: false,
         };
         assert_eq!(compare_findings(&s, &["exporter-relock".into()]).status, Status::Pass);
         assert_eq!(compare_findings(&s, &[]).status, Status::Fail);
