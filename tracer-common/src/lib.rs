@@ -141,7 +141,7 @@ pub struct Config {
     pub _pad: [u32; 2],
 }
 
-/// The record written to the ring buffer. 176 bytes.
+/// The record written to the ring buffer. 160 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct RawEvent {
@@ -228,7 +228,7 @@ mod tests {
     fn raw_event_layout_is_stable() {
         // The recording format stores RawEvent bytes: a layout change must bump
         // the format version (tracer/src/events/record.rs).
-        assert_eq!(RawEvent::SIZE, 176);
+        assert_eq!(RawEvent::SIZE, 160);
         assert_eq!(core::mem::size_of::<Config>(), 48);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
     }

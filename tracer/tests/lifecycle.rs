@@ -259,3 +259,21 @@ fn bad_arguments_get_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("power of two"), "{err}");
 }
+
+#[test]
+fn without_privileges_one_line_says_what_to_do() {
+    if !is_root() {
+        return;
+    }
+    // Drop to an unprivileged user the way a developer would run it without sudo.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(env!("CARGO_BIN_EXE_tracer"))
+        .arg("probes")
+        .output()
+        .expect("setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("needs root") && err.contains("sudo"), "{err}");
+}
