@@ -102,6 +102,14 @@ pub mod func_flags {
     pub const TRYLOCK: u8 = 128;
 }
 
+/// Bits of `RawEvent.buf_flags`.
+pub mod buf_flags {
+    /// The call's attachment has `importer_ops` (a dynamic importer).
+    pub const DYNAMIC_IMPORTER: u32 = 1;
+    /// The buffer's exporter implements `pin` (a dynamic exporter).
+    pub const DYNAMIC_EXPORTER: u32 = 2;
+}
+
 /// Per-function descriptor, keyed by the function's address in the `FUNCS` map.
 /// User space fills it from the hook table before attaching.
 #[repr(C)]
@@ -138,7 +146,10 @@ pub struct Config {
     pub stack_all: u32,
     /// 1: emit every ww_mutex lock entry, not only nested ones (full stream).
     pub full_stream: u32,
-    pub _pad: [u32; 2],
+    /// `offsetof(struct dma_buf_attachment, importer_ops)` (non-NULL: dynamic importer).
+    pub attachment_importer_ops: u32,
+    /// `offsetof(struct dma_buf_ops, pin)` (non-NULL: dynamic exporter).
+    pub ops_pin: u32,
 }
 
 /// The record written to the ring buffer. 160 bytes.
@@ -166,7 +177,8 @@ pub struct RawEvent {
     pub ops: u64,
     /// Locks the task holds per the kernel-side count (after this event for returns).
     pub held: u32,
-    pub _pad: u32,
+    /// `buf_flags::*` for dma-buf events.
+    pub buf_flags: u32,
     pub comm: [u8; COMM_LEN],
     pub exp_name: [u8; EXP_NAME_LEN],
 }

@@ -75,7 +75,7 @@ pub fn output(kind: u16, hook: u16, fill: impl FnOnce(&mut RawEvent)) {
         ev.resv = 0;
         ev.ops = 0;
         ev.held = 0;
-        ev._pad = 0;
+        ev.buf_flags = 0;
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         ev.exp_name = [0; tracer_common::EXP_NAME_LEN];
         fill(ev);

@@ -16,7 +16,7 @@ use aya_ebpf::{
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
-use tracer_common::{ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, func_flags as ff};
+use tracer_common::{ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, buf_flags, func_flags as ff};
 
 use crate::{
     FUNCS, SITES,
@@ -68,6 +68,12 @@ fn read_buf(cfg: &Config, dmabuf: u64, ev: &mut RawEvent) {
     unsafe {
         ev.resv = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_resv as u64) as *const u64).unwrap_or(0);
         ev.ops = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_ops as u64) as *const u64).unwrap_or(0);
+        if ev.ops != 0 {
+            let pin: u64 = bpf_probe_read_kernel((ev.ops + cfg.ops_pin as u64) as *const u64).unwrap_or(0);
+            if pin != 0 {
+                ev.buf_flags |= buf_flags::DYNAMIC_EXPORTER;
+            }
+        }
         let name: u64 = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_exp_name as u64) as *const u64).unwrap_or(0);
         if name != 0 {
             let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name);
@@ -75,17 +81,38 @@ fn read_buf(cfg: &Config, dmabuf: u64, ev: &mut RawEvent) {
     }
 }
 
+/// Marks a dynamic importer (pre-6.2 kernels apply the lock rules to map and
+/// unmap only for dynamic attachments).
+#[inline(always)]
+fn read_attachment_flags(cfg: &Config, attachment: u64, ev: &mut RawEvent) {
+    if attachment == 0 {
+        return;
+    }
+    // SAFETY: checked kernel read.
+    let ops: u64 = unsafe {
+        bpf_probe_read_kernel((attachment + cfg.attachment_importer_ops as u64) as *const u64).unwrap_or(0)
+    };
+    if ops != 0 {
+        ev.buf_flags |= buf_flags::DYNAMIC_IMPORTER;
+    }
+}
+
 #[inline(always)]
 fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEvent) {
     ev.args = [args[0], args[1], args[2], 0];
     match desc.arg_kind {
-        k if k == ArgKind::DmaBuf as u8 || k == ArgKind::DmaBufThenAttachment as u8 => read_buf(cfg, args[0], ev),
+        k if k == ArgKind::DmaBuf as u8 => read_buf(cfg, args[0], ev),
+        k if k == ArgKind::DmaBufThenAttachment as u8 => {
+            read_buf(cfg, args[0], ev);
+            read_attachment_flags(cfg, args[1], ev);
+        }
         k if k == ArgKind::Attachment as u8 => {
             // SAFETY: checked kernel read.
             let dmabuf: u64 = unsafe {
                 bpf_probe_read_kernel((args[0] + cfg.attachment_dmabuf as u64) as *const u64).unwrap_or(0)
             };
             read_buf(cfg, dmabuf, ev);
+            read_attachment_flags(cfg, args[0], ev);
         }
         k if k == ArgKind::ExportInfo as u8 => unsafe {
             // SAFETY: checked kernel reads of the caller's dma_buf_export_info.

@@ -106,7 +106,7 @@ impl Gen {
     }
 
     fn buf(&self, resv: u64, i: usize) -> BufRef {
-        BufRef { dmabuf: resv + 0x200, resv, ops: 0xffff_ffff_c100_0000, exp_name: EXPORTERS[i % 3].to_string() }
+        BufRef { dmabuf: resv + 0x200, resv, ops: 0xffff_ffff_c100_0000, exp_name: EXPORTERS[i % 3].to_string(), dynamic: false }
     }
 
     fn op(&mut self, out: &mut Vec<Event>) {

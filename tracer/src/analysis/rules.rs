@@ -162,6 +162,8 @@ pub enum FnReq {
     None,
     /// The function does not exist in this era.
     Absent,
+    /// MustHold for a dynamic attachment or exporter, no rule otherwise (6.1's map/unmap).
+    MustHoldIfDynamic,
 }
 
 /// The lock state the core guarantees when it invokes a callback.
@@ -172,8 +174,11 @@ pub enum CbReq {
     InvokedLocked,
     /// Invoked without the lock: the callback may take it.
     InvokedUnlocked,
-    /// Depends on the attachment's dynamic-ness or the caller: no rule.
+    /// Depends on the caller: no rule.
     Varies,
+    /// Locked for a dynamic attachment or exporter, and under the `_unlocked`
+    /// wrappers (6.1's map_dma_buf/unmap_dma_buf): judged locked when the task holds it.
+    LockedIfDynamic,
 }
 
 /// One row of the rule table: a requirement per era.
@@ -192,11 +197,11 @@ struct CbSpec {
     note: &'static str,
 }
 
-use CbReq::{InvokedLocked as L, InvokedUnlocked as U, Varies as V};
-use FnReq::{Absent as A, MustHold as H, MustNotHold as N, None as X};
+use CbReq::{InvokedLocked as L, InvokedUnlocked as U, LockedIfDynamic as LD, Varies as V};
+use FnReq::{Absent as A, MustHold as H, MustHoldIfDynamic as HD, MustNotHold as N, None as X};
 
-const PRE62_MAP_NOTE: &str = "before 6.2 the lock is asserted only for dynamic attachments; \
-     the event does not say whether the attachment is dynamic, so no rule is applied";
+const PRE62_MAP_NOTE: &str = "before 6.2 the lock is asserted only for dynamic attachments or \
+     exporters (importer_ops / ops->pin, read in-kernel with the call)";
 
 const FN_TABLE: [FnSpec; 21] = [
     FnSpec { f: DmaBufFn::Export, req: [X, N, N, N], note: "no rule before the 6.2 convention document" },
@@ -208,8 +213,8 @@ const FN_TABLE: [FnSpec; 21] = [
     FnSpec { f: DmaBufFn::Detach, req: [N, N, N, N], note: "takes the lock itself" },
     FnSpec { f: DmaBufFn::Pin, req: [H, H, H, H], note: "dma_resv_assert_held" },
     FnSpec { f: DmaBufFn::Unpin, req: [H, H, H, H], note: "dma_resv_assert_held" },
-    FnSpec { f: DmaBufFn::MapAttachment, req: [X, H, H, H], note: PRE62_MAP_NOTE },
-    FnSpec { f: DmaBufFn::UnmapAttachment, req: [X, H, H, H], note: PRE62_MAP_NOTE },
+    FnSpec { f: DmaBufFn::MapAttachment, req: [HD, H, H, H], note: PRE62_MAP_NOTE },
+    FnSpec { f: DmaBufFn::UnmapAttachment, req: [HD, H, H, H], note: PRE62_MAP_NOTE },
     FnSpec {
         f: DmaBufFn::MapAttachmentUnlocked,
         req: [N, N, N, N],
@@ -245,12 +250,12 @@ const CB_TABLE: [CbSpec; 13] = [
     CbSpec { cb: Callback::Unpin, req: [L, L, L, L], note: "" },
     CbSpec {
         cb: Callback::MapDmaBuf,
-        req: [V, L, L, L],
+        req: [LD, L, L, L],
         note: "before 6.2 locked only for dynamic attachments",
     },
     CbSpec {
         cb: Callback::UnmapDmaBuf,
-        req: [V, L, L, L],
+        req: [LD, L, L, L],
         note: "before 6.2 locked only for dynamic attachments",
     },
     CbSpec { cb: Callback::Release, req: [U, U, U, U], note: "" },
@@ -280,6 +285,16 @@ pub fn fn_rule(conv: Convention, f: DmaBufFn) -> FnReq {
     let spec = &FN_TABLE[f as usize];
     debug_assert_eq!(spec.f, f);
     spec.req[conv.era as usize]
+}
+
+/// The requirement on a call of `f` on a buffer whose attachment/exporter is
+/// (or is not) dynamic: resolves the dynamic-dependent rules of old kernels.
+pub fn fn_rule_for(conv: Convention, f: DmaBufFn, dynamic: bool) -> FnReq {
+    match fn_rule(conv, f) {
+        FnReq::MustHoldIfDynamic if dynamic => FnReq::MustHold,
+        FnReq::MustHoldIfDynamic => FnReq::None,
+        r => r,
+    }
 }
 
 /// The lock state a callback is invoked in under `conv`.
@@ -329,6 +344,7 @@ fn fn_req_text(r: FnReq) -> &'static str {
         FnReq::MustNotHold => "caller must NOT hold dmabuf->resv (it takes the lock)",
         FnReq::None => "no rule checked",
         FnReq::Absent => "function does not exist",
+        FnReq::MustHoldIfDynamic => "caller MUST hold dmabuf->resv for a dynamic attachment or exporter",
     }
 }
 
@@ -337,6 +353,7 @@ fn cb_req_text(r: CbReq) -> &'static str {
         CbReq::InvokedLocked => "invoked WITH dmabuf->resv held: must not take it",
         CbReq::InvokedUnlocked => "invoked without dmabuf->resv: may take it",
         CbReq::Varies => "lock state varies (no rule checked)",
+        CbReq::LockedIfDynamic => "invoked WITH dmabuf->resv held for a dynamic attachment or exporter",
     }
 }
 
@@ -415,7 +432,10 @@ mod tests {
         let new = Convention::new(Era::V6_6);
         assert_eq!(fn_rule(old, DmaBufFn::Vmap), FnReq::None);
         assert_eq!(fn_rule(new, DmaBufFn::Vmap), FnReq::MustHold);
-        assert_eq!(fn_rule(old, DmaBufFn::MapAttachment), FnReq::None);
+        assert_eq!(fn_rule(old, DmaBufFn::MapAttachment), FnReq::MustHoldIfDynamic);
+        assert_eq!(fn_rule_for(old, DmaBufFn::MapAttachment, true), FnReq::MustHold);
+        assert_eq!(fn_rule_for(old, DmaBufFn::MapAttachment, false), FnReq::None);
+        assert_eq!(fn_rule_for(new, DmaBufFn::MapAttachment, false), FnReq::MustHold);
         assert_eq!(callback_rule(Convention::new(Era::V6_2), Callback::Mmap), CbReq::InvokedLocked);
         assert_eq!(callback_rule(new, Callback::Mmap), CbReq::InvokedUnlocked);
         assert_eq!(callback_rule(old, Callback::Pin), CbReq::InvokedLocked);

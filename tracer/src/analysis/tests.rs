@@ -23,7 +23,7 @@ struct S {
 }
 
 fn buf(resv: u64, exp: &str) -> BufRef {
-    BufRef { dmabuf: resv + 0x800, resv, ops: 0xffff_ffff_c000_0000, exp_name: exp.to_string() }
+    BufRef { dmabuf: resv + 0x800, resv, ops: 0xffff_ffff_c000_0000, exp_name: exp.to_string(), dynamic: false }
 }
 
 impl S {
@@ -648,11 +648,33 @@ fn synthetic_convention_differences() {
     assert_eq!(kinds(&run_cfg(conv(Era::V6_6), &s.evs)), vec![FindingKind::ImporterMissingLock]);
     assert_eq!(kinds(&run_cfg(conv(Era::V6_16), &s.evs)), vec![FindingKind::ImporterMissingLock]);
 
-    // 6.1: map_attachment asserts only for dynamic attachments: no rule.
+    // 6.1: map_attachment asserts only for dynamic attachments: no rule for a
+    // static one, a finding for a dynamic one (importer_ops or ops->pin).
     let mut s = S::new();
     s.init(RESV_A).api(1, DmaBufFn::MapAttachment, Phase::Entry, &b);
     assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
     assert!(!run_cfg(conv(Era::V6_2), &s.evs).findings().is_empty());
+    let dynb = BufRef { dynamic: true, ..b.clone() };
+    let mut s = S::new();
+    s.init(RESV_A).api(1, DmaBufFn::MapAttachment, Phase::Entry, &dynb);
+    assert_eq!(kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)), vec![FindingKind::ImporterMissingLock]);
+
+    // 6.1: map_dma_buf relocking a buffer whose lock the caller holds (a
+    // dynamic attachment, or the _unlocked wrapper) is an exporter relock; a
+    // static buffer's map_dma_buf called without the lock may take it.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &dynb)
+        .cb(1, Callback::MapDmaBuf, Phase::Entry, "tsc_relock_map", &dynb)
+        .attempt(1, RESV_A, 0, LockFn::Lock, None);
+    assert_eq!(kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)), vec![FindingKind::ExporterRelock]);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
+        .cb(1, Callback::MapDmaBuf, Phase::Entry, "static_map", &b)
+        .lock(1, RESV_A, 0);
+    assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
 
     // ops->mmap relocking: locked on 6.2-6.5 (exporter-relock), unlocked on 6.6+.
     let mut s = S::new();

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use tracer_common::{RawEvent, RawKind};
+use tracer_common::{buf_flags, RawEvent, RawKind};
 
 use super::model::{BufRef, Event, EventKind, Phase};
 use crate::probes::{table::HookKind, HookInfo};
@@ -48,7 +48,13 @@ impl Decoder {
 
     pub fn decode(&self, r: &RawEvent) -> Result<Event, DecodeError> {
         let kind = RawKind::from_u16(r.kind).ok_or(DecodeError::UnknownKind(r.kind))?;
-        let buf = || BufRef { dmabuf: r.dmabuf, resv: r.resv, ops: r.ops, exp_name: cstr(&r.exp_name) };
+        let buf = || BufRef {
+            dmabuf: r.dmabuf,
+            resv: r.resv,
+            ops: r.ops,
+            exp_name: cstr(&r.exp_name),
+            dynamic: r.buf_flags & (buf_flags::DYNAMIC_IMPORTER | buf_flags::DYNAMIC_EXPORTER) != 0,
+        };
         let ek = match kind {
             RawKind::FuncEntry | RawKind::FuncReturn => {
                 let h = self.hooks.get(&r.hook).ok_or(DecodeError::UnknownHook(r.hook))?;
@@ -109,7 +115,7 @@ pub fn raw(kind: RawKind, hook: u16, pid: u32, ts_ns: u64) -> RawEvent {
         resv: 0,
         ops: 0,
         held: 0,
-        _pad: 0,
+        buf_flags: 0,
         comm: *b"synthetic\0\0\0\0\0\0\0",
         exp_name: [0; tracer_common::EXP_NAME_LEN],
     }

@@ -84,7 +84,7 @@ mod tests {
         EventKind::DmaBufCall {
             func,
             phase,
-            buf: BufRef { dmabuf: 1, resv, ops: 2, exp_name: "udmabuf".into() },
+            buf: BufRef { dmabuf: 1, resv, ops: 2, exp_name: "udmabuf".into(), dynamic: false },
             ret: None,
         }
     }

@@ -195,6 +195,11 @@ pub struct BufRef {
     pub ops: u64,
     /// `dmabuf->exp_name` (the exporter's name), may be empty.
     pub exp_name: String,
+    /// The attachment is dynamic (`importer_ops`) or the exporter is
+    /// (`ops->pin`): before 6.2 the core applies the lock rules to map/unmap
+    /// only then.
+    #[serde(default)]
+    pub dynamic: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,8 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("dma_buf_export_info", "ops"),
     ("dma_buf_export_info", "resv"),
     ("dma_buf_export_info", "exp_name"),
+    ("dma_buf_attachment", "importer_ops"),
+    ("dma_buf_ops", "pin"),
 ];
 
 pub struct KernelBtf {
@@ -100,6 +102,8 @@ impl KernelBtf {
             export_info_ops: off("dma_buf_export_info", "ops")?,
             export_info_resv: off("dma_buf_export_info", "resv")?,
             export_info_exp_name: off("dma_buf_export_info", "exp_name")?,
+            attachment_importer_ops: off("dma_buf_attachment", "importer_ops")?,
+            ops_pin: off("dma_buf_ops", "pin")?,
             ..Default::default()
         })
     }

@@ -30,7 +30,7 @@ mod tests {
 
     pub(super) fn engine() -> Engine {
         let (a, b) = (0xffff_8880_0000_1000u64, 0xffff_8880_0000_2000u64);
-        let buf = BufRef { dmabuf: 0x10, resv: a, ops: 0x20, exp_name: "radeon".into() };
+        let buf = BufRef { dmabuf: 0x10, resv: a, ops: 0x20, exp_name: "radeon".into(), dynamic: false };
         let mut st = StackTable::new();
         st.insert(1, frames(&["ww_mutex_lock", "radeon_bo_reserve", "radeon_gem_prime_pin", "dma_buf_map_attachment"]));
         st.insert(2, frames(&["ww_mutex_lock", "path_one"]));

@@ -29,7 +29,17 @@ pub fn frame<'t>(env: &Env, task: &'t TaskState, addr: u64) -> Option<&'t CbFram
     task.callbacks
         .iter()
         .rev()
-        .find(|f| f.resv == addr && callback_rule(env.conv, f.cb) == CbReq::InvokedLocked)
+        .find(|f| {
+            f.resv == addr
+                && match callback_rule(env.conv, f.cb) {
+                    CbReq::InvokedLocked => true,
+                    // Old kernels' map_dma_buf/unmap_dma_buf run under the caller's lock
+                    // state (held for dynamic attachments, and by the *_unlocked wrappers):
+                    // locked when this task holds it now.
+                    CbReq::LockedIfDynamic | CbReq::Varies => task.holds(addr),
+                    _ => false,
+                }
+        })
 }
 
 pub fn check(env: &Env, task: &TaskState, acq: &Acquire, cb: &CbFrame, out: &mut FindingStore) -> Option<Finding> {

@@ -9,7 +9,7 @@ use super::super::finding::{BufferRef, Finding, FindingKind, Severity};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
 use super::{Env, KindInfo};
-use crate::analysis::rules::{fn_rule, FnReq};
+use crate::analysis::rules::{fn_rule_for, FnReq};
 
 pub const INFO: KindInfo = KindInfo {
     kind: FindingKind::ImporterMissingLock,
@@ -24,7 +24,7 @@ pub const INFO: KindInfo = KindInfo {
 
 /// At a dma-buf API call entry.
 pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, stack_in: Option<u32>, out: &mut FindingStore) -> Option<Finding> {
-    if buf.resv == 0 || fn_rule(env.conv, f) != FnReq::MustHold {
+    if buf.resv == 0 || fn_rule_for(env.conv, f, buf.dynamic) != FnReq::MustHold {
         return None;
     }
     if task.is_some_and(|t| t.holds(buf.resv)) {
