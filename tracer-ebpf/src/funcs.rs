@@ -52,7 +52,7 @@ fn site_stack(ctx: &ProbeContext) -> i64 {
 }
 
 #[inline(always)]
-fn desc_for(ip: u64) -> Option<FuncDesc> {
+pub fn desc_for(ip: u64) -> Option<FuncDesc> {
     // SAFETY: map value read.
     unsafe { FUNCS.get(&ip) }.copied()
 }
@@ -98,7 +98,7 @@ fn read_attachment_flags(cfg: &Config, attachment: u64, ev: &mut RawEvent) {
 }
 
 #[inline(always)]
-fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEvent) {
+pub fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEvent) {
     ev.args = [args[0], args[1], args[2], 0];
     match desc.arg_kind {
         k if k == ArgKind::DmaBuf as u8 => read_buf(cfg, args[0], ev),

@@ -13,6 +13,7 @@
 mod emit;
 mod funcs;
 mod kmem;
+mod tracing;
 mod tracepoints;
 
 use aya_ebpf::{

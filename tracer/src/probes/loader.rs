@@ -7,7 +7,7 @@ use std::{collections::HashMap, path::Path};
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{FEntry, KProbe, RawTracePoint, UProbe},
+    programs::{FEntry, FExit, KProbe, RawTracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,14 @@ pub struct Tracer {
     /// ops tables already examined.
     seen_ops: HashMap<u64, bool>,
     ops_layout: Vec<(String, u32)>,
+    /// Kernel BTF for loading fentry/fexit programs (parsed once).
+    aya_btf: Option<Btf>,
+    /// Next free fentry/fexit slot program pair.
+    next_slot: usize,
 }
+
+/// Number of fentry/fexit slot pairs in the eBPF object (tracer-ebpf/src/tracing.rs).
+const TRACING_SLOTS: usize = 24;
 
 /// Checks privileges before touching bpf(): one clear line instead of EPERM.
 pub fn check_privileges() -> Result<()> {
@@ -187,6 +194,8 @@ impl Tracer {
             hooked_addrs: HashMap::new(),
             seen_ops: HashMap::new(),
             ops_layout,
+            aya_btf: None,
+            next_slot: 0,
         };
         {
             let mut cfg: Array<_, Config> = Array::try_from(t.ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
@@ -198,13 +207,21 @@ impl Tracer {
 
     fn probe_fentry(&mut self) -> Result<(), String> {
         let btf = Btf::from_sys_fs().map_err(|e| errno_text(&e))?;
+        let res = self.load_fentry_capability(&btf);
+        if res.is_ok() {
+            self.aya_btf = Some(btf);
+        }
+        res
+    }
+
+    fn load_fentry_capability(&mut self, btf: &Btf) -> Result<(), String> {
         let prog: &mut FEntry = self
             .ebpf
             .program_mut("fentry_capability")
             .ok_or("fentry_capability program missing")?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-        match prog.load("ww_mutex_unlock", &btf) {
+        match prog.load("ww_mutex_unlock", btf) {
             Ok(()) => Ok(()),
             Err(e) => {
                 let t = errno_text(&e);
@@ -317,6 +334,49 @@ impl Tracer {
         Ok(mech)
     }
 
+    /// Attaches a free fentry (and, if returns matter, fexit) slot program to `func`.
+    fn hook_tracing(&mut self, func: &str, addr: u64, desc: FuncDesc) -> Result<String, String> {
+        if let Err(e) = &self.mech.fentry {
+            return Err(e.clone());
+        }
+        if self.next_slot >= TRACING_SLOTS {
+            return Err("all fentry slots in use".into());
+        }
+        // A slot that failed half-way (loaded, not attached) cannot be reused.
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
+        {
+            let mut funcs: BpfHashMap<_, u64, FuncDesc> =
+                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?).map_err(|e| errno_text(&e))?;
+            for a in [addr, addr + 4] {
+                funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
+            }
+        }
+        let entry: &mut FEntry = self
+            .ebpf
+            .program_mut(&format!("fentry_slot{slot}"))
+            .ok_or("fentry slot missing from the object")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        entry.load(func, btf).map_err(|e| errno_text(&e))?;
+        entry.attach().map_err(|e| errno_text(&e))?;
+        let mut mech = "fentry".to_string();
+        if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
+            let exit: &mut FExit = self
+                .ebpf
+                .program_mut(&format!("fexit_slot{slot}"))
+                .ok_or("fexit slot missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            exit.load(func, btf).map_err(|e| errno_text(&e))?;
+            exit.attach().map_err(|e| errno_text(&e))?;
+            mech.push_str("+fexit");
+        }
+        self.hooked_addrs.insert(addr, desc.hook);
+        Ok(mech)
+    }
+
     fn attach_static(&mut self, h: &table::FuncHook) {
         let Some(sym) = self.kallsyms.get(h.func).filter(|s| s.is_text()).cloned() else {
             self.status.push(ProbeStatus {
@@ -329,7 +389,18 @@ impl Tracer {
             return;
         };
         let desc = FuncDesc { hook: h.id, arg_kind: h.arg as u8, flags: h.flags, _pad: 0 };
-        let res = self.hook_function(h.func, sym.addr, desc);
+        // fentry/fexit first where it can serve (not the ww_mutex functions, see
+        // tracer-ebpf/src/tracing.rs), kprobe/kretprobe as the fallback.
+        let res = match h.kind {
+            HookKind::Lock(_) | HookKind::Unlock => self.hook_function(h.func, sym.addr, desc),
+            _ => match self.hook_tracing(h.func, sym.addr, desc) {
+                Ok(m) => Ok(m),
+                Err(fentry_err) => self
+                    .hook_function(h.func, sym.addr, desc)
+                    .map(|m| format!("{m} (fentry: {fentry_err})"))
+                    .map_err(|e| if e.contains("fentry") { e } else { format!("fentry: {fentry_err}; {e}") }),
+            },
+        };
         self.push_func_status(h.func, "function", res);
         self.hooks.push(HookInfo { id: h.id, kind: h.kind, symbol: h.func.into(), module: sym.module, addr: sym.addr });
     }

@@ -1,0 +1,118 @@
+//! fentry/fexit hooks for vmlinux functions that are not on the lock hot path
+//! (the dma-buf API, dma_resv_init/fini), preferred over kprobes where the
+//! kernel allows BPF trampolines: fexit sees the arguments and the return
+//! value together, so no per-task frame is needed.
+//!
+//! A tracing program's target is fixed when it is loaded, so the object
+//! carries identical "slot" programs; user space loads one entry and one exit
+//! slot per function. Arguments are read with bpf_get_func_arg (a generic body
+//! cannot read ctx past the function's own argument count: the verifier checks
+//! it against the target's BTF). The ww_mutex functions stay on kprobes: their
+//! per-call-site stacks need the return address, which only a kprobe's
+//! registers give.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret},
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
+use tracer_common::{RawKind, func_flags as ff};
+
+use crate::{
+    emit::{config, held_of, output, stack_id},
+    funcs::{desc_for, fill_args},
+};
+
+#[inline(always)]
+fn arg(ctx: *mut core::ffi::c_void, n: u32) -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: the helper checks n against the traced function's argument count.
+    if unsafe { bpf_get_func_arg(ctx, n, &mut v) } != 0 {
+        return 0;
+    }
+    v
+}
+
+#[inline(always)]
+fn args3(ctx: *mut core::ffi::c_void) -> [u64; 3] {
+    [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2)]
+}
+
+#[inline(always)]
+fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid || desc.flags & ff::EMIT_ENTRY == 0 {
+        return None;
+    }
+    let args = args3(ctx.as_ptr());
+    let held = held_of(pid_tgid as u32);
+    let want_stack = cfg.stack_all != 0
+        || desc.flags & ff::STACK_ALWAYS != 0
+        || (desc.flags & ff::STACK_NESTED != 0 && held > 0);
+    let stack = if want_stack { stack_id(ctx) } else { -1 };
+    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.stack_id = stack;
+        ev.held = held;
+        fill_args(cfg, &desc, &args, ev);
+    });
+    Some(())
+}
+
+#[inline(always)]
+fn tracing_exit(ctx: &FExitContext) -> Option<()> {
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid || desc.flags & ff::EMIT_RETURN == 0 {
+        return None;
+    }
+    let args = args3(ctx.as_ptr());
+    let mut ret: u64 = 0;
+    // SAFETY: helper on an fexit context.
+    unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
+    let held = held_of(pid_tgid as u32);
+    output(RawKind::FuncReturn as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.ret = ret as i64;
+        ev.held = held;
+        fill_args(cfg, &desc, &args, ev);
+    });
+    Some(())
+}
+
+/// Identical entry and exit programs, one pair per traced function.
+macro_rules! slots {
+    ($(($entry:ident, $exit:ident)),+ $(,)?) => {
+        $(
+            #[fentry]
+            pub fn $entry(ctx: FEntryContext) -> u32 {
+                let _ = tracing_entry(&ctx);
+                0
+            }
+            #[fexit]
+            pub fn $exit(ctx: FExitContext) -> u32 {
+                let _ = tracing_exit(&ctx);
+                0
+            }
+        )+
+    };
+}
+
+slots!(
+    (fentry_slot0, fexit_slot0), (fentry_slot1, fexit_slot1), (fentry_slot2, fexit_slot2),
+    (fentry_slot3, fexit_slot3), (fentry_slot4, fexit_slot4), (fentry_slot5, fexit_slot5),
+    (fentry_slot6, fexit_slot6), (fentry_slot7, fexit_slot7), (fentry_slot8, fexit_slot8),
+    (fentry_slot9, fexit_slot9), (fentry_slot10, fexit_slot10), (fentry_slot11, fexit_slot11),
+    (fentry_slot12, fexit_slot12), (fentry_slot13, fexit_slot13), (fentry_slot14, fexit_slot14),
+    (fentry_slot15, fexit_slot15), (fentry_slot16, fexit_slot16), (fentry_slot17, fexit_slot17),
+    (fentry_slot18, fexit_slot18), (fentry_slot19, fexit_slot19), (fentry_slot20, fexit_slot20),
+    (fentry_slot21, fexit_slot21), (fentry_slot22, fexit_slot22), (fentry_slot23, fexit_slot23),
+);
