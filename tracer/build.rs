@@ -22,8 +22,14 @@ fn build() -> anyhow::Result<()> {
     let ebpf_dir = manifest.join("../tracer-ebpf").canonicalize()?;
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     println!("cargo::rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo::rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
-    println!("cargo::rerun-if-changed={}", manifest.join("../tracer-common/src").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        ebpf_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo::rerun-if-changed={}",
+        manifest.join("../tracer-common/src").display()
+    );
     println!("cargo::rerun-if-env-changed=TRACER_EBPF_OBJ");
 
     // A prebuilt object (e.g. for a cross build) short-circuits the toolchain.
@@ -49,26 +55,58 @@ fn build() -> anyhow::Result<()> {
     let target_dir = ebpf_dir.join("target");
     let mut cmd = Command::new(&debian_cargo);
     cmd.current_dir(&ebpf_dir)
-        .args(["build", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("RUSTC", &debian_rustc)
         .env("RUSTC_BOOTSTRAP", "1")
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            ["--cfg=bpf_target_arch=\"x86_64\"", "-Cdebuginfo=2", "-Clink-arg=--btf"].join("\x1f"),
+            [
+                "--cfg=bpf_target_arch=\"x86_64\"",
+                "-Cdebuginfo=2",
+                "-Clink-arg=--btf",
+            ]
+            .join("\x1f"),
         )
-        .env("PATH", format!("/usr/lib/llvm-22/bin:{}:{}", cargo_bin.display(), env::var("PATH").unwrap_or_default()));
+        .env(
+            "PATH",
+            format!(
+                "/usr/lib/llvm-22/bin:{}:{}",
+                cargo_bin.display(),
+                env::var("PATH").unwrap_or_default()
+            ),
+        );
     // Variables of the outer (rustup) build must not leak into the inner one.
-    for var in ["RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "CARGO_TARGET_DIR", "RUSTUP_TOOLCHAIN", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "RUSTUP_TOOLCHAIN",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     for (k, _) in env::vars() {
-        if k.starts_with("CARGO_FEATURE_") || k.starts_with("CARGO_CFG_") || k == "CARGO_MANIFEST_DIR" || k == "CARGO_PKG_NAME" {
+        if k.starts_with("CARGO_FEATURE_")
+            || k.starts_with("CARGO_CFG_")
+            || k == "CARGO_MANIFEST_DIR"
+            || k == "CARGO_PKG_NAME"
+        {
             cmd.env_remove(&k);
         }
     }
-    let out = cmd.output().map_err(|e| anyhow::anyhow!("running {}: {e}", debian_cargo.display()))?;
+    let out = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("running {}: {e}", debian_cargo.display()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         for line in stderr.lines() {

@@ -12,11 +12,16 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, bpf_get_func_ip},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_func_ip, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
+    },
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
-use tracer_common::{ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, buf_flags, func_flags as ff};
+use tracer_common::{
+    ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, buf_flags, func_flags as ff,
+};
 
 use crate::{
     FUNCS, SITES,
@@ -66,15 +71,19 @@ fn read_buf(cfg: &Config, dmabuf: u64, ev: &mut RawEvent) {
     ev.dmabuf = dmabuf;
     // SAFETY: bpf_probe_read_kernel validates the address.
     unsafe {
-        ev.resv = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_resv as u64) as *const u64).unwrap_or(0);
-        ev.ops = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_ops as u64) as *const u64).unwrap_or(0);
+        ev.resv =
+            bpf_probe_read_kernel((dmabuf + cfg.dma_buf_resv as u64) as *const u64).unwrap_or(0);
+        ev.ops =
+            bpf_probe_read_kernel((dmabuf + cfg.dma_buf_ops as u64) as *const u64).unwrap_or(0);
         if ev.ops != 0 {
-            let pin: u64 = bpf_probe_read_kernel((ev.ops + cfg.ops_pin as u64) as *const u64).unwrap_or(0);
+            let pin: u64 =
+                bpf_probe_read_kernel((ev.ops + cfg.ops_pin as u64) as *const u64).unwrap_or(0);
             if pin != 0 {
                 ev.buf_flags |= buf_flags::DYNAMIC_EXPORTER;
             }
         }
-        let name: u64 = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_exp_name as u64) as *const u64).unwrap_or(0);
+        let name: u64 = bpf_probe_read_kernel((dmabuf + cfg.dma_buf_exp_name as u64) as *const u64)
+            .unwrap_or(0);
         if name != 0 {
             let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name);
         }
@@ -90,7 +99,8 @@ fn read_attachment_flags(cfg: &Config, attachment: u64, ev: &mut RawEvent) {
     }
     // SAFETY: checked kernel read.
     let ops: u64 = unsafe {
-        bpf_probe_read_kernel((attachment + cfg.attachment_importer_ops as u64) as *const u64).unwrap_or(0)
+        bpf_probe_read_kernel((attachment + cfg.attachment_importer_ops as u64) as *const u64)
+            .unwrap_or(0)
     };
     if ops != 0 {
         ev.buf_flags |= buf_flags::DYNAMIC_IMPORTER;
@@ -109,7 +119,8 @@ pub fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEve
         k if k == ArgKind::Attachment as u8 => {
             // SAFETY: checked kernel read.
             let dmabuf: u64 = unsafe {
-                bpf_probe_read_kernel((args[0] + cfg.attachment_dmabuf as u64) as *const u64).unwrap_or(0)
+                bpf_probe_read_kernel((args[0] + cfg.attachment_dmabuf as u64) as *const u64)
+                    .unwrap_or(0)
             };
             read_buf(cfg, dmabuf, ev);
             read_attachment_flags(cfg, args[0], ev);
@@ -117,9 +128,13 @@ pub fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEve
         k if k == ArgKind::ExportInfo as u8 => unsafe {
             // SAFETY: checked kernel reads of the caller's dma_buf_export_info.
             let info = args[0];
-            ev.resv = bpf_probe_read_kernel((info + cfg.export_info_resv as u64) as *const u64).unwrap_or(0);
-            ev.ops = bpf_probe_read_kernel((info + cfg.export_info_ops as u64) as *const u64).unwrap_or(0);
-            let name: u64 = bpf_probe_read_kernel((info + cfg.export_info_exp_name as u64) as *const u64).unwrap_or(0);
+            ev.resv = bpf_probe_read_kernel((info + cfg.export_info_resv as u64) as *const u64)
+                .unwrap_or(0);
+            ev.ops = bpf_probe_read_kernel((info + cfg.export_info_ops as u64) as *const u64)
+                .unwrap_or(0);
+            let name: u64 =
+                bpf_probe_read_kernel((info + cfg.export_info_exp_name as u64) as *const u64)
+                    .unwrap_or(0);
             if name != 0 {
                 let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name);
             }
@@ -152,7 +167,11 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     if desc.flags & ff::UNLOCKS != 0 && t.held > 0 {
         t.held -= 1;
     }
-    let args: [u64; 3] = [ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0), ctx.arg(2).unwrap_or(0)];
+    let args: [u64; 3] = [
+        ctx.arg(0).unwrap_or(0),
+        ctx.arg(1).unwrap_or(0),
+        ctx.arg(2).unwrap_or(0),
+    ];
     let want_stack = cfg.stack_all != 0
         || desc.flags & ff::STACK_ALWAYS != 0
         || (desc.flags & ff::STACK_NESTED != 0 && nested);
@@ -220,7 +239,11 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     if desc.flags & ff::LOCKS != 0 {
         // The lock functions return int: only the low 32 bits of rax are defined.
         let r = ret as i32;
-        let ok = if desc.flags & ff::TRYLOCK != 0 { r == 1 } else { r == 0 };
+        let ok = if desc.flags & ff::TRYLOCK != 0 {
+            r == 1
+        } else {
+            r == 0
+        };
         if ok {
             t.held = t.held.saturating_add(1);
         }

@@ -11,7 +11,9 @@ use crate::KMEM;
 #[uprobe]
 pub fn read_kmem(ctx: ProbeContext) -> u32 {
     let addr: u64 = ctx.arg(0).unwrap_or(0);
-    let Some(buf) = KMEM.get_ptr_mut(0) else { return 0 };
+    let Some(buf) = KMEM.get_ptr_mut(0) else {
+        return 0;
+    };
     // SAFETY: a map value of KMEM_LEN + 8 bytes; the read is checked by the helper.
     unsafe {
         let buf = &mut *buf;

@@ -13,8 +13,8 @@
 mod emit;
 mod funcs;
 mod kmem;
-mod tracing;
 mod tracepoints;
+mod tracing;
 
 use aya_ebpf::{
     macros::map,

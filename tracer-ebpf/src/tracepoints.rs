@@ -7,9 +7,7 @@
 //! unrelated tasks is one map lookup.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid,
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use tracer_common::RawKind;
 
@@ -24,7 +22,11 @@ fn wanted() -> Option<u32> {
         return None;
     }
     let held = held_of(pid_tgid as u32);
-    if held > 0 || cfg.full_stream != 0 { Some(held) } else { None }
+    if held > 0 || cfg.full_stream != 0 {
+        Some(held)
+    } else {
+        None
+    }
 }
 
 #[inline(always)]
@@ -60,7 +62,13 @@ pub fn fence_wait_end(ctx: RawTracePointContext) -> i32 {
 pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
     let lock: u64 = ctx.arg(0);
     let flags: u64 = ctx.arg(1);
-    simple(&ctx, RawKind::ContentionBegin, [lock, flags & 0xffff_ffff, 0, 0], 0, false);
+    simple(
+        &ctx,
+        RawKind::ContentionBegin,
+        [lock, flags & 0xffff_ffff, 0, 0],
+        0,
+        false,
+    );
     0
 }
 
@@ -69,7 +77,13 @@ pub fn contention_begin(ctx: RawTracePointContext) -> i32 {
 pub fn contention_end(ctx: RawTracePointContext) -> i32 {
     let lock: u64 = ctx.arg(0);
     let ret: u64 = ctx.arg(1);
-    simple(&ctx, RawKind::ContentionEnd, [lock, 0, 0, 0], ret as i32 as i64, false);
+    simple(
+        &ctx,
+        RawKind::ContentionEnd,
+        [lock, 0, 0, 0],
+        ret as i32 as i64,
+        false,
+    );
     0
 }
 
@@ -99,7 +113,13 @@ pub fn mmap_lock_start_memcg(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "mmap_lock_acquire_returned")]
 pub fn mmap_lock_acquired(ctx: RawTracePointContext) -> i32 {
     let (mm, write, ok): (u64, u64, u64) = (ctx.arg(0), ctx.arg(1), ctx.arg(2));
-    simple(&ctx, RawKind::MmapLockAcquired, [mm, write & 1, ok & 1, 0], 0, false);
+    simple(
+        &ctx,
+        RawKind::MmapLockAcquired,
+        [mm, write & 1, ok & 1, 0],
+        0,
+        false,
+    );
     0
 }
 
@@ -107,7 +127,13 @@ pub fn mmap_lock_acquired(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "mmap_lock_acquire_returned")]
 pub fn mmap_lock_acquired_memcg(ctx: RawTracePointContext) -> i32 {
     let (mm, write, ok): (u64, u64, u64) = (ctx.arg(0), ctx.arg(2), ctx.arg(3));
-    simple(&ctx, RawKind::MmapLockAcquired, [mm, write & 1, ok & 1, 0], 0, false);
+    simple(
+        &ctx,
+        RawKind::MmapLockAcquired,
+        [mm, write & 1, ok & 1, 0],
+        0,
+        false,
+    );
     0
 }
 
@@ -115,7 +141,13 @@ pub fn mmap_lock_acquired_memcg(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "mmap_lock_released")]
 pub fn mmap_lock_released(ctx: RawTracePointContext) -> i32 {
     let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(1));
-    simple(&ctx, RawKind::MmapLockReleased, [mm, write & 1, 0, 0], 0, false);
+    simple(
+        &ctx,
+        RawKind::MmapLockReleased,
+        [mm, write & 1, 0, 0],
+        0,
+        false,
+    );
     0
 }
 
@@ -123,7 +155,13 @@ pub fn mmap_lock_released(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "mmap_lock_released")]
 pub fn mmap_lock_released_memcg(ctx: RawTracePointContext) -> i32 {
     let (mm, write): (u64, u64) = (ctx.arg(0), ctx.arg(2));
-    simple(&ctx, RawKind::MmapLockReleased, [mm, write & 1, 0, 0], 0, false);
+    simple(
+        &ctx,
+        RawKind::MmapLockReleased,
+        [mm, write & 1, 0, 0],
+        0,
+        false,
+    );
     0
 }
 
@@ -143,7 +181,8 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: u64 = ctx.arg(1);
     // orig_ax holds the syscall number; offset 120 in x86_64 pt_regs.
-    let nr: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((regs + 120) as *const u64) }.unwrap_or(u64::MAX);
+    let nr: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((regs + 120) as *const u64) }
+        .unwrap_or(u64::MAX);
     output(RawKind::SyscallExitHolding as u16, 0, |ev| {
         ev.args = [nr, held as u64, 0, 0];
         ev.ret = ret as i64;

@@ -76,7 +76,14 @@ struct Gen {
 
 impl Gen {
     fn new() -> Self {
-        let mut g = Gen { rng: Rng(0x9e37_79b9_7f4a_7c15), ts: 0, objects: Vec::new(), next_addr: 0xffff_8880_0000_0000, free: Vec::new(), ops: 0 };
+        let mut g = Gen {
+            rng: Rng(0x9e37_79b9_7f4a_7c15),
+            ts: 0,
+            objects: Vec::new(),
+            next_addr: 0xffff_8880_0000_0000,
+            free: Vec::new(),
+            ops: 0,
+        };
         for _ in 0..OBJECTS {
             let a = g.alloc_addr();
             g.objects.push(a);
@@ -106,7 +113,13 @@ impl Gen {
     }
 
     fn buf(&self, resv: u64, i: usize) -> BufRef {
-        BufRef { dmabuf: resv + 0x200, resv, ops: 0xffff_ffff_c100_0000, exp_name: EXPORTERS[i % 3].to_string(), dynamic: false }
+        BufRef {
+            dmabuf: resv + 0x200,
+            resv,
+            ops: 0xffff_ffff_c100_0000,
+            exp_name: EXPORTERS[i % 3].to_string(),
+            dynamic: false,
+        }
     }
 
     fn op(&mut self, out: &mut Vec<Event>) {
@@ -114,44 +127,145 @@ impl Gen {
         let pid = 1000 + self.rng.below(TASKS as u64) as u32;
         let i = self.rng.below(OBJECTS as u64) as usize;
         let a = self.objects[i];
-        let lock_ret = |lock, ctx, func, ret| EventKind::LockReturn { lock, ctx, func, ret };
+        let lock_ret = |lock, ctx, func, ret| EventKind::LockReturn {
+            lock,
+            ctx,
+            func,
+            ret,
+        };
         match self.rng.below(100) {
             // Importer traffic through the core.
             0..=39 => {
                 let b = self.buf(a, i);
-                self.push(out, pid, Some(1), EventKind::DmaBufCall { func: DmaBufFn::MapAttachmentUnlocked, phase: Phase::Entry, buf: b.clone(), ret: None });
+                self.push(
+                    out,
+                    pid,
+                    Some(1),
+                    EventKind::DmaBufCall {
+                        func: DmaBufFn::MapAttachmentUnlocked,
+                        phase: Phase::Entry,
+                        buf: b.clone(),
+                        ret: None,
+                    },
+                );
                 self.push(out, pid, None, lock_ret(a, 0, LockFn::Lock, 0));
-                self.push(out, pid, Some(2), EventKind::DmaBufCall { func: DmaBufFn::MapAttachment, phase: Phase::Entry, buf: b.clone(), ret: None });
-                self.push(out, pid, Some(3), EventKind::Callback { cb: Callback::MapDmaBuf, phase: Phase::Entry, symbol: "get_sg_table".into(), buf: b.clone(), ret: None });
-                self.push(out, pid, None, EventKind::Callback { cb: Callback::MapDmaBuf, phase: Phase::Return, symbol: "get_sg_table".into(), buf: b.clone(), ret: Some(0) });
-                self.push(out, pid, None, EventKind::DmaBufCall { func: DmaBufFn::MapAttachment, phase: Phase::Return, buf: b.clone(), ret: Some(0) });
+                self.push(
+                    out,
+                    pid,
+                    Some(2),
+                    EventKind::DmaBufCall {
+                        func: DmaBufFn::MapAttachment,
+                        phase: Phase::Entry,
+                        buf: b.clone(),
+                        ret: None,
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    Some(3),
+                    EventKind::Callback {
+                        cb: Callback::MapDmaBuf,
+                        phase: Phase::Entry,
+                        symbol: "get_sg_table".into(),
+                        buf: b.clone(),
+                        ret: None,
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::Callback {
+                        cb: Callback::MapDmaBuf,
+                        phase: Phase::Return,
+                        symbol: "get_sg_table".into(),
+                        buf: b.clone(),
+                        ret: Some(0),
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::DmaBufCall {
+                        func: DmaBufFn::MapAttachment,
+                        phase: Phase::Return,
+                        buf: b.clone(),
+                        ret: Some(0),
+                    },
+                );
                 self.push(out, pid, None, EventKind::Unlock { lock: a });
-                self.push(out, pid, None, EventKind::DmaBufCall { func: DmaBufFn::MapAttachmentUnlocked, phase: Phase::Return, buf: b, ret: Some(0) });
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::DmaBufCall {
+                        func: DmaBufFn::MapAttachmentUnlocked,
+                        phase: Phase::Return,
+                        buf: b,
+                        ret: Some(0),
+                    },
+                );
             }
             // A ww transaction over 2-5 objects, sometimes with -EDEADLK + backoff.
             40..=69 => {
                 let ctx = 0xffff_c900_0000_0000 + pid as u64 * 0x100;
                 let n = 2 + self.rng.below(4) as usize;
-                let mut locks: Vec<u64> = (0..n).map(|k| self.objects[(i + k * 7) % OBJECTS]).collect();
+                let mut locks: Vec<u64> = (0..n)
+                    .map(|k| self.objects[(i + k * 7) % OBJECTS])
+                    .collect();
                 locks.dedup();
                 let f = LockFn::LockInterruptible;
                 for (k, &l) in locks.iter().enumerate() {
                     if k > 0 {
-                        self.push(out, pid, Some(10 + k as u32), EventKind::LockAttempt { lock: l, ctx, func: f });
+                        self.push(
+                            out,
+                            pid,
+                            Some(10 + k as u32),
+                            EventKind::LockAttempt {
+                                lock: l,
+                                ctx,
+                                func: f,
+                            },
+                        );
                     }
                     if k == 1 && self.rng.below(20) == 0 {
                         // -EDEADLK: back off (unlock all), slow-lock the contended one, retry.
                         self.push(out, pid, Some(11), lock_ret(l, ctx, f, EDEADLK));
                         self.push(out, pid, None, EventKind::Unlock { lock: locks[0] });
                         self.push(out, pid, None, lock_ret(l, ctx, f, 0));
-                        self.push(out, pid, Some(10), EventKind::LockAttempt { lock: locks[0], ctx, func: f });
+                        self.push(
+                            out,
+                            pid,
+                            Some(10),
+                            EventKind::LockAttempt {
+                                lock: locks[0],
+                                ctx,
+                                func: f,
+                            },
+                        );
                         self.push(out, pid, Some(10), lock_ret(locks[0], ctx, f, 0));
                         continue;
                     }
-                    self.push(out, pid, if k > 0 { Some(10 + k as u32) } else { None }, lock_ret(l, ctx, f, 0));
+                    self.push(
+                        out,
+                        pid,
+                        if k > 0 { Some(10 + k as u32) } else { None },
+                        lock_ret(l, ctx, f, 0),
+                    );
                 }
                 // -EALREADY on a re-lookup of the first object.
-                self.push(out, pid, Some(19), EventKind::LockAttempt { lock: locks[0], ctx, func: f });
+                self.push(
+                    out,
+                    pid,
+                    Some(19),
+                    EventKind::LockAttempt {
+                        lock: locks[0],
+                        ctx,
+                        func: f,
+                    },
+                );
                 self.push(out, pid, Some(19), lock_ret(locks[0], ctx, f, EALREADY));
                 for &l in locks.iter().rev() {
                     self.push(out, pid, None, EventKind::Unlock { lock: l });
@@ -160,10 +274,40 @@ impl Gen {
             // A single lock with a fence wait and an mmap_lock read under it.
             70..=84 => {
                 self.push(out, pid, None, lock_ret(a, 0, LockFn::LockInterruptible, 0));
-                self.push(out, pid, Some(20), EventKind::FenceWaitStart { fence: 0xf000 + i as u64 });
-                self.push(out, pid, None, EventKind::FenceWaitEnd { fence: 0xf000 + i as u64 });
-                self.push(out, pid, None, EventKind::ContentionBegin { lock: 0xffff_ffff_8300_0000, flags: 0 });
-                self.push(out, pid, None, EventKind::ContentionEnd { lock: 0xffff_ffff_8300_0000, ret: 0 });
+                self.push(
+                    out,
+                    pid,
+                    Some(20),
+                    EventKind::FenceWaitStart {
+                        fence: 0xf000 + i as u64,
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::FenceWaitEnd {
+                        fence: 0xf000 + i as u64,
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::ContentionBegin {
+                        lock: 0xffff_ffff_8300_0000,
+                        flags: 0,
+                    },
+                );
+                self.push(
+                    out,
+                    pid,
+                    None,
+                    EventKind::ContentionEnd {
+                        lock: 0xffff_ffff_8300_0000,
+                        ret: 0,
+                    },
+                );
                 self.push(out, pid, None, EventKind::Unlock { lock: a });
             }
             // Lifetime churn: an object dies, a new one (often at the same address) is born.
@@ -178,13 +322,42 @@ impl Gen {
             _ => match self.rng.below(50) {
                 0 => {
                     let b = self.buf(a, i);
-                    self.push(out, pid, Some(30), EventKind::DmaBufCall { func: DmaBufFn::Vmap, phase: Phase::Entry, buf: b.clone(), ret: None });
-                    self.push(out, pid, None, EventKind::DmaBufCall { func: DmaBufFn::Vmap, phase: Phase::Return, buf: b, ret: Some(0) });
+                    self.push(
+                        out,
+                        pid,
+                        Some(30),
+                        EventKind::DmaBufCall {
+                            func: DmaBufFn::Vmap,
+                            phase: Phase::Entry,
+                            buf: b.clone(),
+                            ret: None,
+                        },
+                    );
+                    self.push(
+                        out,
+                        pid,
+                        None,
+                        EventKind::DmaBufCall {
+                            func: DmaBufFn::Vmap,
+                            phase: Phase::Return,
+                            buf: b,
+                            ret: Some(0),
+                        },
+                    );
                 }
                 1 => {
                     let b = self.objects[(i + 1) % OBJECTS];
                     self.push(out, pid, None, lock_ret(a, 0, LockFn::Lock, 0));
-                    self.push(out, pid, Some(31), EventKind::LockAttempt { lock: b, ctx: 0, func: LockFn::Lock });
+                    self.push(
+                        out,
+                        pid,
+                        Some(31),
+                        EventKind::LockAttempt {
+                            lock: b,
+                            ctx: 0,
+                            func: LockFn::Lock,
+                        },
+                    );
                     self.push(out, pid, Some(31), lock_ret(b, 0, LockFn::Lock, 0));
                     self.push(out, pid, None, EventKind::Unlock { lock: b });
                     self.push(out, pid, None, EventKind::Unlock { lock: a });
@@ -226,7 +399,15 @@ impl Gen {
 fn bytes_per_live_lock() -> f64 {
     const N: u64 = 65_536;
     const PER_TASK: u64 = 16;
-    let ev = |ts: u64, pid: u32, kind: EventKind| Event { ts_ns: ts, cpu: 0, pid, tgid: pid, comm: "weston".into(), stack: Some(5), kind };
+    let ev = |ts: u64, pid: u32, kind: EventKind| Event {
+        ts_ns: ts,
+        cpu: 0,
+        pid,
+        tgid: pid,
+        comm: "weston".into(),
+        stack: Some(5),
+        kind,
+    };
     let mut e = Engine::new(EngineConfig::default());
     // Warm-up so interned strings, the class table and the graph exist.
     e.feed(&ev(0, 1, EventKind::ResvInit { resv: 1 }));
@@ -240,9 +421,26 @@ fn bytes_per_live_lock() -> f64 {
         ts += 1;
         e.feed(&ev(ts, 0, EventKind::ResvInit { resv: lock }));
         if k % PER_TASK != 0 {
-            e.feed(&ev(ts, pid, EventKind::LockAttempt { lock, ctx, func: LockFn::Lock }));
+            e.feed(&ev(
+                ts,
+                pid,
+                EventKind::LockAttempt {
+                    lock,
+                    ctx,
+                    func: LockFn::Lock,
+                },
+            ));
         }
-        e.feed(&ev(ts, pid, EventKind::LockReturn { lock, ctx, func: LockFn::Lock, ret: 0 }));
+        e.feed(&ev(
+            ts,
+            pid,
+            EventKind::LockReturn {
+                lock,
+                ctx,
+                func: LockFn::Lock,
+                ret: 0,
+            },
+        ));
     }
     let after = live_bytes();
     assert_eq!(e.stats().held_locks, N);
@@ -252,7 +450,10 @@ fn bytes_per_live_lock() -> f64 {
 
 fn main() {
     // `cargo bench` passes --bench; no harness, so arguments are ignored.
-    let total: usize = std::env::var("EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let total: usize = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     const CHUNK: usize = 1 << 18;
     let mut gen = Gen::new();
     let mut chunk = Vec::with_capacity(CHUNK + 64);
@@ -299,5 +500,8 @@ fn main() {
         mem_end / 1024
     );
     let per_lock = bytes_per_live_lock();
-    println!("analysis throughput: {:.0} events/s, {:.0} bytes per live lock", rate, per_lock);
+    println!(
+        "analysis throughput: {:.0} events/s, {:.0} bytes per live lock",
+        rate, per_lock
+    );
 }

@@ -15,13 +15,13 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::{
     analysis::{rules, Convention, Engine, EngineConfig, FindingKind},
     cli::{Cli, Command, LiveArgs, LiveCmd, RecordArgs},
-    report,
     events::{
         live::Live,
         record::{Meta, Recording, Summary, Writer},
         Event, EventKind, StackTable,
     },
     probes::{btf, LoadOptions, ProbeState, ProbeStatus, Tracer},
+    report,
 };
 
 /// Exit status when the tracer itself failed.
@@ -41,7 +41,13 @@ fn run_command(c: Command) -> Result<ExitCode> {
         Command::Rules { kernel } => rules(kernel),
         Command::Probes { json } => probes(json),
         Command::Record(args) => runtime()?.block_on(record(args)),
-        Command::Dump { file, json, limit, no_stacks, resv_links } => {
+        Command::Dump {
+            file,
+            json,
+            limit,
+            no_stacks,
+            resv_links,
+        } => {
             if resv_links {
                 dump_resv_links(&file, json)
             } else {
@@ -52,18 +58,34 @@ fn run_command(c: Command) -> Result<ExitCode> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
-    let bytes = a.ring_mib.checked_mul(1 << 20).filter(|b| b.is_power_of_two()).with_context(|| {
-        format!("--ring-mib {}: must be a power of two between 1 and 2048", a.ring_mib)
-    })?;
-    Ok(LoadOptions { ring_bytes: bytes, full_stream: a.all_events, stack_all: a.all_stacks })
+    let bytes = a
+        .ring_mib
+        .checked_mul(1 << 20)
+        .filter(|b| b.is_power_of_two())
+        .with_context(|| {
+            format!(
+                "--ring-mib {}: must be a power of two between 1 and 2048",
+                a.ring_mib
+            )
+        })?;
+    Ok(LoadOptions {
+        ring_bytes: bytes,
+        full_stream: a.all_events,
+        stack_all: a.all_stacks,
+    })
 }
 
 fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The dma-buf symbols whose presence tells the convention era.
@@ -78,17 +100,28 @@ pub const CONVENTION_SYMBOLS: &[&str] = &[
 
 /// The rule era of a recording (or the running kernel).
 pub fn convention_of(meta: &Meta) -> Convention {
-    rules::detect(&meta.kernel_release, |s| meta.kernel_symbols.iter().any(|k| k == s))
+    rules::detect(&meta.kernel_release, |s| {
+        meta.kernel_symbols.iter().any(|k| k == s)
+    })
 }
 
 fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
     Meta {
         tracer_version: env!("CARGO_PKG_VERSION").into(),
         kernel_release: kernel_release(),
-        kernel_symbols: CONVENTION_SYMBOLS.iter().filter(|s| t.kallsyms.has(s)).map(|s| s.to_string()).collect(),
+        kernel_symbols: CONVENTION_SYMBOLS
+            .iter()
+            .filter(|s| t.kallsyms.has(s))
+            .map(|s| s.to_string())
+            .collect(),
         offsets: btf::FIELDS
             .iter()
-            .filter_map(|(s, m)| t.btf.member_offset(s, m).ok().map(|o| (format!("{s}.{m}"), o)))
+            .filter_map(|(s, m)| {
+                t.btf
+                    .member_offset(s, m)
+                    .ok()
+                    .map(|o| (format!("{s}.{m}"), o))
+            })
             .collect(),
         hooks: t.hooks.clone(),
         probes: t.status.clone(),
@@ -98,7 +131,10 @@ fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
 }
 
 fn probes(json: bool) -> Result<ExitCode> {
-    let mut t = Tracer::load(&LoadOptions { ring_bytes: 1 << 20, ..Default::default() })?;
+    let mut t = Tracer::load(&LoadOptions {
+        ring_bytes: 1 << 20,
+        ..Default::default()
+    })?;
     t.attach_all()?;
     let meta = meta_of(&t, false);
     let mut out = std::io::stdout().lock();
@@ -117,16 +153,30 @@ pub fn write_probe_table(out: &mut impl Write, meta: &Meta) -> Result<()> {
         writeln!(out, "  {m}")?;
     }
     writeln!(out, "  tracepoints: raw_tp")?;
-    let w = meta.probes.iter().map(|p| p.hook.len()).max().unwrap_or(4).clamp(4, 60);
+    let w = meta
+        .probes
+        .iter()
+        .map(|p| p.hook.len())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 60);
     writeln!(out)?;
-    writeln!(out, "{:<w$}  {:<10}  {:<17}  {:<8}  REASON", "HOOK", "FAMILY", "MECHANISM", "STATUS")?;
+    writeln!(
+        out,
+        "{:<w$}  {:<10}  {:<17}  {:<8}  REASON",
+        "HOOK", "FAMILY", "MECHANISM", "STATUS"
+    )?;
     for p in &meta.probes {
         let state = match p.state {
             ProbeState::Attached => "attached",
             ProbeState::Absent => "absent",
             ProbeState::Failed => "FAILED",
         };
-        writeln!(out, "{:<w$}  {:<10}  {:<17}  {:<8}  {}", p.hook, p.family, p.mechanism, state, p.reason)?;
+        writeln!(
+            out,
+            "{:<w$}  {:<10}  {:<17}  {:<8}  {}",
+            p.hook, p.family, p.mechanism, state, p.reason
+        )?;
     }
     let count = |s: ProbeState| meta.probes.iter().filter(|p| p.state == s).count();
     writeln!(
@@ -141,11 +191,23 @@ pub fn write_probe_table(out: &mut impl Write, meta: &Meta) -> Result<()> {
 
 /// One line on stderr: what is hooked and what cannot be seen.
 fn announce(statuses: &[ProbeStatus]) {
-    let attached = statuses.iter().filter(|p| p.state == ProbeState::Attached).count();
-    let failed: Vec<&ProbeStatus> = statuses.iter().filter(|p| p.state == ProbeState::Failed).collect();
-    eprintln!("tracer: {attached} hooks attached, {} unavailable", failed.len());
+    let attached = statuses
+        .iter()
+        .filter(|p| p.state == ProbeState::Attached)
+        .count();
+    let failed: Vec<&ProbeStatus> = statuses
+        .iter()
+        .filter(|p| p.state == ProbeState::Failed)
+        .collect();
+    eprintln!(
+        "tracer: {attached} hooks attached, {} unavailable",
+        failed.len()
+    );
     if let Some(first) = failed.first() {
-        let funcs = failed.iter().filter(|p| p.family == "function" || p.family == "callback").count();
+        let funcs = failed
+            .iter()
+            .filter(|p| p.family == "function" || p.family == "callback")
+            .count();
         eprintln!(
             "tracer: cannot see {} hook(s), e.g. {}: {} (`tracer probes` lists them)",
             failed.len(),
@@ -171,11 +233,23 @@ struct RecFile {
 impl RecFile {
     fn create(path: &std::path::Path, meta: &Meta) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let w = Writer::new(BufWriter::new(f), meta).with_context(|| format!("writing {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), w, stacks: Default::default(), first_ts: None, last_ts: 0 })
+        let w = Writer::new(BufWriter::new(f), meta)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            w,
+            stacks: Default::default(),
+            first_ts: None,
+            last_ts: 0,
+        })
     }
 
-    fn write(&mut self, r: &tracer_common::RawEvent, new_hooks: &[crate::probes::HookInfo], stacks: &StackTable) -> Result<()> {
+    fn write(
+        &mut self,
+        r: &tracer_common::RawEvent,
+        new_hooks: &[crate::probes::HookInfo],
+        stacks: &StackTable,
+    ) -> Result<()> {
         let ctx = || format!("writing {}", self.path.display());
         for h in new_hooks {
             self.w.hook(h).with_context(ctx)?;
@@ -200,9 +274,14 @@ impl RecFile {
             events,
             lost_per_cpu: lost,
             decode_errors,
-            duration_ns: self.first_ts.map(|f| self.last_ts.saturating_sub(f)).unwrap_or(0),
+            duration_ns: self
+                .first_ts
+                .map(|f| self.last_ts.saturating_sub(f))
+                .unwrap_or(0),
         };
-        self.w.end(&summary).with_context(|| format!("finishing {}", self.path.display()))?;
+        self.w
+            .end(&summary)
+            .with_context(|| format!("finishing {}", self.path.display()))?;
         Ok(events)
     }
 }
@@ -216,15 +295,24 @@ enum Control {
 fn parse_control(line: &str) -> Result<Control, String> {
     let line = line.trim();
     match line.split_once(' ') {
-        Some(("start", name)) if valid_segment_name(name.trim()) => Ok(Control::Start(name.trim().to_string())),
-        Some(("start", name)) => Err(format!("bad segment name `{name}` (letters, digits, - _ . only)")),
+        Some(("start", name)) if valid_segment_name(name.trim()) => {
+            Ok(Control::Start(name.trim().to_string()))
+        }
+        Some(("start", name)) => Err(format!(
+            "bad segment name `{name}` (letters, digits, - _ . only)"
+        )),
         None if line == "stop" => Ok(Control::Stop),
-        _ => Err(format!("unknown command `{line}` (expected `start NAME` or `stop`)")),
+        _ => Err(format!(
+            "unknown command `{line}` (expected `start NAME` or `stop`)"
+        )),
     }
 }
 
 fn valid_segment_name(n: &str) -> bool {
-    !n.is_empty() && !n.starts_with('.') && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    !n.is_empty()
+        && !n.starts_with('.')
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 fn make_fifo(path: &std::path::Path) -> Result<()> {
@@ -232,7 +320,8 @@ fn make_fifo(path: &std::path::Path) -> Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).context("FIFO path")?;
     // SAFETY: mkfifo with a valid C string.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("creating FIFO {}", path.display()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("creating FIFO {}", path.display()));
     }
     Ok(())
 }
@@ -267,7 +356,10 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     let mut live = Live::start(&opts)?;
     announce(&live.tracer.status);
     let mut whole = match &args.output {
-        Some(p) => Some(RecFile::create(p, &meta_of(&live.tracer, opts.full_stream))?),
+        Some(p) => Some(RecFile::create(
+            p,
+            &meta_of(&live.tracer, opts.full_stream),
+        )?),
         None => None,
     };
     let mut segment: Option<(String, RecFile)> = None;
@@ -275,7 +367,9 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }
     if let Some(a) = ack.as_mut() {
-        a.write_all(b"ready\n").await.context("writing the ack FIFO")?;
+        a.write_all(b"ready\n")
+            .await
+            .context("writing the ack FIFO")?;
     }
     match &args.output {
         Some(p) => eprintln!("tracer: recording to {} (Ctrl-C to stop)", p.display()),
@@ -324,7 +418,10 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
                         eprintln!("tracer: segment {old} closed by the start of {name}");
                     }
                     let dir = args.segments.as_ref().expect("control requires segments");
-                    let f = RecFile::create(&dir.join(format!("{name}.rec")), &meta_of(&live.tracer, opts.full_stream))?;
+                    let f = RecFile::create(
+                        &dir.join(format!("{name}.rec")),
+                        &meta_of(&live.tracer, opts.full_stream),
+                    )?;
                     segment = Some((name.clone(), f));
                     format!("started {name}")
                 }
@@ -337,10 +434,13 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
                 },
             };
             if let Some(a) = ack.as_mut() {
-                a.write_all(format!("{reply}\n").as_bytes()).await.context("writing the ack FIFO")?;
+                a.write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .context("writing the ack FIFO")?;
             }
         } else if let Some(f) = whole.as_mut() {
-            f.w.flush().with_context(|| format!("writing {}", f.path.display()))?;
+            f.w.flush()
+                .with_context(|| format!("writing {}", f.path.display()))?;
         }
     }
     let lost = live.lost_per_cpu();
@@ -356,12 +456,21 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         "tracer: {events} events in {:.1}s, {} stacks, {lost_total} lost{}",
         started.elapsed().as_secs_f64(),
         live.stacks.len(),
-        if lost_total > 0 { " (ring buffer full: raise --ring-mib)" } else { "" }
+        if lost_total > 0 {
+            " (ring buffer full: raise --ring-mib)"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
 
-fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) -> Result<ExitCode> {
+fn dump(
+    file: &std::path::Path,
+    json: bool,
+    limit: Option<usize>,
+    stacks: bool,
+) -> Result<ExitCode> {
     let rec = Recording::read(file)?;
     let (events, errors) = rec.events();
     let mut out = std::io::stdout().lock();
@@ -373,10 +482,29 @@ fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) 
         }
     } else {
         let m = &rec.meta;
-        writeln!(out, "recording {} (tracer {}, kernel {})", file.display(), m.tracer_version, m.kernel_release)?;
+        writeln!(
+            out,
+            "recording {} (tracer {}, kernel {})",
+            file.display(),
+            m.tracer_version,
+            m.kernel_release
+        )?;
         writeln!(out, "convention symbols: {}", m.kernel_symbols.join(", "))?;
-        let attached = m.probes.iter().filter(|p| p.state == ProbeState::Attached).count();
-        writeln!(out, "hooks: {attached} attached of {}; stream: {}", m.probes.len(), if m.full_stream { "full" } else { "filtered (lock entries only while nested)" })?;
+        let attached = m
+            .probes
+            .iter()
+            .filter(|p| p.state == ProbeState::Attached)
+            .count();
+        writeln!(
+            out,
+            "hooks: {attached} attached of {}; stream: {}",
+            m.probes.len(),
+            if m.full_stream {
+                "full"
+            } else {
+                "filtered (lock entries only while nested)"
+            }
+        )?;
         match &rec.summary {
             Some(s) => writeln!(
                 out,
@@ -387,7 +515,11 @@ fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) 
                 s.lost_per_cpu,
                 s.decode_errors + errors
             )?,
-            None => writeln!(out, "events: {} (no end marker: the tracer did not stop cleanly)", rec.raw.len())?,
+            None => writeln!(
+                out,
+                "events: {} (no end marker: the tracer did not stop cleanly)",
+                rec.raw.len()
+            )?,
         }
         writeln!(out)?;
         let t0 = events.first().map(|e| e.ts_ns).unwrap_or(0);
@@ -399,7 +531,10 @@ fn dump(file: &std::path::Path, json: bool, limit: Option<usize>, stacks: bool) 
         }
     }
     if rec.summary.is_none() {
-        eprintln!("tracer: {}: no end marker (recording was cut short); showing what was recorded", file.display());
+        eprintln!(
+            "tracer: {}: no end marker (recording was cut short); showing what was recorded",
+            file.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -416,12 +551,24 @@ fn write_stack(out: &mut impl Write, stacks: &StackTable, e: &Event) -> Result<(
 /// One line per event: relative time, cpu, task, what happened.
 pub fn format_event(e: &Event, t0: u64) -> String {
     let what = match &e.kind {
-        EventKind::LockAttempt { lock, ctx, func } => format!("lock-attempt {func:?} lock={lock:#x} ctx={ctx:#x}"),
-        EventKind::LockReturn { lock, ctx, func, ret } => format!("lock-return  {func:?} lock={lock:#x} ctx={ctx:#x} ret={ret}"),
+        EventKind::LockAttempt { lock, ctx, func } => {
+            format!("lock-attempt {func:?} lock={lock:#x} ctx={ctx:#x}")
+        }
+        EventKind::LockReturn {
+            lock,
+            ctx,
+            func,
+            ret,
+        } => format!("lock-return  {func:?} lock={lock:#x} ctx={ctx:#x} ret={ret}"),
         EventKind::Unlock { lock } => format!("unlock       lock={lock:#x}"),
         EventKind::ResvInit { resv } => format!("resv-init    resv={resv:#x}"),
         EventKind::ResvFini { resv } => format!("resv-fini    resv={resv:#x}"),
-        EventKind::DmaBufCall { func, phase, buf, ret } => format!(
+        EventKind::DmaBufCall {
+            func,
+            phase,
+            buf,
+            ret,
+        } => format!(
             "{:<12} {} dmabuf={:#x} resv={:#x} exp={}{}",
             format!("{phase:?}").to_lowercase(),
             func.kernel_name(),
@@ -430,7 +577,13 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             buf.exp_name,
             ret.map(|r| format!(" ret={r:#x}")).unwrap_or_default()
         ),
-        EventKind::Callback { cb, phase, symbol, buf, ret } => format!(
+        EventKind::Callback {
+            cb,
+            phase,
+            symbol,
+            buf,
+            ret,
+        } => format!(
             "{:<12} callback {}={} dmabuf={:#x} resv={:#x} exp={}{}",
             format!("{phase:?}").to_lowercase(),
             cb.member(),
@@ -442,13 +595,23 @@ pub fn format_event(e: &Event, t0: u64) -> String {
         ),
         EventKind::FenceWaitStart { fence } => format!("fence-wait-start fence={fence:#x}"),
         EventKind::FenceWaitEnd { fence } => format!("fence-wait-end   fence={fence:#x}"),
-        EventKind::MmapLock { mm, write, acquired } => match acquired {
+        EventKind::MmapLock {
+            mm,
+            write,
+            acquired,
+        } => match acquired {
             None => format!("mmap-lock-start mm={mm:#x} write={write}"),
             Some(ok) => format!("mmap-lock-acquired mm={mm:#x} write={write} success={ok}"),
         },
-        EventKind::MmapUnlock { mm, write } => format!("mmap-lock-released mm={mm:#x} write={write}"),
-        EventKind::ContentionBegin { lock, flags } => format!("contention-begin lock={lock:#x} flags={flags:#x}"),
-        EventKind::ContentionEnd { lock, ret } => format!("contention-end   lock={lock:#x} ret={ret}"),
+        EventKind::MmapUnlock { mm, write } => {
+            format!("mmap-lock-released mm={mm:#x} write={write}")
+        }
+        EventKind::ContentionBegin { lock, flags } => {
+            format!("contention-begin lock={lock:#x} flags={flags:#x}")
+        }
+        EventKind::ContentionEnd { lock, ret } => {
+            format!("contention-end   lock={lock:#x} ret={ret}")
+        }
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
     };
     format!(
@@ -466,13 +629,22 @@ pub fn format_event(e: &Event, t0: u64) -> String {
 pub const EXIT_FINDINGS: u8 = 1;
 
 fn engine_for(meta: &Meta, stacks: StackTable) -> Engine {
-    Engine::with_stacks(EngineConfig { convention: convention_of(meta), ..Default::default() }, stacks)
+    Engine::with_stacks(
+        EngineConfig {
+            convention: convention_of(meta),
+            ..Default::default()
+        },
+        stacks,
+    )
 }
 
 fn analyze(file: &std::path::Path, json: bool, expect: Option<&str>) -> Result<ExitCode> {
     let rec = Recording::read(file)?;
     if rec.summary.is_none() {
-        eprintln!("tracer: {}: no end marker (recording was cut short); analysing what was recorded", file.display());
+        eprintln!(
+            "tracer: {}: no end marker (recording was cut short); analysing what was recorded",
+            file.display()
+        );
     }
     let (events, errors) = rec.events();
     if errors > 0 {
@@ -509,7 +681,14 @@ fn analyze(file: &std::path::Path, json: bool, expect: Option<&str>) -> Result<E
             got.sort_unstable();
             got.dedup();
             if got == want {
-                eprintln!("tracer: expectation met: {}", if want.is_empty() { "no findings".into() } else { want.join(", ") });
+                eprintln!(
+                    "tracer: expectation met: {}",
+                    if want.is_empty() {
+                        "no findings".into()
+                    } else {
+                        want.join(", ")
+                    }
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 eprintln!(
@@ -532,10 +711,16 @@ fn parse_kinds(s: &str) -> Result<Vec<&'static str>> {
     }
     let mut v = Vec::new();
     for k in s.split(',').map(str::trim) {
-        let kind = FindingKind::ALL.iter().find(|f| f.id() == k).with_context(|| {
-            let ids: Vec<&str> = FindingKind::ALL.iter().map(|f| f.id()).collect();
-            format!("--expect: unknown finding kind `{k}` (known: {}, or none)", ids.join(", "))
-        })?;
+        let kind = FindingKind::ALL
+            .iter()
+            .find(|f| f.id() == k)
+            .with_context(|| {
+                let ids: Vec<&str> = FindingKind::ALL.iter().map(|f| f.id()).collect();
+                format!(
+                    "--expect: unknown finding kind `{k}` (known: {}, or none)",
+                    ids.join(", ")
+                )
+            })?;
         v.push(kind.id());
     }
     v.sort_unstable();
@@ -557,14 +742,27 @@ fn rules(kernel: Option<String>) -> Result<ExitCode> {
         }
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "kernel {release}: convention era {} ({:?})", conv.era.range(), conv.era)?;
+    writeln!(
+        out,
+        "kernel {release}: convention era {} ({:?})",
+        conv.era.range(),
+        conv.era
+    )?;
     writeln!(out)?;
     let rows = rules::table(conv);
     let w = rows.iter().map(|r| r.item.len()).max().unwrap_or(10);
     let wr = rows.iter().map(|r| r.requirement.len()).max().unwrap_or(10);
-    writeln!(out, "{:<8}  {:<w$}  {:<wr$}  {:<12}  NOTE", "KIND", "FUNCTION / CALLBACK", "REQUIREMENT", "KERNELS")?;
+    writeln!(
+        out,
+        "{:<8}  {:<w$}  {:<wr$}  {:<12}  NOTE",
+        "KIND", "FUNCTION / CALLBACK", "REQUIREMENT", "KERNELS"
+    )?;
     for r in rows {
-        writeln!(out, "{:<8}  {:<w$}  {:<wr$}  {:<12}  {}", r.kind, r.item, r.requirement, r.kernels, r.note)?;
+        writeln!(
+            out,
+            "{:<8}  {:<w$}  {:<wr$}  {:<12}  {}",
+            r.kind, r.item, r.requirement, r.kernels, r.note
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -577,7 +775,11 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     announce(&live.tracer.status);
     let meta = meta_of(&live.tracer, opts.full_stream);
     let conv = convention_of(&meta);
-    eprintln!("tracer: kernel {} follows the {} dma-buf convention", meta.kernel_release, conv.era.range());
+    eprintln!(
+        "tracer: kernel {} follows the {} dma-buf convention",
+        meta.kernel_release,
+        conv.era.range()
+    );
     let mut writer = match &args.record {
         Some(p) => Some(RecFile::create(p, &meta)?),
         None => None,
@@ -586,7 +788,13 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }
     eprintln!("tracer: tracing (Ctrl-C to stop)");
-    let mut engine = Engine::with_stacks(EngineConfig { convention: conv, ..Default::default() }, StackTable::new());
+    let mut engine = Engine::with_stacks(
+        EngineConfig {
+            convention: conv,
+            ..Default::default()
+        },
+        StackTable::new(),
+    );
     let deadline = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -644,7 +852,11 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     if lost_total > 0 {
         eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
     }
-    Ok(if engine.findings().is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
+    Ok(if engine.findings().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
 }
 
 fn dump_resv_links(file: &std::path::Path, json: bool) -> Result<ExitCode> {
@@ -664,11 +876,19 @@ fn dump_resv_links(file: &std::path::Path, json: bool) -> Result<ExitCode> {
                 l.func.kernel_name(),
                 l.exp_name,
                 l.resv,
-                if l.locked { "locked by the same task during the call" } else { "-" }
+                if l.locked {
+                    "locked by the same task during the call"
+                } else {
+                    "-"
+                }
             )?;
         }
     }
     let locked = links.iter().filter(|l| l.locked).count();
     eprintln!("tracer: {} dma-buf calls, {locked} locked their buffer's resv (same address) during the call", links.len());
-    Ok(if locked > 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FINDINGS) })
+    Ok(if locked > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
 }

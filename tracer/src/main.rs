@@ -10,8 +10,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // `tracer dump FILE | head`: the reader left; not a failure.
         Err(e)
-            if e
-                .root_cause()
+            if e.root_cause()
                 .downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
         {

@@ -25,21 +25,33 @@ impl KernelSymbolizer {
     pub fn new() -> Self {
         // kallsyms only: a vmlinux search on a production box finds nothing
         // and costs start-up time.
-        let kernel = Kernel { vmlinux: MaybeDefault::None, ..Default::default() };
-        Self { inner: Symbolizer::new(), src: Source::Kernel(kernel) }
+        let kernel = Kernel {
+            vmlinux: MaybeDefault::None,
+            ..Default::default()
+        };
+        Self {
+            inner: Symbolizer::new(),
+            src: Source::Kernel(kernel),
+        }
     }
 
     /// Resolves addresses, dropping the tracing machinery's own innermost
     /// frames (BPF program, trampolines); unresolvable ones keep their address.
     pub fn frames(&self, addrs: &[u64], ksyms: &Kallsyms) -> Vec<Frame> {
         let mut frames = self.resolve(addrs, ksyms);
-        let skip = frames.iter().take_while(|f| f.symbol.as_deref().is_some_and(is_tracing_frame)).count();
+        let skip = frames
+            .iter()
+            .take_while(|f| f.symbol.as_deref().is_some_and(is_tracing_frame))
+            .count();
         frames.drain(..skip);
         frames
     }
 
     fn resolve(&self, addrs: &[u64], ksyms: &Kallsyms) -> Vec<Frame> {
-        let resolved = self.inner.symbolize(&self.src, Input::AbsAddr(addrs)).unwrap_or_default();
+        let resolved = self
+            .inner
+            .symbolize(&self.src, Input::AbsAddr(addrs))
+            .unwrap_or_default();
         addrs
             .iter()
             .enumerate()
@@ -54,10 +66,18 @@ impl KernelSymbolizer {
                     },
                     // Fall back to our own index (module text blazesym skipped).
                     _ => match ksyms.lookup(addr) {
-                        Some(s) if addr - s.addr < (1 << 20) => {
-                            Frame { addr, symbol: Some(s.name.clone()), offset: addr - s.addr, module }
-                        }
-                        _ => Frame { addr, symbol: None, offset: 0, module: None },
+                        Some(s) if addr - s.addr < (1 << 20) => Frame {
+                            addr,
+                            symbol: Some(s.name.clone()),
+                            offset: addr - s.addr,
+                            module,
+                        },
+                        _ => Frame {
+                            addr,
+                            symbol: None,
+                            offset: 0,
+                            module: None,
+                        },
                     },
                 }
             })
@@ -97,7 +117,9 @@ mod tests {
 
     #[test]
     fn tracing_frames_are_recognised() {
-        assert!(is_tracing_frame("bpf_prog_8f797dd5c1019b2d_mmap_lock_start"));
+        assert!(is_tracing_frame(
+            "bpf_prog_8f797dd5c1019b2d_mmap_lock_start"
+        ));
         assert!(is_tracing_frame("bpf_trace_run2"));
         assert!(is_tracing_frame("kprobe_ftrace_handler"));
         assert!(!is_tracing_frame("ww_mutex_lock"));

@@ -15,7 +15,14 @@ use std::{
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Kernel names (truncated to 15 bytes) of the tracer's programs.
-const OUR_PROGRAMS: &[&str] = &["fn_entry", "fn_return", "fence_wait_star", "contention_begi", "sys_exit", "read_kmem"];
+const OUR_PROGRAMS: &[&str] = &[
+    "fn_entry",
+    "fn_return",
+    "fence_wait_star",
+    "contention_begi",
+    "sys_exit",
+    "read_kmem",
+];
 
 fn tracer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tracer"))
@@ -126,24 +133,45 @@ fn probes_lists_every_hook_with_a_status() {
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let out = tracer().args(["probes", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let probes = v["probes"].as_array().unwrap();
     for h in tracer::probes::table::FUNC_HOOKS {
-        let row = probes.iter().find(|p| p["hook"] == h.func).unwrap_or_else(|| panic!("{} not listed", h.func));
+        let row = probes
+            .iter()
+            .find(|p| p["hook"] == h.func)
+            .unwrap_or_else(|| panic!("{} not listed", h.func));
         let state = row["state"].as_str().unwrap();
         assert!(["attached", "absent", "failed"].contains(&state));
         if state != "attached" {
-            assert!(!row["reason"].as_str().unwrap().is_empty(), "{} has no reason", h.func);
+            assert!(
+                !row["reason"].as_str().unwrap().is_empty(),
+                "{} has no reason",
+                h.func
+            );
         }
     }
     for tp in tracer::probes::table::TRACEPOINTS {
-        assert!(probes.iter().any(|p| p["hook"].as_str().unwrap().ends_with(tp.tracepoint)), "{} missing", tp.tracepoint);
+        assert!(
+            probes
+                .iter()
+                .any(|p| p["hook"].as_str().unwrap().ends_with(tp.tracepoint)),
+            "{} missing",
+            tp.tracepoint
+        );
     }
     // The text table too.
     let out = tracer().arg("probes").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("ww_mutex_lock") && text.contains("raw_syscalls:sys_exit") && text.contains("attached"));
+    assert!(
+        text.contains("ww_mutex_lock")
+            && text.contains("raw_syscalls:sys_exit")
+            && text.contains("attached")
+    );
 }
 
 #[test]
@@ -163,17 +191,31 @@ fn record_then_dump_shows_real_events_with_symbolized_stacks() {
     assert!(status.success(), "{status:?}");
 
     let dump = tracer().arg("dump").arg(&rec).output().unwrap();
-    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
     let text = String::from_utf8_lossy(&dump.stdout);
-    assert!(text.contains("mmap-lock-start"), "no mmap_lock events recorded:\n{}", &text[..text.len().min(2000)]);
+    assert!(
+        text.contains("mmap-lock-start"),
+        "no mmap_lock events recorded:\n{}",
+        &text[..text.len().min(2000)]
+    );
     // A symbolized kernel frame (name+offset) under an event.
     assert!(
-        text.lines().any(|l| l.starts_with("        ") && l.contains("+0x") && !l.trim_start().starts_with("0x")),
+        text.lines().any(|l| l.starts_with("        ")
+            && l.contains("+0x")
+            && !l.trim_start().starts_with("0x")),
         "no symbolized stack frame"
     );
     assert!(!text.contains("bpf_prog_"), "tracing frames not stripped");
 
-    let json = tracer().args(["dump", "--json", "--limit", "5"]).arg(&rec).output().unwrap();
+    let json = tracer()
+        .args(["dump", "--json", "--limit", "5"])
+        .arg(&rec)
+        .output()
+        .unwrap();
     let lines: Vec<&str> = std::str::from_utf8(&json.stdout).unwrap().lines().collect();
     assert_eq!(lines.len(), 5);
     for l in lines {
@@ -225,17 +267,26 @@ fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
     }
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = our_programs_after_exit();
-    assert!(before.is_empty(), "programs loaded before the test: {before:?}");
+    assert!(
+        before.is_empty(),
+        "programs loaded before the test: {before:?}"
+    );
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let (_d, rec) = tmp("s.rec");
         let (mut child, _) = start_recording(&rec, &[]);
-        assert!(!our_loaded_programs().is_empty(), "programs not visible while running");
+        assert!(
+            !our_loaded_programs().is_empty(),
+            "programs not visible while running"
+        );
         let status = signal_and_wait(&mut child, sig);
         assert!(status.success(), "signal {sig}: {status:?}");
         let left = our_programs_after_exit();
         assert!(left.is_empty(), "left loaded after signal {sig}: {left:?}");
         // The recording is complete (has its end marker).
-        assert!(tracer::events::record::Recording::read(&rec).unwrap().summary.is_some());
+        assert!(tracer::events::record::Recording::read(&rec)
+            .unwrap()
+            .summary
+            .is_some());
     }
     // Error exit after everything is attached: the ready file cannot be created.
     let (_d, rec) = tmp("e.rec");
@@ -254,7 +305,10 @@ fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
 
 #[test]
 fn bad_arguments_get_one_clear_line() {
-    let out = tracer().args(["record", "-o", "/tmp/x.rec", "--ring-mib", "3"]).output().unwrap();
+    let out = tracer()
+        .args(["record", "-o", "/tmp/x.rec", "--ring-mib", "3"])
+        .output()
+        .unwrap();
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("power of two"), "{err}");
@@ -267,7 +321,13 @@ fn without_privileges_one_line_says_what_to_do() {
     }
     // Drop to an unprivileged user the way a developer would run it without sudo.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg(env!("CARGO_BIN_EXE_tracer"))
         .arg("probes")
         .output()

@@ -77,10 +77,22 @@ pub fn run_setup() -> Result<()> {
     if bpf_linker_ok() {
         eprintln!("setup: bpf-linker {BPF_LINKER_VERSION} present");
     } else {
-        eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 2 minutes)");
-        let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+        eprintln!(
+            "setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 2 minutes)"
+        );
+        let path = format!(
+            "/usr/lib/llvm-22/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
         run(Command::new("cargo")
-            .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
             .arg("--version")
             .arg(format!("~{BPF_LINKER_VERSION}"))
             .env("LLVM_PREFIX", "/usr/lib/llvm-22")

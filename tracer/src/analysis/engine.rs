@@ -9,14 +9,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{BufRef, Callback, DmaBufFn, Event, EventKind, LockFn, Phase, StackId, StackTable, EALREADY, EDEADLK};
+use crate::events::{
+    BufRef, Callback, DmaBufFn, Event, EventKind, LockFn, Phase, StackId, StackTable, EALREADY,
+    EDEADLK,
+};
 
 use super::checks::{self, Acquire, Env};
 use super::finding::{Finding, Severity};
 use super::graph::{EdgeEvidence, Insert, InstanceOrder, LockGraph};
-use super::identity::{ClassId, ClassTable, LockClass, LockId, ObjectTable, MMAP_LOCK, RESERVATION, RESERVATION_CTX, WW_UNKNOWN};
+use super::identity::{
+    ClassId, ClassTable, LockClass, LockId, ObjectTable, MMAP_LOCK, RESERVATION, RESERVATION_CTX,
+    WW_UNKNOWN,
+};
 use super::rules::Convention;
-use super::state::{ApiFrame, Backoff, CbFrame, HeldLock, Pending, TaskTable, MAX_FRAMES, MAX_HELD};
+use super::state::{
+    ApiFrame, Backoff, CbFrame, HeldLock, Pending, TaskTable, MAX_FRAMES, MAX_HELD,
+};
 use super::store::FindingStore;
 use super::{FastMap, Interner};
 
@@ -224,7 +232,12 @@ impl Engine {
                 })
             })
             .collect();
-        v.sort_by(|a, b| a.since_ns.cmp(&b.since_ns).then(a.pid.cmp(&b.pid)).then(a.lock.cmp(&b.lock)));
+        v.sort_by(|a, b| {
+            a.since_ns
+                .cmp(&b.since_ns)
+                .then(a.pid.cmp(&b.pid))
+                .then(a.lock.cmp(&b.lock))
+        });
         v
     }
 
@@ -234,8 +247,15 @@ impl Engine {
         let mut out = Vec::new();
         self.stats.events += 1;
         match &ev.kind {
-            EventKind::LockAttempt { lock, ctx, func } => self.on_attempt(ev, *lock, *ctx, *func, &mut out),
-            EventKind::LockReturn { lock, ctx, func, ret } => self.on_return(ev, *lock, *ctx, *func, *ret, &mut out),
+            EventKind::LockAttempt { lock, ctx, func } => {
+                self.on_attempt(ev, *lock, *ctx, *func, &mut out)
+            }
+            EventKind::LockReturn {
+                lock,
+                ctx,
+                func,
+                ret,
+            } => self.on_return(ev, *lock, *ctx, *func, *ret, &mut out),
             EventKind::Unlock { lock } => self.on_unlock(ev, *lock),
             EventKind::ResvInit { resv } => {
                 self.stats.resv_init += 1;
@@ -251,13 +271,26 @@ impl Engine {
                     self.instances.forget(id);
                 }
             }
-            EventKind::DmaBufCall { func, phase, buf, .. } => self.on_api(ev, *func, *phase, buf, &mut out),
-            EventKind::Callback { cb, phase, symbol, buf, .. } => self.on_callback(ev, *cb, *phase, symbol, buf),
+            EventKind::DmaBufCall {
+                func, phase, buf, ..
+            } => self.on_api(ev, *func, *phase, buf, &mut out),
+            EventKind::Callback {
+                cb,
+                phase,
+                symbol,
+                buf,
+                ..
+            } => self.on_callback(ev, *cb, *phase, symbol, buf),
             EventKind::FenceWaitStart { fence } => {
                 self.stats.fence_waits += 1;
                 let env = env!(self, ev);
                 let task = self.tasks.get(ev.pid);
-                out.extend(checks::fence_wait_under_resv::check(&env, task, *fence, &mut self.store));
+                out.extend(checks::fence_wait_under_resv::check(
+                    &env,
+                    task,
+                    *fence,
+                    &mut self.store,
+                ));
             }
             EventKind::FenceWaitEnd { .. } => {}
             EventKind::MmapLock { mm, acquired, .. } => {
@@ -266,7 +299,10 @@ impl Engine {
                 if acquired.is_none() {
                     self.stats.mmap_locks += 1;
                     let acq = Acquire {
-                        lock: LockId { addr: *mm, generation: 0 },
+                        lock: LockId {
+                            addr: *mm,
+                            generation: 0,
+                        },
                         class: MMAP_LOCK,
                         ctx: 0,
                         func: LockFn::Lock,
@@ -282,28 +318,48 @@ impl Engine {
                 self.stats.syscall_exits += 1;
                 let env = env!(self, ev);
                 let task = self.tasks.get(ev.pid);
-                out.extend(checks::held_at_return_to_user::check(&env, task, *nr, *held, &mut self.store));
+                out.extend(checks::held_at_return_to_user::check(
+                    &env,
+                    task,
+                    *nr,
+                    *held,
+                    &mut self.store,
+                ));
             }
         }
         out
     }
 
     /// Class of a ww_mutex at `addr` acquired by task `pid` now.
-    fn classify(&mut self, pid: u32, addr: u64, ctx: u64, stack: Option<StackId>) -> (LockId, ClassId) {
+    fn classify(
+        &mut self,
+        pid: u32,
+        addr: u64,
+        ctx: u64,
+        stack: Option<StackId>,
+    ) -> (LockId, ClassId) {
         if let Some(id) = self.objects.lookup(addr) {
             return (id, RESERVATION);
         }
-        let id = LockId { addr, generation: 0 };
+        let id = LockId {
+            addr,
+            generation: 0,
+        };
         // ww_acquire_ctx has one class: a lock taken with a ctx that already
         // holds reservation locks is a reservation lock (its init predates the trace).
         if ctx != 0 {
             if let Some(t) = self.tasks.get(pid) {
-                if t.held.iter().any(|h| h.ctx == ctx && h.class == RESERVATION) {
+                if t.held
+                    .iter()
+                    .any(|h| h.ctx == ctx && h.class == RESERVATION)
+                {
                     return (id, RESERVATION);
                 }
             }
         }
-        let Some(stack) = stack else { return (id, WW_UNKNOWN) };
+        let Some(stack) = stack else {
+            return (id, WW_UNKNOWN);
+        };
         if let Some(&c) = self.site_classes.get(&stack) {
             return (id, c);
         }
@@ -325,7 +381,10 @@ impl Engine {
             })
         };
         let class = match site {
-            Some(s) => self.classes.intern(LockClass::WwSite(s)).unwrap_or(WW_UNKNOWN),
+            Some(s) => self
+                .classes
+                .intern(LockClass::WwSite(s))
+                .unwrap_or(WW_UNKNOWN),
             // Not resolvable (yet): do not cache, the table may learn it.
             None => return (id, WW_UNKNOWN),
         };
@@ -335,16 +394,37 @@ impl Engine {
         (id, class)
     }
 
-    fn on_attempt(&mut self, ev: &Event, lock: u64, ctx: u64, func: LockFn, out: &mut Vec<Finding>) {
+    fn on_attempt(
+        &mut self,
+        ev: &Event,
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        out: &mut Vec<Finding>,
+    ) {
         self.stats.lock_attempts += 1;
         let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
-        t.pending = Some(Pending { lock, ctx, func, stack: ev.stack, ts_ns: ev.ts_ns });
+        t.pending = Some(Pending {
+            lock,
+            ctx,
+            func,
+            stack: ev.stack,
+            ts_ns: ev.ts_ns,
+        });
         if func != LockFn::Trylock {
             self.intent(ev, lock, ctx, func, ev.stack, out);
         }
     }
 
-    fn on_return(&mut self, ev: &Event, lock: u64, ctx: u64, func: LockFn, ret: i64, out: &mut Vec<Finding>) {
+    fn on_return(
+        &mut self,
+        ev: &Event,
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        ret: i64,
+        out: &mut Vec<Finding>,
+    ) {
         self.stats.lock_returns += 1;
         let acquired = match func {
             LockFn::Trylock => ret == 1,
@@ -367,7 +447,14 @@ impl Engine {
             let since = ev.ts_ns;
             let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
             if t.held.len() < MAX_HELD {
-                t.held.push(HeldLock { lock: id, class, ctx, func, since_ns: since, stack });
+                t.held.push(HeldLock {
+                    lock: id,
+                    class,
+                    ctx,
+                    func,
+                    since_ns: since,
+                    stack,
+                });
             } else {
                 self.stats.dropped_held += 1;
             }
@@ -386,7 +473,12 @@ impl Engine {
             self.stats.edeadlk += 1;
             let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
             if ctx != 0 {
-                t.backoff = Some(Backoff { ctx, contended: lock, ts_ns: ev.ts_ns, stack });
+                t.backoff = Some(Backoff {
+                    ctx,
+                    contended: lock,
+                    ts_ns: ev.ts_ns,
+                    stack,
+                });
             }
         } else {
             self.stats.lock_failed += 1;
@@ -396,10 +488,26 @@ impl Engine {
 
     /// Judges a (non-try) acquisition about to block: protocol, recursion,
     /// exporter relock, ordering.
-    fn intent(&mut self, ev: &Event, addr: u64, ctx: u64, func: LockFn, stack: Option<StackId>, out: &mut Vec<Finding>) {
+    fn intent(
+        &mut self,
+        ev: &Event,
+        addr: u64,
+        ctx: u64,
+        func: LockFn,
+        stack: Option<StackId>,
+        out: &mut Vec<Finding>,
+    ) {
         let (id, class) = self.classify(ev.pid, addr, ctx, stack);
-        let acq = Acquire { lock: id, class, ctx, func, stack };
-        let Some(task) = self.tasks.get(ev.pid) else { return };
+        let acq = Acquire {
+            lock: id,
+            class,
+            ctx,
+            func,
+            stack,
+        };
+        let Some(task) = self.tasks.get(ev.pid) else {
+            return;
+        };
         if task.held.is_empty() && task.callbacks.is_empty() {
             // Holding nothing and inside no callback: nothing to judge. This is
             // the hot path's common case.
@@ -414,7 +522,9 @@ impl Engine {
                 }
             }
             if let Some(other) = task.held.iter().find(|h| h.ctx != 0 && h.ctx != ctx) {
-                out.extend(checks::ww_protocol::second_ctx(&env, task, &acq, other, store));
+                out.extend(checks::ww_protocol::second_ctx(
+                    &env, task, &acq, other, store,
+                ));
             }
         }
         if let Some(i) = task.held_index(addr) {
@@ -436,10 +546,16 @@ impl Engine {
         }
         if class == RESERVATION && ctx == 0 {
             let mut reported_nesting = false;
-            for h in task.held.iter().filter(|h| h.class == RESERVATION && h.lock != id) {
+            for h in task
+                .held
+                .iter()
+                .filter(|h| h.class == RESERVATION && h.lock != id)
+            {
                 if !reported_nesting {
                     reported_nesting = true;
-                    out.extend(checks::ww_protocol::ctx_less_nesting(&env, task, &acq, h, store));
+                    out.extend(checks::ww_protocol::ctx_less_nesting(
+                        &env, task, &acq, h, store,
+                    ));
                 }
                 let mk = || EdgeEvidence {
                     primed: false,
@@ -454,19 +570,27 @@ impl Engine {
                 };
                 let new_ev = mk();
                 if let Some(old) = self.instances.record(h.lock, id, mk) {
-                    out.extend(checks::lock_order_inversion::check_abba(&env, task, &acq, &new_ev, old, store));
+                    out.extend(checks::lock_order_inversion::check_abba(
+                        &env, task, &acq, &new_ev, old, store,
+                    ));
                 }
             }
         }
         // The first lock of a reservation transaction stands for ww_acquire_init
         // (inline, unseen): it orders the held locks before the acquire context.
-        let target = if ctx != 0 && class == RESERVATION && !task.holds_ctx(ctx) { RESERVATION_CTX } else { class };
+        let target = if ctx != 0 && class == RESERVATION && !task.holds_ctx(ctx) {
+            RESERVATION_CTX
+        } else {
+            class
+        };
         self.order_edges(ev, &acq, target, out);
     }
 
     /// Records "each held class before `target`" and reports cycles.
     fn order_edges(&mut self, ev: &Event, acq: &Acquire, target: ClassId, out: &mut Vec<Finding>) {
-        let Some(task) = self.tasks.get(ev.pid) else { return };
+        let Some(task) = self.tasks.get(ev.pid) else {
+            return;
+        };
         for h in task.held.iter() {
             // Same class: a ww transaction (same ctx) orders nothing, and
             // context-less same-class nesting is judged per instance above.
@@ -486,7 +610,14 @@ impl Engine {
             });
             if let Insert::Cycle(path) = r {
                 let env = env!(self, ev);
-                out.extend(checks::lock_order_inversion::check_cycle(&env, task, acq, &self.graph, &path, &mut self.store));
+                out.extend(checks::lock_order_inversion::check_cycle(
+                    &env,
+                    task,
+                    acq,
+                    &self.graph,
+                    &path,
+                    &mut self.store,
+                ));
             }
         }
     }
@@ -518,7 +649,12 @@ impl Engine {
         let id = self.objects.learn(resv);
         // Rare (first sight of an object whose init predates the trace), so a
         // walk over the tasks is acceptable.
-        let pids: Vec<u32> = self.tasks.iter().filter(|t| t.holds(resv)).map(|t| t.pid).collect();
+        let pids: Vec<u32> = self
+            .tasks
+            .iter()
+            .filter(|t| t.holds(resv))
+            .map(|t| t.pid)
+            .collect();
         for pid in pids {
             if let Some(t) = self.tasks.get_mut(pid) {
                 for h in t.held.iter_mut().filter(|h| h.lock.addr == resv) {
@@ -529,7 +665,14 @@ impl Engine {
         }
     }
 
-    fn on_api(&mut self, ev: &Event, func: DmaBufFn, phase: Phase, buf: &BufRef, out: &mut Vec<Finding>) {
+    fn on_api(
+        &mut self,
+        ev: &Event,
+        func: DmaBufFn,
+        phase: Phase,
+        buf: &BufRef,
+        out: &mut Vec<Finding>,
+    ) {
         match phase {
             Phase::Entry => {
                 self.stats.api_calls += 1;
@@ -544,13 +687,34 @@ impl Engine {
                 if !core_internal {
                     let env = env!(self, ev);
                     let task = self.tasks.get(ev.pid);
-                    out.extend(checks::importer_missing_lock::check(&env, task, func, buf, ev.stack, &mut self.store));
-                    out.extend(checks::importer_holds_lock::check(&env, task, func, buf, ev.stack, &mut self.store));
+                    out.extend(checks::importer_missing_lock::check(
+                        &env,
+                        task,
+                        func,
+                        buf,
+                        ev.stack,
+                        &mut self.store,
+                    ));
+                    out.extend(checks::importer_holds_lock::check(
+                        &env,
+                        task,
+                        func,
+                        buf,
+                        ev.stack,
+                        &mut self.store,
+                    ));
                 }
                 let exp_name = self.names.intern(&buf.exp_name);
                 let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
                 if t.api.len() < MAX_FRAMES {
-                    t.api.push(ApiFrame { func, resv: buf.resv, dmabuf: buf.dmabuf, exp_name, stack: ev.stack, ts_ns: ev.ts_ns });
+                    t.api.push(ApiFrame {
+                        func,
+                        resv: buf.resv,
+                        dmabuf: buf.dmabuf,
+                        exp_name,
+                        stack: ev.stack,
+                        ts_ns: ev.ts_ns,
+                    });
                 } else {
                     self.stats.dropped_frames += 1;
                 }
@@ -617,20 +781,34 @@ impl Engine {
 
     fn on_contention(&mut self, ev: &Event, lock: u64, out: &mut Vec<Finding>) {
         self.stats.contentions += 1;
-        let Some(t) = self.tasks.get(ev.pid) else { return };
+        let Some(t) = self.tasks.get(ev.pid) else {
+            return;
+        };
         if t.held.is_empty() {
             return;
         }
         // Contention on a ww_mutex (its base mutex sits at offset 0) is the
         // lock call already being judged, not another lock.
-        if self.objects.lookup(lock).is_some() || t.holds(lock) || t.pending.is_some_and(|p| p.lock == lock) {
+        if self.objects.lookup(lock).is_some()
+            || t.holds(lock)
+            || t.pending.is_some_and(|p| p.lock == lock)
+        {
             return;
         }
         let Some(class) = self.classes.intern(LockClass::Other(lock)) else {
             self.stats.contention_classes_dropped += 1;
             return;
         };
-        let acq = Acquire { lock: LockId { addr: lock, generation: 0 }, class, ctx: 0, func: LockFn::Lock, stack: ev.stack };
+        let acq = Acquire {
+            lock: LockId {
+                addr: lock,
+                generation: 0,
+            },
+            class,
+            ctx: 0,
+            func: LockFn::Lock,
+            stack: ev.stack,
+        };
         self.order_edges(ev, &acq, class, out);
     }
 }

@@ -80,7 +80,11 @@ impl LockGraph {
     /// reservation ww ctx -> reservation ww_mutex. (fs_reclaim and
     /// i_mmap_rwsem are not observable here, so they are left out.)
     pub fn new() -> Self {
-        let mut g = LockGraph { graph: DiGraph::new(), nodes: Vec::new(), edges: FastMap::default() };
+        let mut g = LockGraph {
+            graph: DiGraph::new(),
+            nodes: Vec::new(),
+            edges: FastMap::default(),
+        };
         g.insert_edge(MMAP_LOCK, RESERVATION_CTX, EdgeEvidence::primed());
         g.insert_edge(RESERVATION_CTX, RESERVATION, EdgeEvidence::primed());
         g
@@ -119,7 +123,10 @@ impl LockGraph {
         if a == b || self.has_edge(a, b) {
             return Insert::Known;
         }
-        let back = match (self.nodes.get(b as usize).copied().flatten(), self.nodes.get(a as usize).copied().flatten()) {
+        let back = match (
+            self.nodes.get(b as usize).copied().flatten(),
+            self.nodes.get(a as usize).copied().flatten(),
+        ) {
             (Some(nb), Some(na)) => self.path(nb, na),
             _ => None,
         };
@@ -165,7 +172,10 @@ impl LockGraph {
 
     /// Endpoints (classes) and evidence of an edge.
     pub fn edge(&self, e: EdgeIndex) -> (ClassId, ClassId, &EdgeEvidence) {
-        let (a, b) = self.graph.edge_endpoints(e).expect("edge index from this graph");
+        let (a, b) = self
+            .graph
+            .edge_endpoints(e)
+            .expect("edge index from this graph");
         (self.graph[a], self.graph[b], &self.graph[e])
     }
 
@@ -204,12 +214,20 @@ pub struct InstanceOrder {
 
 impl InstanceOrder {
     pub fn new(cap: usize) -> Self {
-        InstanceOrder { cap, ..Default::default() }
+        InstanceOrder {
+            cap,
+            ..Default::default()
+        }
     }
 
     /// Records "a held while acquiring b"; returns the evidence of "b held
     /// while acquiring a" if that was seen (an ABBA).
-    pub fn record(&mut self, a: LockId, b: LockId, ev: impl FnOnce() -> EdgeEvidence) -> Option<&EdgeEvidence> {
+    pub fn record(
+        &mut self,
+        a: LockId,
+        b: LockId,
+        ev: impl FnOnce() -> EdgeEvidence,
+    ) -> Option<&EdgeEvidence> {
         if a == b {
             return None;
         }
@@ -259,7 +277,11 @@ mod tests {
     use super::*;
 
     fn ev() -> EdgeEvidence {
-        EdgeEvidence { primed: false, comm: "t".into(), ..EdgeEvidence::primed() }
+        EdgeEvidence {
+            primed: false,
+            comm: "t".into(),
+            ..EdgeEvidence::primed()
+        }
     }
 
     #[test]
@@ -290,15 +312,24 @@ mod tests {
 
     #[test]
     fn instance_abba_and_forget() {
-        let a = LockId { addr: 1, generation: 1 };
-        let b = LockId { addr: 2, generation: 2 };
+        let a = LockId {
+            addr: 1,
+            generation: 1,
+        };
+        let b = LockId {
+            addr: 2,
+            generation: 2,
+        };
         let mut o = InstanceOrder::new(16);
         assert!(o.record(a, b, ev).is_none());
         assert!(o.record(b, a, ev).is_some());
         o.forget(a);
         assert!(o.is_empty());
         // A new object at a's address does not inherit a's orderings.
-        let a2 = LockId { addr: 1, generation: 3 };
+        let a2 = LockId {
+            addr: 1,
+            generation: 3,
+        };
         assert!(o.record(b, a2, ev).is_none());
     }
 }

@@ -57,7 +57,10 @@ impl LockClass {
 
     /// Whether this class is a ww_mutex class (hooked lock functions).
     pub fn is_ww(&self) -> bool {
-        matches!(self, LockClass::Reservation | LockClass::WwSite(_) | LockClass::WwUnknown)
+        matches!(
+            self,
+            LockClass::Reservation | LockClass::WwSite(_) | LockClass::WwUnknown
+        )
     }
 }
 
@@ -80,8 +83,18 @@ pub struct ClassTable {
 
 impl ClassTable {
     pub fn new(max_others: usize) -> Self {
-        let mut t = ClassTable { classes: Vec::new(), ids: FastMap::default(), others: 0, max_others };
-        for c in [LockClass::Reservation, LockClass::ReservationCtx, LockClass::MmapLock, LockClass::WwUnknown] {
+        let mut t = ClassTable {
+            classes: Vec::new(),
+            ids: FastMap::default(),
+            others: 0,
+            max_others,
+        };
+        for c in [
+            LockClass::Reservation,
+            LockClass::ReservationCtx,
+            LockClass::MmapLock,
+            LockClass::WwUnknown,
+        ] {
             t.intern(c);
         }
         t
@@ -131,7 +144,10 @@ pub struct ObjectTable {
 
 impl ObjectTable {
     pub fn new() -> Self {
-        ObjectTable { live: FastMap::default(), next_generation: 1 }
+        ObjectTable {
+            live: FastMap::default(),
+            next_generation: 1,
+        }
     }
 
     fn fresh(&mut self) -> u64 {
@@ -145,30 +161,51 @@ impl ObjectTable {
     /// the same as an implicit fini.
     pub fn init(&mut self, addr: u64) -> (LockId, Option<LockId>) {
         let g = self.fresh();
-        let old = self.live.insert(addr, g).map(|og| LockId { addr, generation: og });
-        (LockId { addr, generation: g }, old)
+        let old = self.live.insert(addr, g).map(|og| LockId {
+            addr,
+            generation: og,
+        });
+        (
+            LockId {
+                addr,
+                generation: g,
+            },
+            old,
+        )
     }
 
     /// A resv address learnt from a dma-buf call or callback (`buf.resv`):
     /// registered if unknown (its init predates the trace).
     pub fn learn(&mut self, addr: u64) -> LockId {
         if let Some(&g) = self.live.get(&addr) {
-            return LockId { addr, generation: g };
+            return LockId {
+                addr,
+                generation: g,
+            };
         }
         let g = self.fresh();
         self.live.insert(addr, g);
-        LockId { addr, generation: g }
+        LockId {
+            addr,
+            generation: g,
+        }
     }
 
     /// `dma_resv_fini`: the identity that ends, if it was known.
     pub fn fini(&mut self, addr: u64) -> Option<LockId> {
-        self.live.remove(&addr).map(|g| LockId { addr, generation: g })
+        self.live.remove(&addr).map(|g| LockId {
+            addr,
+            generation: g,
+        })
     }
 
     /// The live resv at `addr`, if any.
     #[inline]
     pub fn lookup(&self, addr: u64) -> Option<LockId> {
-        self.live.get(&addr).map(|&g| LockId { addr, generation: g })
+        self.live.get(&addr).map(|&g| LockId {
+            addr,
+            generation: g,
+        })
     }
 
     pub fn len(&self) -> usize {

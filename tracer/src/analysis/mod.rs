@@ -22,7 +22,9 @@ pub mod store;
 mod tests;
 
 pub use engine::{Engine, EngineConfig, HeldLockView, Stats};
-pub use finding::{BufferRef, CallbackRef, Chain, ChainLink, Finding, FindingKind, LockRef, Severity, TaskRef};
+pub use finding::{
+    BufferRef, CallbackRef, Chain, ChainLink, Finding, FindingKind, LockRef, Severity, TaskRef,
+};
 pub use rules::{Convention, Era};
 
 use std::collections::HashMap;
@@ -122,7 +124,10 @@ impl Interner {
     }
 
     pub fn get(&self, id: u32) -> &str {
-        self.names.get(id as usize).map(|s| s.as_str()).unwrap_or("")
+        self.names
+            .get(id as usize)
+            .map(|s| s.as_str())
+            .unwrap_or("")
     }
 
     pub fn len(&self) -> usize {

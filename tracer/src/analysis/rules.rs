@@ -69,7 +69,10 @@ pub struct Convention {
 
 impl Convention {
     pub const fn new(era: Era) -> Self {
-        Convention { era, invalidate_mappings: false }
+        Convention {
+            era,
+            invalidate_mappings: false,
+        }
     }
 
     /// Kernel name of `DmaBufFn::MoveNotify` under this convention.
@@ -123,7 +126,10 @@ pub fn detect(kernel_release: &str, has_symbol: impl Fn(&str) -> bool) -> Conven
     let version = parse_release(kernel_release);
     if has_symbol("dma_buf_invalidate_mappings") {
         // The rename landed in 7.1: later than every era boundary.
-        return Convention { era: Era::V6_16, invalidate_mappings: true };
+        return Convention {
+            era: Era::V6_16,
+            invalidate_mappings: true,
+        };
     }
     if has_symbol("dma_buf_vmap_unlocked") {
         // >= 6.2; the version string can only refine within that.
@@ -133,7 +139,10 @@ pub fn detect(kernel_release: &str, has_symbol: impl Fn(&str) -> bool) -> Conven
         };
         // A >= 7.1 release string without the renamed symbol: trust the symbol
         // table for the name, the version for the era.
-        return Convention { era, invalidate_mappings: false };
+        return Convention {
+            era,
+            invalidate_mappings: false,
+        };
     }
     if has_symbol("dma_buf_vmap") {
         // The lookup works (dma_buf_vmap exists in every era) and the 6.2
@@ -144,7 +153,10 @@ pub fn detect(kernel_release: &str, has_symbol: impl Fn(&str) -> bool) -> Conven
     match version {
         Some((a, b)) => {
             let era = era_of_version(a, b);
-            Convention { era, invalidate_mappings: a > 7 || (a == 7 && b >= 1) }
+            Convention {
+                era,
+                invalidate_mappings: a > 7 || (a == 7 && b >= 1),
+            }
         }
         None => Convention::default(),
     }
@@ -204,17 +216,61 @@ const PRE62_MAP_NOTE: &str = "before 6.2 the lock is asserted only for dynamic a
      exporters (importer_ops / ops->pin, read in-kernel with the call)";
 
 const FN_TABLE: [FnSpec; 21] = [
-    FnSpec { f: DmaBufFn::Export, req: [X, N, N, N], note: "no rule before the 6.2 convention document" },
-    FnSpec { f: DmaBufFn::Fd, req: [X, N, N, N], note: "no rule before the 6.2 convention document" },
-    FnSpec { f: DmaBufFn::Get, req: [X, N, N, N], note: "no rule before the 6.2 convention document" },
-    FnSpec { f: DmaBufFn::Put, req: [X, N, N, N], note: "the last put runs ops->release, invoked unlocked" },
-    FnSpec { f: DmaBufFn::Attach, req: [N, N, N, N], note: "takes the lock itself" },
-    FnSpec { f: DmaBufFn::DynamicAttach, req: [N, N, N, N], note: "takes the lock itself" },
-    FnSpec { f: DmaBufFn::Detach, req: [N, N, N, N], note: "takes the lock itself" },
-    FnSpec { f: DmaBufFn::Pin, req: [H, H, H, H], note: "dma_resv_assert_held" },
-    FnSpec { f: DmaBufFn::Unpin, req: [H, H, H, H], note: "dma_resv_assert_held" },
-    FnSpec { f: DmaBufFn::MapAttachment, req: [HD, H, H, H], note: PRE62_MAP_NOTE },
-    FnSpec { f: DmaBufFn::UnmapAttachment, req: [HD, H, H, H], note: PRE62_MAP_NOTE },
+    FnSpec {
+        f: DmaBufFn::Export,
+        req: [X, N, N, N],
+        note: "no rule before the 6.2 convention document",
+    },
+    FnSpec {
+        f: DmaBufFn::Fd,
+        req: [X, N, N, N],
+        note: "no rule before the 6.2 convention document",
+    },
+    FnSpec {
+        f: DmaBufFn::Get,
+        req: [X, N, N, N],
+        note: "no rule before the 6.2 convention document",
+    },
+    FnSpec {
+        f: DmaBufFn::Put,
+        req: [X, N, N, N],
+        note: "the last put runs ops->release, invoked unlocked",
+    },
+    FnSpec {
+        f: DmaBufFn::Attach,
+        req: [N, N, N, N],
+        note: "takes the lock itself",
+    },
+    FnSpec {
+        f: DmaBufFn::DynamicAttach,
+        req: [N, N, N, N],
+        note: "takes the lock itself",
+    },
+    FnSpec {
+        f: DmaBufFn::Detach,
+        req: [N, N, N, N],
+        note: "takes the lock itself",
+    },
+    FnSpec {
+        f: DmaBufFn::Pin,
+        req: [H, H, H, H],
+        note: "dma_resv_assert_held",
+    },
+    FnSpec {
+        f: DmaBufFn::Unpin,
+        req: [H, H, H, H],
+        note: "dma_resv_assert_held",
+    },
+    FnSpec {
+        f: DmaBufFn::MapAttachment,
+        req: [HD, H, H, H],
+        note: PRE62_MAP_NOTE,
+    },
+    FnSpec {
+        f: DmaBufFn::UnmapAttachment,
+        req: [HD, H, H, H],
+        note: PRE62_MAP_NOTE,
+    },
     FnSpec {
         f: DmaBufFn::MapAttachmentUnlocked,
         req: [N, N, N, N],
@@ -225,12 +281,36 @@ const FN_TABLE: [FnSpec; 21] = [
         req: [N, N, N, N],
         note: "takes the lock itself; before 6.2 only in 6.1.53+ stable",
     },
-    FnSpec { f: DmaBufFn::Vmap, req: [X, H, H, H], note: "before 6.2 guarded by dmabuf->lock, not the resv" },
-    FnSpec { f: DmaBufFn::Vunmap, req: [X, H, H, H], note: "before 6.2 guarded by dmabuf->lock, not the resv" },
-    FnSpec { f: DmaBufFn::VmapUnlocked, req: [A, N, N, N], note: "takes the lock itself (new in 6.2)" },
-    FnSpec { f: DmaBufFn::VunmapUnlocked, req: [A, N, N, N], note: "takes the lock itself (new in 6.2)" },
-    FnSpec { f: DmaBufFn::BeginCpuAccess, req: [N, N, N, N], note: "might_lock(resv)" },
-    FnSpec { f: DmaBufFn::EndCpuAccess, req: [N, N, N, N], note: "might_lock(resv)" },
+    FnSpec {
+        f: DmaBufFn::Vmap,
+        req: [X, H, H, H],
+        note: "before 6.2 guarded by dmabuf->lock, not the resv",
+    },
+    FnSpec {
+        f: DmaBufFn::Vunmap,
+        req: [X, H, H, H],
+        note: "before 6.2 guarded by dmabuf->lock, not the resv",
+    },
+    FnSpec {
+        f: DmaBufFn::VmapUnlocked,
+        req: [A, N, N, N],
+        note: "takes the lock itself (new in 6.2)",
+    },
+    FnSpec {
+        f: DmaBufFn::VunmapUnlocked,
+        req: [A, N, N, N],
+        note: "takes the lock itself (new in 6.2)",
+    },
+    FnSpec {
+        f: DmaBufFn::BeginCpuAccess,
+        req: [N, N, N, N],
+        note: "might_lock(resv)",
+    },
+    FnSpec {
+        f: DmaBufFn::EndCpuAccess,
+        req: [N, N, N, N],
+        note: "might_lock(resv)",
+    },
     FnSpec {
         f: DmaBufFn::Mmap,
         req: [X, N, N, N],
@@ -244,10 +324,26 @@ const FN_TABLE: [FnSpec; 21] = [
 ];
 
 const CB_TABLE: [CbSpec; 13] = [
-    CbSpec { cb: Callback::Attach, req: [U, U, U, U], note: "" },
-    CbSpec { cb: Callback::Detach, req: [U, U, U, U], note: "" },
-    CbSpec { cb: Callback::Pin, req: [L, L, L, L], note: "" },
-    CbSpec { cb: Callback::Unpin, req: [L, L, L, L], note: "" },
+    CbSpec {
+        cb: Callback::Attach,
+        req: [U, U, U, U],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::Detach,
+        req: [U, U, U, U],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::Pin,
+        req: [L, L, L, L],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::Unpin,
+        req: [L, L, L, L],
+        note: "",
+    },
     CbSpec {
         cb: Callback::MapDmaBuf,
         req: [LD, L, L, L],
@@ -258,10 +354,26 @@ const CB_TABLE: [CbSpec; 13] = [
         req: [LD, L, L, L],
         note: "before 6.2 locked only for dynamic attachments",
     },
-    CbSpec { cb: Callback::Release, req: [U, U, U, U], note: "" },
-    CbSpec { cb: Callback::BeginCpuAccess, req: [U, U, U, U], note: "" },
-    CbSpec { cb: Callback::EndCpuAccess, req: [U, U, U, U], note: "" },
-    CbSpec { cb: Callback::Mmap, req: [U, L, U, U], note: "6.2-6.5 hold the lock around ops->mmap" },
+    CbSpec {
+        cb: Callback::Release,
+        req: [U, U, U, U],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::BeginCpuAccess,
+        req: [U, U, U, U],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::EndCpuAccess,
+        req: [U, U, U, U],
+        note: "",
+    },
+    CbSpec {
+        cb: Callback::Mmap,
+        req: [U, L, U, U],
+        note: "6.2-6.5 hold the lock around ops->mmap",
+    },
     CbSpec {
         cb: Callback::Vmap,
         req: [V, L, L, L],
@@ -344,7 +456,9 @@ fn fn_req_text(r: FnReq) -> &'static str {
         FnReq::MustNotHold => "caller must NOT hold dmabuf->resv (it takes the lock)",
         FnReq::None => "no rule checked",
         FnReq::Absent => "function does not exist",
-        FnReq::MustHoldIfDynamic => "caller MUST hold dmabuf->resv for a dynamic attachment or exporter",
+        FnReq::MustHoldIfDynamic => {
+            "caller MUST hold dmabuf->resv for a dynamic attachment or exporter"
+        }
     }
 }
 
@@ -353,7 +467,9 @@ fn cb_req_text(r: CbReq) -> &'static str {
         CbReq::InvokedLocked => "invoked WITH dmabuf->resv held: must not take it",
         CbReq::InvokedUnlocked => "invoked without dmabuf->resv: may take it",
         CbReq::Varies => "lock state varies (no rule checked)",
-        CbReq::LockedIfDynamic => "invoked WITH dmabuf->resv held for a dynamic attachment or exporter",
+        CbReq::LockedIfDynamic => {
+            "invoked WITH dmabuf->resv held for a dynamic attachment or exporter"
+        }
     }
 }
 
@@ -378,7 +494,11 @@ pub fn table(conv: Convention) -> Vec<RuleRow> {
         } else {
             s.cb.member()
         };
-        let owner = if s.cb == Callback::MoveNotify { "dma_buf_attach_ops" } else { "dma_buf_ops" };
+        let owner = if s.cb == Callback::MoveNotify {
+            "dma_buf_attach_ops"
+        } else {
+            "dma_buf_ops"
+        };
         rows.push(RuleRow {
             kind: "callback".into(),
             item: format!("{owner}.{member}"),
@@ -412,14 +532,26 @@ mod tests {
         });
         assert_eq!(c.era, Era::Pre6_2);
         // A custom kernel claiming 6.1 but with the 6.2 API.
-        let c = detect("6.1.99-custom", |s| matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked"));
+        let c = detect("6.1.99-custom", |s| {
+            matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked")
+        });
         assert_eq!(c.era, Era::V6_6);
-        let c = detect("6.12.95+bpo-amd64", |s| matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked"));
+        let c = detect("6.12.95+bpo-amd64", |s| {
+            matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked")
+        });
         assert_eq!(c.era, Era::V6_6);
-        let c = detect("6.3.0", |s| matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked"));
+        let c = detect("6.3.0", |s| {
+            matches!(s, "dma_buf_vmap" | "dma_buf_vmap_unlocked")
+        });
         assert_eq!(c.era, Era::V6_2);
         let c = detect("weird", |s| s == "dma_buf_invalidate_mappings");
-        assert_eq!(c, Convention { era: Era::V6_16, invalidate_mappings: true });
+        assert_eq!(
+            c,
+            Convention {
+                era: Era::V6_16,
+                invalidate_mappings: true
+            }
+        );
         // Version only (no symbol access).
         assert_eq!(detect("6.1.0", |_| false).era, Era::Pre6_2);
         assert_eq!(detect("6.17.1", |_| false).era, Era::V6_16);
@@ -432,22 +564,42 @@ mod tests {
         let new = Convention::new(Era::V6_6);
         assert_eq!(fn_rule(old, DmaBufFn::Vmap), FnReq::None);
         assert_eq!(fn_rule(new, DmaBufFn::Vmap), FnReq::MustHold);
-        assert_eq!(fn_rule(old, DmaBufFn::MapAttachment), FnReq::MustHoldIfDynamic);
-        assert_eq!(fn_rule_for(old, DmaBufFn::MapAttachment, true), FnReq::MustHold);
-        assert_eq!(fn_rule_for(old, DmaBufFn::MapAttachment, false), FnReq::None);
-        assert_eq!(fn_rule_for(new, DmaBufFn::MapAttachment, false), FnReq::MustHold);
-        assert_eq!(callback_rule(Convention::new(Era::V6_2), Callback::Mmap), CbReq::InvokedLocked);
+        assert_eq!(
+            fn_rule(old, DmaBufFn::MapAttachment),
+            FnReq::MustHoldIfDynamic
+        );
+        assert_eq!(
+            fn_rule_for(old, DmaBufFn::MapAttachment, true),
+            FnReq::MustHold
+        );
+        assert_eq!(
+            fn_rule_for(old, DmaBufFn::MapAttachment, false),
+            FnReq::None
+        );
+        assert_eq!(
+            fn_rule_for(new, DmaBufFn::MapAttachment, false),
+            FnReq::MustHold
+        );
+        assert_eq!(
+            callback_rule(Convention::new(Era::V6_2), Callback::Mmap),
+            CbReq::InvokedLocked
+        );
         assert_eq!(callback_rule(new, Callback::Mmap), CbReq::InvokedUnlocked);
         assert_eq!(callback_rule(old, Callback::Pin), CbReq::InvokedLocked);
     }
 
     #[test]
     fn table_has_ranges_and_names() {
-        let rows = table(Convention { era: Era::V6_16, invalidate_mappings: true });
+        let rows = table(Convention {
+            era: Era::V6_16,
+            invalidate_mappings: true,
+        });
         let vmap = rows.iter().find(|r| r.item == "dma_buf_vmap").unwrap();
         assert_eq!(vmap.kernels, ">= 6.2");
         assert!(rows.iter().any(|r| r.item == "dma_buf_invalidate_mappings"));
-        assert!(rows.iter().any(|r| r.item == "dma_buf_attach_ops.invalidate_mappings"));
+        assert!(rows
+            .iter()
+            .any(|r| r.item == "dma_buf_attach_ops.invalidate_mappings"));
         let rows = table(Convention::new(Era::V6_2));
         let mmap = rows.iter().find(|r| r.item == "dma_buf_ops.mmap").unwrap();
         assert_eq!(mmap.kernels, "6.2 - <6.6");

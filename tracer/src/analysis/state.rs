@@ -212,7 +212,10 @@ mod tests {
 
     fn held(addr: u64, ctx: u64) -> HeldLock {
         HeldLock {
-            lock: LockId { addr, generation: 1 },
+            lock: LockId {
+                addr,
+                generation: 1,
+            },
             class: 0,
             ctx,
             func: LockFn::Lock,

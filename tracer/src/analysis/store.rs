@@ -30,7 +30,12 @@ impl FindingStore {
 
     /// Counts an occurrence; builds and returns the finding (a clone of the
     /// stored one) only when the key is new.
-    pub fn report(&mut self, key: DedupKey, ev: &Event, build: impl FnOnce() -> Finding) -> Option<Finding> {
+    pub fn report(
+        &mut self,
+        key: DedupKey,
+        ev: &Event,
+        build: impl FnOnce() -> Finding,
+    ) -> Option<Finding> {
         if let Some(&i) = self.index.get(&key) {
             let f = &mut self.findings[i];
             f.count += 1;
@@ -38,7 +43,11 @@ impl FindingStore {
             f.last_ts_ns = f.last_ts_ns.max(ev.ts_ns);
             if !f.tasks.iter().any(|t| t.pid == ev.pid) {
                 if f.tasks.len() < MAX_TASKS_PER_FINDING {
-                    f.tasks.push(TaskRef { pid: ev.pid, tgid: ev.tgid, comm: ev.comm.clone() });
+                    f.tasks.push(TaskRef {
+                        pid: ev.pid,
+                        tgid: ev.tgid,
+                        comm: ev.comm.clone(),
+                    });
                 } else {
                     f.tasks_truncated = true;
                 }

@@ -23,7 +23,13 @@ struct S {
 }
 
 fn buf(resv: u64, exp: &str) -> BufRef {
-    BufRef { dmabuf: resv + 0x800, resv, ops: 0xffff_ffff_c000_0000, exp_name: exp.to_string(), dynamic: false }
+    BufRef {
+        dmabuf: resv + 0x800,
+        resv,
+        ops: 0xffff_ffff_c000_0000,
+        exp_name: exp.to_string(),
+        dynamic: false,
+    }
 }
 
 impl S {
@@ -43,16 +49,54 @@ impl S {
         });
         self
     }
-    fn attempt(&mut self, pid: u32, lock: u64, ctx: u64, func: LockFn, stack: Option<StackId>) -> &mut Self {
+    fn attempt(
+        &mut self,
+        pid: u32,
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        stack: Option<StackId>,
+    ) -> &mut Self {
         self.ev(pid, stack, EventKind::LockAttempt { lock, ctx, func })
     }
-    fn ret(&mut self, pid: u32, lock: u64, ctx: u64, func: LockFn, ret: i64, stack: Option<StackId>) -> &mut Self {
-        self.ev(pid, stack, EventKind::LockReturn { lock, ctx, func, ret })
+    fn ret(
+        &mut self,
+        pid: u32,
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        ret: i64,
+        stack: Option<StackId>,
+    ) -> &mut Self {
+        self.ev(
+            pid,
+            stack,
+            EventKind::LockReturn {
+                lock,
+                ctx,
+                func,
+                ret,
+            },
+        )
     }
     /// A full-stream acquisition: attempt + successful return.
-    fn lock_with(&mut self, pid: u32, lock: u64, ctx: u64, func: LockFn, stack: Option<StackId>) -> &mut Self {
+    fn lock_with(
+        &mut self,
+        pid: u32,
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        stack: Option<StackId>,
+    ) -> &mut Self {
         self.attempt(pid, lock, ctx, func, stack);
-        self.ret(pid, lock, ctx, func, if func == LockFn::Trylock { 1 } else { 0 }, stack)
+        self.ret(
+            pid,
+            lock,
+            ctx,
+            func,
+            if func == LockFn::Trylock { 1 } else { 0 },
+            stack,
+        )
     }
     fn lock(&mut self, pid: u32, lock: u64, ctx: u64) -> &mut Self {
         self.lock_with(pid, lock, ctx, LockFn::Lock, None)
@@ -63,13 +107,39 @@ impl S {
     fn api(&mut self, pid: u32, func: DmaBufFn, phase: Phase, b: &BufRef) -> &mut Self {
         self.api_s(pid, func, phase, b, None)
     }
-    fn api_s(&mut self, pid: u32, func: DmaBufFn, phase: Phase, b: &BufRef, stack: Option<StackId>) -> &mut Self {
+    fn api_s(
+        &mut self,
+        pid: u32,
+        func: DmaBufFn,
+        phase: Phase,
+        b: &BufRef,
+        stack: Option<StackId>,
+    ) -> &mut Self {
         let ret = (phase == Phase::Return).then_some(0);
-        self.ev(pid, stack, EventKind::DmaBufCall { func, phase, buf: b.clone(), ret })
+        self.ev(
+            pid,
+            stack,
+            EventKind::DmaBufCall {
+                func,
+                phase,
+                buf: b.clone(),
+                ret,
+            },
+        )
     }
     fn cb(&mut self, pid: u32, cb: Callback, phase: Phase, symbol: &str, b: &BufRef) -> &mut Self {
         let ret = (phase == Phase::Return).then_some(0);
-        self.ev(pid, None, EventKind::Callback { cb, phase, symbol: symbol.into(), buf: b.clone(), ret })
+        self.ev(
+            pid,
+            None,
+            EventKind::Callback {
+                cb,
+                phase,
+                symbol: symbol.into(),
+                buf: b.clone(),
+                ret,
+            },
+        )
     }
     fn init(&mut self, resv: u64) -> &mut Self {
         self.ev(0, None, EventKind::ResvInit { resv })
@@ -92,7 +162,10 @@ impl S {
 }
 
 fn conv(era: Era) -> EngineConfig {
-    EngineConfig { convention: Convention::new(era), ..EngineConfig::default() }
+    EngineConfig {
+        convention: Convention::new(era),
+        ..EngineConfig::default()
+    }
 }
 
 fn run_cfg(cfg: EngineConfig, evs: &[Event]) -> Engine {
@@ -124,7 +197,12 @@ fn stack_table(entries: &[(StackId, &[&str])]) -> StackTable {
             *id,
             syms.iter()
                 .enumerate()
-                .map(|(i, s)| Frame { addr: 0xffff_ffff_8100_0000 + i as u64 * 0x40, symbol: Some(s.to_string()), offset: 0x1c, module: None })
+                .map(|(i, s)| Frame {
+                    addr: 0xffff_ffff_8100_0000 + i as u64 * 0x40,
+                    symbol: Some(s.to_string()),
+                    offset: 0x1c,
+                    module: None,
+                })
                 .collect(),
         );
     }
@@ -169,7 +247,13 @@ fn synthetic_panfrost_pin_relock_names_the_driver_frame() {
     let b = buf(RESV_B, "panfrost");
     let stacks = stack_table(&[(
         9,
-        &["ww_mutex_lock_interruptible", "drm_gem_shmem_pin", "panfrost_gem_pin", "dma_buf_map_attachment", "weston_import"],
+        &[
+            "ww_mutex_lock_interruptible",
+            "drm_gem_shmem_pin",
+            "panfrost_gem_pin",
+            "dma_buf_map_attachment",
+            "weston_import",
+        ],
     )]);
     let mut s = S::new();
     s.init(RESV_B)
@@ -184,8 +268,16 @@ fn synthetic_panfrost_pin_relock_names_the_driver_frame() {
     let f = only(&e, FindingKind::ExporterRelock);
     assert_eq!(f.location, "drm_gem_shmem_pin");
     assert_eq!(f.callback.as_ref().unwrap().symbol, "panfrost_gem_pin");
-    assert_eq!(f.lock.as_ref().unwrap().func, Some(LockFn::LockInterruptible));
-    assert_eq!(e.findings().len(), 1, "no recursive-lock on top: {:#?}", e.findings());
+    assert_eq!(
+        f.lock.as_ref().unwrap().func,
+        Some(LockFn::LockInterruptible)
+    );
+    assert_eq!(
+        e.findings().len(),
+        1,
+        "no recursive-lock on top: {:#?}",
+        e.findings()
+    );
 }
 
 #[test]
@@ -195,10 +287,22 @@ fn synthetic_unlocked_callback_may_lock() {
     let mut s = S::new();
     s.init(RESV_A)
         .api(1, DmaBufFn::Attach, Phase::Entry, &b)
-        .cb(1, Callback::Attach, Phase::Entry, "i915_gem_dmabuf_attach", &b)
+        .cb(
+            1,
+            Callback::Attach,
+            Phase::Entry,
+            "i915_gem_dmabuf_attach",
+            &b,
+        )
         .lock(1, RESV_A, 0)
         .unlock(1, RESV_A)
-        .cb(1, Callback::Attach, Phase::Return, "i915_gem_dmabuf_attach", &b)
+        .cb(
+            1,
+            Callback::Attach,
+            Phase::Return,
+            "i915_gem_dmabuf_attach",
+            &b,
+        )
         .api(1, DmaBufFn::Attach, Phase::Return, &b);
     assert!(run(&s.evs).findings().is_empty());
 }
@@ -214,7 +318,13 @@ fn synthetic_i915_attach_transaction_is_silent() {
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B).init(RESV_C);
     s.api(1, DmaBufFn::Attach, Phase::Entry, &b)
-        .cb(1, Callback::Attach, Phase::Entry, "i915_gem_dmabuf_attach", &b)
+        .cb(
+            1,
+            Callback::Attach,
+            Phase::Entry,
+            "i915_gem_dmabuf_attach",
+            &b,
+        )
         .lock_with(1, RESV_A, CTX1, LockFn::LockInterruptible, None)
         .lock_with(1, RESV_B, CTX1, LockFn::LockInterruptible, Some(3))
         .attempt(1, RESV_C, CTX1, LockFn::LockInterruptible, Some(3))
@@ -226,11 +336,24 @@ fn synthetic_i915_attach_transaction_is_silent() {
         .lock_with(1, RESV_A, CTX1, LockFn::LockInterruptible, Some(3))
         .lock_with(1, RESV_B, CTX1, LockFn::LockInterruptible, Some(3))
         .attempt(1, RESV_C, CTX1, LockFn::LockInterruptible, Some(3))
-        .ret(1, RESV_C, CTX1, LockFn::LockInterruptible, EALREADY, Some(3))
+        .ret(
+            1,
+            RESV_C,
+            CTX1,
+            LockFn::LockInterruptible,
+            EALREADY,
+            Some(3),
+        )
         .unlock(1, RESV_A)
         .unlock(1, RESV_B)
         .unlock(1, RESV_C)
-        .cb(1, Callback::Attach, Phase::Return, "i915_gem_dmabuf_attach", &b)
+        .cb(
+            1,
+            Callback::Attach,
+            Phase::Return,
+            "i915_gem_dmabuf_attach",
+            &b,
+        )
         .api(1, DmaBufFn::Attach, Phase::Return, &b);
     let e = run(&s.evs);
     assert!(e.findings().is_empty(), "{:#?}", e.findings());
@@ -292,7 +415,10 @@ fn synthetic_second_ctx_is_ww_protocol() {
     s.init(RESV_A).init(RESV_B);
     s.lock(1, RESV_A, CTX1).lock(1, RESV_B, CTX2);
     let e = run(&s.evs);
-    assert!(e.findings().iter().any(|f| f.id == FindingKind::WwProtocol && f.title.contains("second acquire context")));
+    assert!(e
+        .findings()
+        .iter()
+        .any(|f| f.id == FindingKind::WwProtocol && f.title.contains("second acquire context")));
 }
 
 #[test]
@@ -325,14 +451,19 @@ fn synthetic_failed_trylock_holds_nothing() {
     assert_eq!(e.stats().held_locks, 0);
     // A successful trylock holds.
     let mut s = S::new();
-    s.init(RESV_A).lock_with(1, RESV_A, 0, LockFn::Trylock, None);
+    s.init(RESV_A)
+        .lock_with(1, RESV_A, 0, LockFn::Trylock, None);
     assert_eq!(run(&s.evs).stats().held_locks, 1);
 }
 
 #[test]
 fn synthetic_unlock_without_lock_is_tolerated() {
     let mut s = S::new();
-    s.unlock(5, RESV_A).unlock(5, RESV_B).lock(5, RESV_C, 0).unlock(5, RESV_A).unlock(5, RESV_C);
+    s.unlock(5, RESV_A)
+        .unlock(5, RESV_B)
+        .lock(5, RESV_C, 0)
+        .unlock(5, RESV_A)
+        .unlock(5, RESV_C);
     let e = run(&s.evs);
     assert!(e.findings().is_empty());
     let st = e.stats();
@@ -345,14 +476,16 @@ fn synthetic_unlock_without_lock_is_tolerated() {
 #[test]
 fn synthetic_ctxless_relock_is_recursive_lock() {
     let mut s = S::new();
-    s.lock(1, MODESET, 0).attempt(1, MODESET, 0, LockFn::Lock, Some(4));
+    s.lock(1, MODESET, 0)
+        .attempt(1, MODESET, 0, LockFn::Lock, Some(4));
     let e = run(&s.evs);
     let f = only(&e, FindingKind::RecursiveLock);
     assert_eq!(f.title, "possible recursive locking detected");
     assert_eq!(f.stack, Some(4));
     // Same non-NULL ctx: -EALREADY territory, legal.
     let mut s = S::new();
-    s.lock(1, MODESET, CTX1).attempt(1, MODESET, CTX1, LockFn::Lock, Some(4));
+    s.lock(1, MODESET, CTX1)
+        .attempt(1, MODESET, CTX1, LockFn::Lock, Some(4));
     assert!(run(&s.evs).findings().is_empty());
 }
 
@@ -367,13 +500,23 @@ fn synthetic_importer_map_without_lock_is_importer_missing_lock() {
         .cb(1, Callback::MapDmaBuf, Phase::Entry, "get_sg_table", &b)
         .cb(1, Callback::MapDmaBuf, Phase::Return, "get_sg_table", &b)
         .api(1, DmaBufFn::MapAttachment, Phase::Return, &b);
-    let stacks = stack_table(&[(11, &["dma_buf_map_attachment", "vgem_prime_import_sg", "drm_gem_prime_import_dev"])]);
+    let stacks = stack_table(&[(
+        11,
+        &[
+            "dma_buf_map_attachment",
+            "vgem_prime_import_sg",
+            "drm_gem_prime_import_dev",
+        ],
+    )]);
     let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
     for ev in &s.evs {
         e.feed(ev);
     }
     let f = only(&e, FindingKind::ImporterMissingLock);
-    assert_eq!(f.title, "dma-buf importer called dma_buf_map_attachment without holding the reservation lock");
+    assert_eq!(
+        f.title,
+        "dma-buf importer called dma_buf_map_attachment without holding the reservation lock"
+    );
     assert_eq!(f.location, "vgem_prime_import_sg");
     assert_eq!(f.function.as_deref(), Some("dma_buf_map_attachment"));
     assert_eq!(e.findings().len(), 1);
@@ -391,8 +534,15 @@ fn synthetic_importer_holding_lock_calls_attach_and_unlocked_variant() {
         .attempt(1, RESV_A, 0, LockFn::Lock, None);
     let e = run(&s.evs);
     let f = only(&e, FindingKind::ImporterHoldsLock);
-    assert_eq!(f.title, "dma-buf importer called dma_buf_attach while holding the reservation lock");
-    assert!(!kinds(&e).contains(&FindingKind::RecursiveLock), "the relock is explained: {:#?}", e.findings());
+    assert_eq!(
+        f.title,
+        "dma-buf importer called dma_buf_attach while holding the reservation lock"
+    );
+    assert!(
+        !kinds(&e).contains(&FindingKind::RecursiveLock),
+        "the relock is explained: {:#?}",
+        e.findings()
+    );
     // dma_buf_vmap_unlocked while holding.
     let mut s = S::new();
     s.init(RESV_A)
@@ -401,7 +551,10 @@ fn synthetic_importer_holding_lock_calls_attach_and_unlocked_variant() {
         .attempt(1, RESV_A, 0, LockFn::Lock, None);
     let e = run(&s.evs);
     assert_eq!(kinds(&e), vec![FindingKind::ImporterHoldsLock]);
-    assert_eq!(e.findings()[0].function.as_deref(), Some("dma_buf_vmap_unlocked"));
+    assert_eq!(
+        e.findings()[0].function.as_deref(),
+        Some("dma_buf_vmap_unlocked")
+    );
 }
 
 #[test]
@@ -444,8 +597,14 @@ fn synthetic_clean_locked_and_unlocked_api_use_is_silent() {
 fn synthetic_abba_without_ctx_is_lock_order_inversion() {
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
-    s.lock(1, RESV_A, 0).lock_with(1, RESV_B, 0, LockFn::Lock, Some(21)).unlock(1, RESV_B).unlock(1, RESV_A);
-    s.lock(2, RESV_B, 0).lock_with(2, RESV_A, 0, LockFn::Lock, Some(22)).unlock(2, RESV_A).unlock(2, RESV_B);
+    s.lock(1, RESV_A, 0)
+        .lock_with(1, RESV_B, 0, LockFn::Lock, Some(21))
+        .unlock(1, RESV_B)
+        .unlock(1, RESV_A);
+    s.lock(2, RESV_B, 0)
+        .lock_with(2, RESV_A, 0, LockFn::Lock, Some(22))
+        .unlock(2, RESV_A)
+        .unlock(2, RESV_B);
     let e = run(&s.evs);
     let f = only(&e, FindingKind::LockOrderInversion);
     assert_eq!(f.title, "possible circular locking dependency detected");
@@ -463,7 +622,10 @@ fn synthetic_same_order_twice_is_not_an_inversion() {
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
     for pid in [1, 2] {
-        s.lock(pid, RESV_A, 0).lock(pid, RESV_B, 0).unlock(pid, RESV_B).unlock(pid, RESV_A);
+        s.lock(pid, RESV_A, 0)
+            .lock(pid, RESV_B, 0)
+            .unlock(pid, RESV_B)
+            .unlock(pid, RESV_A);
     }
     assert!(!kinds(&run(&s.evs)).contains(&FindingKind::LockOrderInversion));
 }
@@ -474,9 +636,32 @@ fn synthetic_resv_then_mmap_lock_inverts_primed_order() {
     let mut s = S::new();
     s.init(RESV_A)
         .lock(1, RESV_A, 0)
-        .ev(1, Some(30), EventKind::MmapLock { mm: 0xffff_8881_0000_0000, write: false, acquired: None })
-        .ev(1, None, EventKind::MmapLock { mm: 0xffff_8881_0000_0000, write: false, acquired: Some(true) })
-        .ev(1, None, EventKind::MmapUnlock { mm: 0xffff_8881_0000_0000, write: false })
+        .ev(
+            1,
+            Some(30),
+            EventKind::MmapLock {
+                mm: 0xffff_8881_0000_0000,
+                write: false,
+                acquired: None,
+            },
+        )
+        .ev(
+            1,
+            None,
+            EventKind::MmapLock {
+                mm: 0xffff_8881_0000_0000,
+                write: false,
+                acquired: Some(true),
+            },
+        )
+        .ev(
+            1,
+            None,
+            EventKind::MmapUnlock {
+                mm: 0xffff_8881_0000_0000,
+                write: false,
+            },
+        )
         .unlock(1, RESV_A);
     let e = run(&s.evs);
     let f = only(&e, FindingKind::LockOrderInversion);
@@ -507,20 +692,42 @@ fn synthetic_address_reuse_after_fini_does_not_link_objects() {
     // and is locked before A: different objects, no ABBA.
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
-    s.lock(1, RESV_A, 0).lock(1, RESV_B, 0).unlock(1, RESV_B).unlock(1, RESV_A);
+    s.lock(1, RESV_A, 0)
+        .lock(1, RESV_B, 0)
+        .unlock(1, RESV_B)
+        .unlock(1, RESV_A);
     s.fini(RESV_B).init(RESV_B);
-    s.lock(2, RESV_B, 0).lock(2, RESV_A, 0).unlock(2, RESV_A).unlock(2, RESV_B);
+    s.lock(2, RESV_B, 0)
+        .lock(2, RESV_A, 0)
+        .unlock(2, RESV_A)
+        .unlock(2, RESV_B);
     let e = run(&s.evs);
-    assert!(!kinds(&e).contains(&FindingKind::LockOrderInversion), "{:#?}", e.findings());
+    assert!(
+        !kinds(&e).contains(&FindingKind::LockOrderInversion),
+        "{:#?}",
+        e.findings()
+    );
     // Relock across lifetimes: lock, unlock, fini, init, lock again: no recursion.
     let mut s = S::new();
-    s.init(RESV_A).lock(1, RESV_A, 0).unlock(1, RESV_A).fini(RESV_A).init(RESV_A).lock(1, RESV_A, 0).unlock(1, RESV_A);
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .unlock(1, RESV_A)
+        .fini(RESV_A)
+        .init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .unlock(1, RESV_A);
     assert!(run(&s.evs).findings().is_empty());
     // The same interleaving without the fini is a real ABBA (the test can fail).
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
-    s.lock(1, RESV_A, 0).lock(1, RESV_B, 0).unlock(1, RESV_B).unlock(1, RESV_A);
-    s.lock(2, RESV_B, 0).lock(2, RESV_A, 0).unlock(2, RESV_A).unlock(2, RESV_B);
+    s.lock(1, RESV_A, 0)
+        .lock(1, RESV_B, 0)
+        .unlock(1, RESV_B)
+        .unlock(1, RESV_A);
+    s.lock(2, RESV_B, 0)
+        .lock(2, RESV_A, 0)
+        .unlock(2, RESV_A)
+        .unlock(2, RESV_B);
     assert!(kinds(&run(&s.evs)).contains(&FindingKind::LockOrderInversion));
 }
 
@@ -529,16 +736,18 @@ fn synthetic_address_reuse_after_fini_does_not_link_objects() {
 #[test]
 fn synthetic_fence_wait_under_uninterruptible_resv() {
     let mut s = S::new();
-    s.init(RESV_A).lock(1, RESV_A, 0).ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 }).ev(
-        1,
-        None,
-        EventKind::FenceWaitEnd { fence: 0xf00 },
-    );
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 })
+        .ev(1, None, EventKind::FenceWaitEnd { fence: 0xf00 });
     let e = run(&s.evs);
     let f = only(&e, FindingKind::FenceWaitUnderResv);
     assert_eq!(f.severity, Severity::Warning);
     // Configured severity.
-    let cfg = EngineConfig { fence_wait_severity: Severity::Error, ..conv(Era::V6_6) };
+    let cfg = EngineConfig {
+        fence_wait_severity: Severity::Error,
+        ..conv(Era::V6_6)
+    };
     assert_eq!(run_cfg(cfg, &s.evs).findings()[0].severity, Severity::Error);
 
     let mut s = S::new();
@@ -546,7 +755,10 @@ fn synthetic_fence_wait_under_uninterruptible_resv() {
         .lock_with(1, RESV_A, 0, LockFn::LockInterruptible, None)
         .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 });
     assert!(run(&s.evs).findings().is_empty());
-    let cfg = EngineConfig { fence_wait_interruptible_severity: Some(Severity::Info), ..conv(Era::V6_6) };
+    let cfg = EngineConfig {
+        fence_wait_interruptible_severity: Some(Severity::Info),
+        ..conv(Era::V6_6)
+    };
     let e = run_cfg(cfg, &s.evs);
     assert_eq!(e.findings().len(), 1);
     assert_eq!(e.findings()[0].severity, Severity::Info);
@@ -555,7 +767,9 @@ fn synthetic_fence_wait_under_uninterruptible_resv() {
 #[test]
 fn synthetic_held_at_return_to_user() {
     let mut s = S::new();
-    s.init(RESV_A).lock(1, RESV_A, 0).ev(1, None, EventKind::SyscallExit { nr: 16, held: 1 });
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .ev(1, None, EventKind::SyscallExit { nr: 16, held: 1 });
     let e = run(&s.evs);
     let f = only(&e, FindingKind::HeldAtReturnToUser);
     assert_eq!(f.title, "lock held when returning to user space");
@@ -564,7 +778,9 @@ fn synthetic_held_at_return_to_user() {
     let mut s = S::new();
     s.ev(3, None, EventKind::SyscallExit { nr: 29, held: 2 });
     let e = run(&s.evs);
-    assert!(only(&e, FindingKind::HeldAtReturnToUser).explanation.contains("not seen"));
+    assert!(only(&e, FindingKind::HeldAtReturnToUser)
+        .explanation
+        .contains("not seen"));
     // Nothing held: nothing reported.
     let mut s = S::new();
     s.ev(3, None, EventKind::SyscallExit { nr: 29, held: 0 });
@@ -580,7 +796,12 @@ fn synthetic_dedup_counts_repeats() {
     s.init(RESV_A);
     for i in 0..5u32 {
         let pid = 10 + (i % 2);
-        s.api(pid, DmaBufFn::MapAttachment, Phase::Entry, &b).api(pid, DmaBufFn::MapAttachment, Phase::Return, &b);
+        s.api(pid, DmaBufFn::MapAttachment, Phase::Entry, &b).api(
+            pid,
+            DmaBufFn::MapAttachment,
+            Phase::Return,
+            &b,
+        );
     }
     let mut e = Engine::new(conv(Era::V6_6));
     let mut new = 0;
@@ -605,9 +826,19 @@ fn synthetic_churn_keeps_state_flat() {
         let other = RESV_B + (round % 5) * 0x1000;
         s.evs.clear();
         s.init(resv).init(other);
-        s.map_unlocked_clean((round % 13) as u32 + 1, &BufRef { resv, ..b.clone() }, "get_sg_table");
-        s.lock(1, resv, CTX1).lock(1, other, CTX1).unlock(1, other).unlock(1, resv);
-        s.lock(2, resv, 0).lock(2, other, 0).unlock(2, other).unlock(2, resv);
+        s.map_unlocked_clean(
+            (round % 13) as u32 + 1,
+            &BufRef { resv, ..b.clone() },
+            "get_sg_table",
+        );
+        s.lock(1, resv, CTX1)
+            .lock(1, other, CTX1)
+            .unlock(1, other)
+            .unlock(1, resv);
+        s.lock(2, resv, 0)
+            .lock(2, other, 0)
+            .unlock(2, other)
+            .unlock(2, resv);
         s.fini(resv).fini(other);
         for ev in &s.evs {
             e.feed(ev);
@@ -641,23 +872,42 @@ fn synthetic_held_locks_view() {
 fn synthetic_convention_differences() {
     let b = buf(RESV_A, "udmabuf");
     let mut s = S::new();
-    s.init(RESV_A).api(1, DmaBufFn::Vmap, Phase::Entry, &b).api(1, DmaBufFn::Vmap, Phase::Return, &b);
+    s.init(RESV_A).api(1, DmaBufFn::Vmap, Phase::Entry, &b).api(
+        1,
+        DmaBufFn::Vmap,
+        Phase::Return,
+        &b,
+    );
     // 6.1: vmap is guarded by dmabuf->lock, no resv rule.
     assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
     // 6.12 and 7.x: vmap asserts the resv.
-    assert_eq!(kinds(&run_cfg(conv(Era::V6_6), &s.evs)), vec![FindingKind::ImporterMissingLock]);
-    assert_eq!(kinds(&run_cfg(conv(Era::V6_16), &s.evs)), vec![FindingKind::ImporterMissingLock]);
+    assert_eq!(
+        kinds(&run_cfg(conv(Era::V6_6), &s.evs)),
+        vec![FindingKind::ImporterMissingLock]
+    );
+    assert_eq!(
+        kinds(&run_cfg(conv(Era::V6_16), &s.evs)),
+        vec![FindingKind::ImporterMissingLock]
+    );
 
     // 6.1: map_attachment asserts only for dynamic attachments: no rule for a
     // static one, a finding for a dynamic one (importer_ops or ops->pin).
     let mut s = S::new();
-    s.init(RESV_A).api(1, DmaBufFn::MapAttachment, Phase::Entry, &b);
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b);
     assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
     assert!(!run_cfg(conv(Era::V6_2), &s.evs).findings().is_empty());
-    let dynb = BufRef { dynamic: true, ..b.clone() };
+    let dynb = BufRef {
+        dynamic: true,
+        ..b.clone()
+    };
     let mut s = S::new();
-    s.init(RESV_A).api(1, DmaBufFn::MapAttachment, Phase::Entry, &dynb);
-    assert_eq!(kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)), vec![FindingKind::ImporterMissingLock]);
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &dynb);
+    assert_eq!(
+        kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)),
+        vec![FindingKind::ImporterMissingLock]
+    );
 
     // 6.1: map_dma_buf relocking a buffer whose lock the caller holds (a
     // dynamic attachment, or the _unlocked wrapper) is an exporter relock; a
@@ -666,9 +916,18 @@ fn synthetic_convention_differences() {
     s.init(RESV_A)
         .lock(1, RESV_A, 0)
         .api(1, DmaBufFn::MapAttachment, Phase::Entry, &dynb)
-        .cb(1, Callback::MapDmaBuf, Phase::Entry, "tsc_relock_map", &dynb)
+        .cb(
+            1,
+            Callback::MapDmaBuf,
+            Phase::Entry,
+            "tsc_relock_map",
+            &dynb,
+        )
         .attempt(1, RESV_A, 0, LockFn::Lock, None);
-    assert_eq!(kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)), vec![FindingKind::ExporterRelock]);
+    assert_eq!(
+        kinds(&run_cfg(conv(Era::Pre6_2), &s.evs)),
+        vec![FindingKind::ExporterRelock]
+    );
     let mut s = S::new();
     s.init(RESV_A)
         .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
@@ -683,7 +942,10 @@ fn synthetic_convention_differences() {
         .lock(1, RESV_A, 0)
         .cb(1, Callback::Mmap, Phase::Entry, "tsc_mmap", &b)
         .attempt(1, RESV_A, 0, LockFn::Lock, None);
-    assert_eq!(kinds(&run_cfg(conv(Era::V6_2), &s.evs)), vec![FindingKind::ExporterRelock]);
+    assert_eq!(
+        kinds(&run_cfg(conv(Era::V6_2), &s.evs)),
+        vec![FindingKind::ExporterRelock]
+    );
     // On 6.6 the core does not lock around ops->mmap, so there the held lock
     // itself would be odd; an exporter locking in mmap is fine:
     let mut s = S::new();
@@ -696,9 +958,13 @@ fn synthetic_convention_differences() {
 
     // 7.1+: the exporter-side notifier is named dma_buf_invalidate_mappings.
     let mut s = S::new();
-    s.init(RESV_A).api(1, DmaBufFn::MoveNotify, Phase::Entry, &b);
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MoveNotify, Phase::Entry, &b);
     let c = EngineConfig {
-        convention: Convention { era: Era::V6_16, invalidate_mappings: true },
+        convention: Convention {
+            era: Era::V6_16,
+            invalidate_mappings: true,
+        },
         ..EngineConfig::default()
     };
     let e = run_cfg(c, &s.evs);
@@ -732,7 +998,11 @@ fn filter_like_kernel(full: &[Event]) -> Vec<Event> {
         };
         match &ev.kind {
             EventKind::LockReturn { func, ret, .. } => {
-                let ok = if *func == LockFn::Trylock { *ret == 1 } else { *ret == 0 };
+                let ok = if *func == LockFn::Trylock {
+                    *ret == 1
+                } else {
+                    *ret == 0
+                };
                 if ok {
                     *h += 1;
                 }
@@ -781,10 +1051,18 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
             }
             1 => {
                 // Importer forgets the lock.
-                s.api(pid, DmaBufFn::MapAttachment, Phase::Entry, &b).api(pid, DmaBufFn::MapAttachment, Phase::Return, &b);
+                s.api(pid, DmaBufFn::MapAttachment, Phase::Entry, &b).api(
+                    pid,
+                    DmaBufFn::MapAttachment,
+                    Phase::Return,
+                    &b,
+                );
             }
             2 if a != bb => {
-                s.lock(pid, a, 0).lock_with(pid, bb, 0, LockFn::Lock, Some(40)).unlock(pid, bb).unlock(pid, a);
+                s.lock(pid, a, 0)
+                    .lock_with(pid, bb, 0, LockFn::Lock, Some(40))
+                    .unlock(pid, bb)
+                    .unlock(pid, a);
             }
             3 if a != bb => {
                 // Transaction with a -EDEADLK and a correct backoff.
@@ -805,16 +1083,41 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
             }
             5 => {
                 s.lock(pid, a, 0)
-                    .ev(pid, Some(43), EventKind::MmapLock { mm: 0x99, write: false, acquired: None })
-                    .ev(pid, None, EventKind::MmapLock { mm: 0x99, write: false, acquired: Some(true) })
-                    .ev(pid, None, EventKind::MmapUnlock { mm: 0x99, write: false })
+                    .ev(
+                        pid,
+                        Some(43),
+                        EventKind::MmapLock {
+                            mm: 0x99,
+                            write: false,
+                            acquired: None,
+                        },
+                    )
+                    .ev(
+                        pid,
+                        None,
+                        EventKind::MmapLock {
+                            mm: 0x99,
+                            write: false,
+                            acquired: Some(true),
+                        },
+                    )
+                    .ev(
+                        pid,
+                        None,
+                        EventKind::MmapUnlock {
+                            mm: 0x99,
+                            write: false,
+                        },
+                    )
                     .unlock(pid, a);
             }
             6 => {
                 // Importer holding the lock calls the unlocked variant: the core's
                 // relock never returns, so this task is stuck; use a fresh pid.
                 let p = 1000 + r.below(1000) as u32;
-                s.lock(p, a, 0).api(p, DmaBufFn::MapAttachmentUnlocked, Phase::Entry, &b).attempt(p, a, 0, LockFn::Lock, Some(44));
+                s.lock(p, a, 0)
+                    .api(p, DmaBufFn::MapAttachmentUnlocked, Phase::Entry, &b)
+                    .attempt(p, a, 0, LockFn::Lock, Some(44));
             }
             7 => {
                 let p = 2000 + r.below(1000) as u32;
@@ -825,17 +1128,33 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                     .attempt(p, a, 0, LockFn::Lock, Some(45));
             }
             8 => {
-                s.lock(pid, MODESET, 0).ev(pid, None, EventKind::SyscallExit { nr: 16, held: 1 }).unlock(pid, MODESET);
+                s.lock(pid, MODESET, 0)
+                    .ev(pid, None, EventKind::SyscallExit { nr: 16, held: 1 })
+                    .unlock(pid, MODESET);
             }
             9 => {
                 s.ev(pid, None, EventKind::SyscallExit { nr: 1, held: 0 })
-                    .ev(pid, None, EventKind::ContentionBegin { lock: 0x77, flags: 0 });
+                    .ev(
+                        pid,
+                        None,
+                        EventKind::ContentionBegin {
+                            lock: 0x77,
+                            flags: 0,
+                        },
+                    );
             }
             10 => {
                 s.lock(pid, a, CTX1)
                     .attempt(pid, a, CTX1, LockFn::Lock, Some(46))
                     .ret(pid, a, CTX1, LockFn::Lock, EALREADY, Some(46))
-                    .ev(pid, Some(47), EventKind::ContentionBegin { lock: 0x55, flags: 0 })
+                    .ev(
+                        pid,
+                        Some(47),
+                        EventKind::ContentionBegin {
+                            lock: 0x55,
+                            flags: 0,
+                        },
+                    )
                     .unlock(pid, a);
             }
             11 => {
@@ -850,7 +1169,14 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                     .api(pid, DmaBufFn::Pin, Phase::Return, &b);
             }
             _ => {
-                s.attempt(pid, a, 0, LockFn::Trylock, None).ret(pid, a, 0, LockFn::Trylock, 0, None);
+                s.attempt(pid, a, 0, LockFn::Trylock, None).ret(
+                    pid,
+                    a,
+                    0,
+                    LockFn::Trylock,
+                    0,
+                    None,
+                );
                 let o = a;
                 s.fini(o).init(o);
             }
@@ -882,12 +1208,18 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
     for seed in [1u64, 2, 3, 0xdead_beef] {
         let full = synthetic_full_stream(seed, 400);
         let filtered = filter_like_kernel(&full);
-        assert!(filtered.len() < full.len(), "the filter must drop something");
+        assert!(
+            filtered.len() < full.len(),
+            "the filter must drop something"
+        );
         let ef = run(&full);
         let el = run(&filtered);
         let (a, b) = (comparable(&ef), comparable(&el));
         assert!(
-            ef.findings().iter().any(|f| f.id == FindingKind::ExporterRelock && f.callback.as_ref().unwrap().symbol == "tsc_pin_relock"),
+            ef.findings()
+                .iter()
+                .any(|f| f.id == FindingKind::ExporterRelock
+                    && f.callback.as_ref().unwrap().symbol == "tsc_pin_relock"),
             "seed {seed}: the non-nested relock case is not covered"
         );
         assert!(!a.is_empty());
@@ -901,7 +1233,10 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
             FindingKind::HeldAtReturnToUser,
             FindingKind::WwProtocol,
         ] {
-            assert!(kinds(&ef).contains(&k), "seed {seed}: no {k:?} in the full stream");
+            assert!(
+                kinds(&ef).contains(&k),
+                "seed {seed}: no {k:?} in the full stream"
+            );
         }
         assert_eq!(a, b, "seed {seed}: full and filtered findings differ");
     }

@@ -57,35 +57,76 @@ impl Decoder {
         };
         let ek = match kind {
             RawKind::FuncEntry | RawKind::FuncReturn => {
-                let h = self.hooks.get(&r.hook).ok_or(DecodeError::UnknownHook(r.hook))?;
-                let phase = if kind == RawKind::FuncEntry { Phase::Entry } else { Phase::Return };
+                let h = self
+                    .hooks
+                    .get(&r.hook)
+                    .ok_or(DecodeError::UnknownHook(r.hook))?;
+                let phase = if kind == RawKind::FuncEntry {
+                    Phase::Entry
+                } else {
+                    Phase::Return
+                };
                 let ret = (phase == Phase::Return).then_some(r.ret);
                 match (h.kind, phase) {
-                    (HookKind::Lock(func), Phase::Entry) => EventKind::LockAttempt { lock: r.args[0], ctx: r.args[1], func },
+                    (HookKind::Lock(func), Phase::Entry) => EventKind::LockAttempt {
+                        lock: r.args[0],
+                        ctx: r.args[1],
+                        func,
+                    },
                     // ww_mutex_lock* return int: only the low 32 bits of rax are defined.
-                    (HookKind::Lock(func), Phase::Return) => {
-                        EventKind::LockReturn { lock: r.args[0], ctx: r.args[1], func, ret: r.ret as i32 as i64 }
-                    }
+                    (HookKind::Lock(func), Phase::Return) => EventKind::LockReturn {
+                        lock: r.args[0],
+                        ctx: r.args[1],
+                        func,
+                        ret: r.ret as i32 as i64,
+                    },
                     (HookKind::Unlock, Phase::Entry) => EventKind::Unlock { lock: r.args[0] },
                     (HookKind::ResvInit, Phase::Entry) => EventKind::ResvInit { resv: r.args[0] },
                     (HookKind::ResvFini, Phase::Entry) => EventKind::ResvFini { resv: r.args[0] },
-                    (HookKind::DmaBuf(func), _) => EventKind::DmaBufCall { func, phase, buf: buf(), ret },
-                    (HookKind::Callback(cb), _) => {
-                        EventKind::Callback { cb, phase, symbol: h.symbol.clone(), buf: buf(), ret }
-                    }
+                    (HookKind::DmaBuf(func), _) => EventKind::DmaBufCall {
+                        func,
+                        phase,
+                        buf: buf(),
+                        ret,
+                    },
+                    (HookKind::Callback(cb), _) => EventKind::Callback {
+                        cb,
+                        phase,
+                        symbol: h.symbol.clone(),
+                        buf: buf(),
+                        ret,
+                    },
                     _ => return Err(DecodeError::UnexpectedPhase(h.symbol.clone(), kind)),
                 }
             }
             RawKind::FenceWaitStart => EventKind::FenceWaitStart { fence: r.args[0] },
             RawKind::FenceWaitEnd => EventKind::FenceWaitEnd { fence: r.args[0] },
-            RawKind::ContentionBegin => EventKind::ContentionBegin { lock: r.args[0], flags: r.args[1] as u32 },
-            RawKind::ContentionEnd => EventKind::ContentionEnd { lock: r.args[0], ret: r.ret },
-            RawKind::MmapLockStart => EventKind::MmapLock { mm: r.args[0], write: r.args[1] != 0, acquired: None },
-            RawKind::MmapLockAcquired => {
-                EventKind::MmapLock { mm: r.args[0], write: r.args[1] != 0, acquired: Some(r.args[2] != 0) }
-            }
-            RawKind::MmapLockReleased => EventKind::MmapUnlock { mm: r.args[0], write: r.args[1] != 0 },
-            RawKind::SyscallExitHolding => EventKind::SyscallExit { nr: r.args[0] as i64, held: r.args[1] as u32 },
+            RawKind::ContentionBegin => EventKind::ContentionBegin {
+                lock: r.args[0],
+                flags: r.args[1] as u32,
+            },
+            RawKind::ContentionEnd => EventKind::ContentionEnd {
+                lock: r.args[0],
+                ret: r.ret,
+            },
+            RawKind::MmapLockStart => EventKind::MmapLock {
+                mm: r.args[0],
+                write: r.args[1] != 0,
+                acquired: None,
+            },
+            RawKind::MmapLockAcquired => EventKind::MmapLock {
+                mm: r.args[0],
+                write: r.args[1] != 0,
+                acquired: Some(r.args[2] != 0),
+            },
+            RawKind::MmapLockReleased => EventKind::MmapUnlock {
+                mm: r.args[0],
+                write: r.args[1] != 0,
+            },
+            RawKind::SyscallExitHolding => EventKind::SyscallExit {
+                nr: r.args[0] as i64,
+                held: r.args[1] as u32,
+            },
         };
         Ok(Event {
             ts_ns: r.ts_ns,
@@ -130,7 +171,13 @@ mod tests {
     fn decoder() -> Decoder {
         let hooks: Vec<HookInfo> = FUNC_HOOKS
             .iter()
-            .map(|h| HookInfo { id: h.id, kind: h.kind, symbol: h.func.into(), module: None, addr: 0 })
+            .map(|h| HookInfo {
+                id: h.id,
+                kind: h.kind,
+                symbol: h.func.into(),
+                module: None,
+                addr: 0,
+            })
             .collect();
         Decoder::new(&hooks)
     }
@@ -143,7 +190,15 @@ mod tests {
         // As seen in the lab: an int -EALREADY in rax with zero upper bits.
         r.ret = (-114i32 as u32) as i64;
         let e = d.decode(&r).unwrap();
-        assert_eq!(e.kind, EventKind::LockReturn { lock: 0xdead, ctx: 0, func: LockFn::Lock, ret: -114 });
+        assert_eq!(
+            e.kind,
+            EventKind::LockReturn {
+                lock: 0xdead,
+                ctx: 0,
+                func: LockFn::Lock,
+                ret: -114
+            }
+        );
         assert_eq!(e.pid, 42);
         assert_eq!(e.comm, "synthetic");
 
@@ -154,7 +209,12 @@ mod tests {
         r.stack_id = 7;
         let e = d.decode(&r).unwrap();
         match e.kind {
-            EventKind::DmaBufCall { func, phase, buf, ret } => {
+            EventKind::DmaBufCall {
+                func,
+                phase,
+                buf,
+                ret,
+            } => {
                 assert_eq!(func, DmaBufFn::MapAttachment);
                 assert_eq!(phase, Phase::Entry);
                 assert_eq!(buf.resv, 0x2000);
@@ -169,11 +229,17 @@ mod tests {
     #[test]
     fn unknown_input_is_an_error_not_a_panic() {
         let d = decoder();
-        assert_eq!(d.decode(&raw(RawKind::FuncEntry, 999, 1, 0)).unwrap_err(), DecodeError::UnknownHook(999));
+        assert_eq!(
+            d.decode(&raw(RawKind::FuncEntry, 999, 1, 0)).unwrap_err(),
+            DecodeError::UnknownHook(999)
+        );
         let mut r = raw(RawKind::FuncEntry, 1, 1, 0);
         r.kind = 77;
         assert_eq!(d.decode(&r).unwrap_err(), DecodeError::UnknownKind(77));
         // ww_mutex_unlock has no return event.
-        assert!(matches!(d.decode(&raw(RawKind::FuncReturn, 4, 1, 0)), Err(DecodeError::UnexpectedPhase(..))));
+        assert!(matches!(
+            d.decode(&raw(RawKind::FuncReturn, 4, 1, 0)),
+            Err(DecodeError::UnexpectedPhase(..))
+        ));
     }
 }

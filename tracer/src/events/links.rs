@@ -28,7 +28,12 @@ pub fn resv_links(events: &[Event]) -> Vec<ResvLink> {
     let mut done = Vec::new();
     for e in events {
         match &e.kind {
-            EventKind::DmaBufCall { func, phase: Phase::Entry, buf, .. } => {
+            EventKind::DmaBufCall {
+                func,
+                phase: Phase::Entry,
+                buf,
+                ..
+            } => {
                 open.entry(e.pid).or_default().push(ResvLink {
                     pid: e.pid,
                     func: *func,
@@ -38,7 +43,11 @@ pub fn resv_links(events: &[Event]) -> Vec<ResvLink> {
                     entry_ts_ns: e.ts_ns,
                 });
             }
-            EventKind::DmaBufCall { func, phase: Phase::Return, .. } => {
+            EventKind::DmaBufCall {
+                func,
+                phase: Phase::Return,
+                ..
+            } => {
                 if let Some(stack) = open.get_mut(&e.pid) {
                     if let Some(i) = stack.iter().rposition(|l| l.func == *func) {
                         let l = stack.remove(i);
@@ -53,13 +62,18 @@ pub fn resv_links(events: &[Event]) -> Vec<ResvLink> {
                     }
                 }
             }
-            EventKind::LockReturn { lock, func, ret, .. } => {
+            EventKind::LockReturn {
+                lock, func, ret, ..
+            } => {
                 let acquired = match func {
                     LockFn::Trylock => *ret == 1,
                     _ => *ret == 0,
                 };
                 if acquired {
-                    if let Some(l) = open.get_mut(&e.pid).and_then(|s| s.iter_mut().rev().find(|l| l.resv == *lock)) {
+                    if let Some(l) = open
+                        .get_mut(&e.pid)
+                        .and_then(|s| s.iter_mut().rev().find(|l| l.resv == *lock))
+                    {
                         l.locked = true;
                     }
                 }
@@ -78,13 +92,27 @@ mod tests {
     use crate::events::model::BufRef;
 
     fn ev(ts: u64, pid: u32, kind: EventKind) -> Event {
-        Event { ts_ns: ts, cpu: 0, pid, tgid: pid, comm: "synthetic".into(), stack: None, kind }
+        Event {
+            ts_ns: ts,
+            cpu: 0,
+            pid,
+            tgid: pid,
+            comm: "synthetic".into(),
+            stack: None,
+            kind,
+        }
     }
     fn call(func: DmaBufFn, phase: Phase, resv: u64) -> EventKind {
         EventKind::DmaBufCall {
             func,
             phase,
-            buf: BufRef { dmabuf: 1, resv, ops: 2, exp_name: "udmabuf".into(), dynamic: false },
+            buf: BufRef {
+                dmabuf: 1,
+                resv,
+                ops: 2,
+                exp_name: "udmabuf".into(),
+                dynamic: false,
+            },
             ret: None,
         }
     }
@@ -96,18 +124,56 @@ mod tests {
     fn attach_that_takes_its_resv_is_linked() {
         let evs = vec![
             ev(1, 10, call(DmaBufFn::Attach, Phase::Entry, 0xa0)),
-            ev(2, 11, EventKind::LockReturn { lock: 0xa0, ctx: 0, func: LockFn::Lock, ret: 0 }),
-            ev(3, 10, EventKind::LockReturn { lock: 0xb0, ctx: 0, func: LockFn::Lock, ret: 0 }),
+            ev(
+                2,
+                11,
+                EventKind::LockReturn {
+                    lock: 0xa0,
+                    ctx: 0,
+                    func: LockFn::Lock,
+                    ret: 0,
+                },
+            ),
+            ev(
+                3,
+                10,
+                EventKind::LockReturn {
+                    lock: 0xb0,
+                    ctx: 0,
+                    func: LockFn::Lock,
+                    ret: 0,
+                },
+            ),
             ev(4, 10, call(DmaBufFn::Attach, Phase::Return, 0xa0)),
-            ev(5, 10, call(DmaBufFn::MapAttachmentUnlocked, Phase::Entry, 0xa0)),
-            ev(6, 10, EventKind::LockReturn { lock: 0xa0, ctx: 0, func: LockFn::Lock, ret: 0 }),
-            ev(7, 10, call(DmaBufFn::MapAttachmentUnlocked, Phase::Return, 0xa0)),
+            ev(
+                5,
+                10,
+                call(DmaBufFn::MapAttachmentUnlocked, Phase::Entry, 0xa0),
+            ),
+            ev(
+                6,
+                10,
+                EventKind::LockReturn {
+                    lock: 0xa0,
+                    ctx: 0,
+                    func: LockFn::Lock,
+                    ret: 0,
+                },
+            ),
+            ev(
+                7,
+                10,
+                call(DmaBufFn::MapAttachmentUnlocked, Phase::Return, 0xa0),
+            ),
             ev(8, 10, call(DmaBufFn::Detach, Phase::Entry, 0xa0)),
         ];
         let l = resv_links(&evs);
         assert_eq!(l.len(), 3);
         assert_eq!((l[0].func, l[0].locked), (DmaBufFn::Attach, false));
-        assert_eq!((l[1].func, l[1].locked), (DmaBufFn::MapAttachmentUnlocked, true));
+        assert_eq!(
+            (l[1].func, l[1].locked),
+            (DmaBufFn::MapAttachmentUnlocked, true)
+        );
         assert_eq!((l[2].func, l[2].locked), (DmaBufFn::Detach, false));
     }
 }

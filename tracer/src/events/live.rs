@@ -48,7 +48,9 @@ impl Live {
             // SAFETY: the ring buffer owns its fd and outlives the registration
             // (both live in this struct; AsyncFd drops its registration first).
             ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-                .map_err(|e| anyhow::anyhow!("registering the ring buffer with the runtime: {e}"))?,
+                .map_err(|e| {
+                anyhow::anyhow!("registering the ring buffer with the runtime: {e}")
+            })?,
             stack_map,
             symbolizer: KernelSymbolizer::new(),
             decoder,
@@ -60,7 +62,11 @@ impl Live {
 
     /// Waits until the ring has data, then appends everything available.
     pub async fn next_batch(&mut self, out: &mut Vec<RawEvent>) -> Result<()> {
-        let mut guard = self.ring.readable_mut().await.context("waiting on the ring buffer")?;
+        let mut guard = self
+            .ring
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
         self.short_records += drain_ring(guard.get_inner_mut(), out);
         guard.clear_ready();
         Ok(())

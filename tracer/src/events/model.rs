@@ -209,31 +209,77 @@ pub enum EventKind {
     /// while the task already holds a hooked lock (a relock or an ordering can
     /// only appear then), so the engine must not depend on seeing every one.
     /// This is the only trace of a lock attempt that blocks forever.
-    LockAttempt { lock: u64, ctx: u64, func: LockFn },
+    LockAttempt {
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+    },
     /// Return of a ww_mutex lock function: `ret` 0 = acquired (trylock: 1 =
     /// acquired, 0 = not), -EALREADY (-114) = ctx already holds it (nothing new
     /// held), -EDEADLK (-35) = back off, -EINTR = interrupted.
-    LockReturn { lock: u64, ctx: u64, func: LockFn, ret: i64 },
+    LockReturn {
+        lock: u64,
+        ctx: u64,
+        func: LockFn,
+        ret: i64,
+    },
     /// `ww_mutex_unlock(lock)`.
-    Unlock { lock: u64 },
+    Unlock {
+        lock: u64,
+    },
     /// `dma_resv_init(resv)`: a new reservation object at this address.
-    ResvInit { resv: u64 },
+    ResvInit {
+        resv: u64,
+    },
     /// `dma_resv_fini(resv)`: the address may be reused from now on.
-    ResvFini { resv: u64 },
+    ResvFini {
+        resv: u64,
+    },
     /// A dma-buf API function.
-    DmaBufCall { func: DmaBufFn, phase: Phase, buf: BufRef, ret: Option<i64> },
+    DmaBufCall {
+        func: DmaBufFn,
+        phase: Phase,
+        buf: BufRef,
+        ret: Option<i64>,
+    },
     /// An exporter/importer callback (`symbol` is the hooked function, e.g. `radeon_gem_prime_pin`).
-    Callback { cb: Callback, phase: Phase, symbol: String, buf: BufRef, ret: Option<i64> },
-    FenceWaitStart { fence: u64 },
-    FenceWaitEnd { fence: u64 },
+    Callback {
+        cb: Callback,
+        phase: Phase,
+        symbol: String,
+        buf: BufRef,
+        ret: Option<i64>,
+    },
+    FenceWaitStart {
+        fence: u64,
+    },
+    FenceWaitEnd {
+        fence: u64,
+    },
     /// `mmap_lock` start of locking (`acquired` = None), acquire returned (Some(success)).
-    MmapLock { mm: u64, write: bool, acquired: Option<bool> },
-    MmapUnlock { mm: u64, write: bool },
-    ContentionBegin { lock: u64, flags: u32 },
-    ContentionEnd { lock: u64, ret: i64 },
+    MmapLock {
+        mm: u64,
+        write: bool,
+        acquired: Option<bool>,
+    },
+    MmapUnlock {
+        mm: u64,
+        write: bool,
+    },
+    ContentionBegin {
+        lock: u64,
+        flags: u32,
+    },
+    ContentionEnd {
+        lock: u64,
+        ret: i64,
+    },
     /// Return to user space (syscall exit) while the kernel-side count says
     /// the task holds `held` hooked locks.
-    SyscallExit { nr: i64, held: u32 },
+    SyscallExit {
+        nr: i64,
+        held: u32,
+    },
 }
 
 pub const EALREADY: i64 = -114;

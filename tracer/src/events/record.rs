@@ -88,13 +88,18 @@ impl<W: Write> Writer<W> {
 
     pub fn event(&mut self, r: &RawEvent) -> io::Result<()> {
         // SAFETY: RawEvent is repr(C) plain data with explicit padding fields.
-        let bytes = unsafe { std::slice::from_raw_parts(r as *const RawEvent as *const u8, RawEvent::SIZE) };
+        let bytes = unsafe {
+            std::slice::from_raw_parts(r as *const RawEvent as *const u8, RawEvent::SIZE)
+        };
         self.events += 1;
         self.frame(TAG_EVENT, bytes)
     }
 
     pub fn stack(&mut self, id: u32, frames: &[Frame]) -> io::Result<()> {
-        let rec = StackRecord { id, frames: frames.to_vec() };
+        let rec = StackRecord {
+            id,
+            frames: frames.to_vec(),
+        };
         self.frame(TAG_STACK, &serde_json::to_vec(&rec)?)
     }
 
@@ -118,12 +123,22 @@ impl<W: Write> Writer<W> {
 pub enum FormatError {
     #[error("{path}: not a tracer recording (bad magic at byte 0)")]
     BadMagic { path: String },
-    #[error("{path}: recording format version {found}, this tracer reads version {FORMAT_VERSION}")]
+    #[error(
+        "{path}: recording format version {found}, this tracer reads version {FORMAT_VERSION}"
+    )]
     Version { path: String, found: u32 },
     #[error("{path}: truncated at byte {offset}: {what}")]
-    Truncated { path: String, offset: u64, what: String },
+    Truncated {
+        path: String,
+        offset: u64,
+        what: String,
+    },
     #[error("{path}: corrupt at byte {offset}: {what}")]
-    Corrupt { path: String, offset: u64, what: String },
+    Corrupt {
+        path: String,
+        offset: u64,
+        what: String,
+    },
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
 }
@@ -140,7 +155,10 @@ pub struct Recording {
 impl Recording {
     pub fn read(path: &Path) -> Result<Self, FormatError> {
         let p = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| FormatError::Io { path: p.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Self::parse(&bytes, &p)
     }
 
@@ -150,26 +168,45 @@ impl Recording {
             return Err(FormatError::BadMagic { path });
         }
         if bytes.len() < 12 {
-            return Err(FormatError::Truncated { path, offset: bytes.len() as u64, what: "no version field".into() });
+            return Err(FormatError::Truncated {
+                path,
+                offset: bytes.len() as u64,
+                what: "no version field".into(),
+            });
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
         if version != FORMAT_VERSION {
-            return Err(FormatError::Version { path, found: version });
+            return Err(FormatError::Version {
+                path,
+                found: version,
+            });
         }
         let mut rec = Recording::default();
         let mut have_meta = false;
         let mut off = 12usize;
         while off < bytes.len() {
             if rec.summary.is_some() {
-                return Err(FormatError::Corrupt { path, offset: off as u64, what: "data after the end marker".into() });
+                return Err(FormatError::Corrupt {
+                    path,
+                    offset: off as u64,
+                    what: "data after the end marker".into(),
+                });
             }
             if bytes.len() - off < 5 {
-                return Err(FormatError::Truncated { path, offset: off as u64, what: "partial frame header".into() });
+                return Err(FormatError::Truncated {
+                    path,
+                    offset: off as u64,
+                    what: "partial frame header".into(),
+                });
             }
             let tag = bytes[off];
             let len = u32::from_le_bytes(bytes[off + 1..off + 5].try_into().unwrap());
             if len > MAX_FRAME {
-                return Err(FormatError::Corrupt { path, offset: off as u64, what: format!("frame length {len} exceeds {MAX_FRAME}") });
+                return Err(FormatError::Corrupt {
+                    path,
+                    offset: off as u64,
+                    what: format!("frame length {len} exceeds {MAX_FRAME}"),
+                });
             }
             let start = off + 5;
             let end = start + len as usize;
@@ -177,45 +214,69 @@ impl Recording {
                 return Err(FormatError::Truncated {
                     path,
                     offset: bytes.len() as u64,
-                    what: format!("frame at byte {off} declares {len} bytes, {} present", bytes.len() - start),
+                    what: format!(
+                        "frame at byte {off} declares {len} bytes, {} present",
+                        bytes.len() - start
+                    ),
                 });
             }
             let payload = &bytes[start..end];
-            let corrupt = |what: String| FormatError::Corrupt { path: path.clone(), offset: off as u64, what };
+            let corrupt = |what: String| FormatError::Corrupt {
+                path: path.clone(),
+                offset: off as u64,
+                what,
+            };
             if !have_meta && tag != TAG_META {
-                return Err(corrupt(format!("first frame has tag {tag}, expected the meta frame")));
+                return Err(corrupt(format!(
+                    "first frame has tag {tag}, expected the meta frame"
+                )));
             }
             match tag {
                 TAG_META => {
                     if have_meta {
                         return Err(corrupt("second meta frame".into()));
                     }
-                    rec.meta = serde_json::from_slice(payload).map_err(|e| corrupt(format!("meta: {e}")))?;
+                    rec.meta = serde_json::from_slice(payload)
+                        .map_err(|e| corrupt(format!("meta: {e}")))?;
                     have_meta = true;
                 }
                 TAG_EVENT => {
                     if payload.len() != RawEvent::SIZE {
-                        return Err(corrupt(format!("event of {} bytes, expected {}", payload.len(), RawEvent::SIZE)));
+                        return Err(corrupt(format!(
+                            "event of {} bytes, expected {}",
+                            payload.len(),
+                            RawEvent::SIZE
+                        )));
                     }
-                    rec.raw.push(RawEvent::from_bytes(payload).expect("length checked"));
+                    rec.raw
+                        .push(RawEvent::from_bytes(payload).expect("length checked"));
                 }
                 TAG_STACK => {
-                    let s: StackRecord = serde_json::from_slice(payload).map_err(|e| corrupt(format!("stack: {e}")))?;
+                    let s: StackRecord = serde_json::from_slice(payload)
+                        .map_err(|e| corrupt(format!("stack: {e}")))?;
                     rec.stacks.insert(s.id, s.frames);
                 }
                 TAG_HOOK => {
-                    let h: HookInfo = serde_json::from_slice(payload).map_err(|e| corrupt(format!("hook: {e}")))?;
+                    let h: HookInfo = serde_json::from_slice(payload)
+                        .map_err(|e| corrupt(format!("hook: {e}")))?;
                     rec.meta.hooks.push(h);
                 }
                 TAG_END => {
-                    rec.summary = Some(serde_json::from_slice(payload).map_err(|e| corrupt(format!("end: {e}")))?);
+                    rec.summary = Some(
+                        serde_json::from_slice(payload)
+                            .map_err(|e| corrupt(format!("end: {e}")))?,
+                    );
                 }
                 t => return Err(corrupt(format!("unknown frame tag {t}"))),
             }
             off = end;
         }
         if !have_meta {
-            return Err(FormatError::Truncated { path, offset: off as u64, what: "no meta frame".into() });
+            return Err(FormatError::Truncated {
+                path,
+                offset: off as u64,
+                what: "no meta frame".into(),
+            });
         }
         Ok(rec)
     }
@@ -244,12 +305,28 @@ mod tests {
     use tracer_common::RawKind;
 
     fn sample() -> Vec<u8> {
-        let meta = Meta { kernel_release: "6.12.95-test".into(), ..Default::default() };
+        let meta = Meta {
+            kernel_release: "6.12.95-test".into(),
+            ..Default::default()
+        };
         let mut w = Writer::new(Vec::new(), &meta).unwrap();
         w.event(&raw(RawKind::FenceWaitStart, 0, 7, 10)).unwrap();
-        w.stack(3, &[Frame { addr: 0xffffffff81000010, symbol: Some("f".into()), offset: 0x10, module: None }]).unwrap();
+        w.stack(
+            3,
+            &[Frame {
+                addr: 0xffffffff81000010,
+                symbol: Some("f".into()),
+                offset: 0x10,
+                module: None,
+            }],
+        )
+        .unwrap();
         w.event(&raw(RawKind::FenceWaitEnd, 0, 7, 20)).unwrap();
-        w.end(&Summary { events: 2, ..Default::default() }).unwrap()
+        w.end(&Summary {
+            events: 2,
+            ..Default::default()
+        })
+        .unwrap()
     }
 
     #[test]
@@ -290,15 +367,27 @@ mod tests {
         let ev_off = 12 + 5 + meta_len;
         b[ev_off] = 99;
         let e = Recording::parse(&b, "x").unwrap_err().to_string();
-        assert!(e.contains(&format!("corrupt at byte {ev_off}")) && e.contains("unknown frame tag 99"), "{e}");
+        assert!(
+            e.contains(&format!("corrupt at byte {ev_off}")) && e.contains("unknown frame tag 99"),
+            "{e}"
+        );
         // A huge length.
         let mut b = sample();
         b[ev_off + 1..ev_off + 5].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(Recording::parse(&b, "x").unwrap_err().to_string().contains("exceeds"));
+        assert!(Recording::parse(&b, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds"));
         // Bad magic and version.
-        assert!(matches!(Recording::parse(b"NOTATRACE\0\0\0\0", "x"), Err(FormatError::BadMagic { .. })));
+        assert!(matches!(
+            Recording::parse(b"NOTATRACE\0\0\0\0", "x"),
+            Err(FormatError::BadMagic { .. })
+        ));
         let mut b = sample();
         b[8] = 9;
-        assert!(matches!(Recording::parse(&b, "x"), Err(FormatError::Version { found: 9, .. })));
+        assert!(matches!(
+            Recording::parse(&b, "x"),
+            Err(FormatError::Version { found: 9, .. })
+        ));
     }
 }

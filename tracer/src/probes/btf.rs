@@ -70,7 +70,12 @@ impl KernelBtf {
         let s = self.struct_type(strukt)?;
         Ok(s.members
             .iter()
-            .map(|m| (self.btf.resolve_name(m).unwrap_or_default(), m.bit_offset() / 8))
+            .map(|m| {
+                (
+                    self.btf.resolve_name(m).unwrap_or_default(),
+                    m.bit_offset() / 8,
+                )
+            })
             .collect())
     }
 
@@ -78,7 +83,12 @@ impl KernelBtf {
     /// leading context pointer), from the `btf_trace_<name>` typedef.
     pub fn tracepoint_arg_count(&self, tp: &str) -> Option<usize> {
         let name = format!("btf_trace_{tp}");
-        let t = self.btf.resolve_types_by_name(&name).ok()?.into_iter().next()?;
+        let t = self
+            .btf
+            .resolve_types_by_name(&name)
+            .ok()?
+            .into_iter()
+            .next()?;
         let mut cur = t;
         for _ in 0..4 {
             cur = match cur {
@@ -125,7 +135,10 @@ mod tests {
         let cfg = btf.config().expect("dma-buf fields in BTF");
         assert!(cfg.dma_buf_resv > 0 && cfg.dma_buf_resv < 4096);
         assert_ne!(cfg.dma_buf_resv, cfg.dma_buf_ops);
-        let err = btf.member_offset("dma_buf", "no_such_field").unwrap_err().to_string();
+        let err = btf
+            .member_offset("dma_buf", "no_such_field")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dma_buf.no_such_field"), "{err}");
         let members = btf.members("dma_buf_ops").unwrap();
         assert!(members.iter().any(|(n, _)| n == "map_dma_buf"));

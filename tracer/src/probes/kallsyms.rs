@@ -36,7 +36,8 @@ impl Kallsyms {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let k = Self::parse(&text);
         if k.syms.iter().all(|s| s.addr == 0) {
             bail!("{} shows only zero addresses: run as root (kernel.kptr_restrict hides them otherwise)", path.display());
@@ -52,8 +53,15 @@ impl Kallsyms {
                 let addr = u64::from_str_radix(it.next()?, 16).ok()?;
                 let kind = it.next()?.chars().next()?;
                 let name = it.next()?.to_string();
-                let module = it.next().map(|m| m.trim_matches(|c| c == '[' || c == ']').to_string());
-                Some(Sym { addr, kind, name, module })
+                let module = it
+                    .next()
+                    .map(|m| m.trim_matches(|c| c == '[' || c == ']').to_string());
+                Some(Sym {
+                    addr,
+                    kind,
+                    name,
+                    module,
+                })
             })
             .collect();
         syms.sort_by_key(|s| s.addr);

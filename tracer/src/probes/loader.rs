@@ -16,7 +16,10 @@ use tracer_common::{ArgKind, Config, FuncDesc, KmemBuf, KMEM_LEN};
 use super::{
     btf::KernelBtf,
     kallsyms::Kallsyms,
-    table::{self, HookKind, CALLBACK_FLAGS, EXPORTER_CALLBACKS, FIRST_DYNAMIC_ID, FUNC_HOOKS, TRACEPOINTS},
+    table::{
+        self, HookKind, CALLBACK_FLAGS, EXPORTER_CALLBACKS, FIRST_DYNAMIC_ID, FUNC_HOOKS,
+        TRACEPOINTS,
+    },
 };
 use crate::events::model::Callback;
 
@@ -67,7 +70,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { ring_bytes: 16 << 20, full_stream: false, stack_all: false }
+        Self {
+            ring_bytes: 16 << 20,
+            full_stream: false,
+            stack_all: false,
+        }
     }
 }
 
@@ -160,7 +167,13 @@ fn condense_verifier_log(s: &str) -> String {
     let verdict = log
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with(':') && !l.starts_with("verification time") && !l.starts_with("stack depth") && !l.starts_with("processed "))
+        .filter(|l| {
+            !l.is_empty()
+                && !l.starts_with(':')
+                && !l.starts_with("verification time")
+                && !l.starts_with("stack depth")
+                && !l.starts_with("processed ")
+        })
         .last()
         .unwrap_or("");
     format!("{}verifier: {verdict}", head.trim_end())
@@ -189,7 +202,10 @@ impl Tracer {
             config,
             status: Vec::new(),
             hooks: Vec::new(),
-            mech: Mechanisms { fentry: Ok(()), kprobe: Ok(()) },
+            mech: Mechanisms {
+                fentry: Ok(()),
+                kprobe: Ok(()),
+            },
             next_dynamic_id: FIRST_DYNAMIC_ID,
             hooked_addrs: HashMap::new(),
             seen_ops: HashMap::new(),
@@ -198,10 +214,14 @@ impl Tracer {
             next_slot: 0,
         };
         {
-            let mut cfg: Array<_, Config> = Array::try_from(t.ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+            let mut cfg: Array<_, Config> =
+                Array::try_from(t.ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
             cfg.set(0, t.config, 0).context("writing the CONFIG map")?;
         }
-        t.mech = Mechanisms { fentry: t.probe_fentry(), kprobe: kprobe_pmu_reason() };
+        t.mech = Mechanisms {
+            fentry: t.probe_fentry(),
+            kprobe: kprobe_pmu_reason(),
+        };
         Ok(t)
     }
 
@@ -225,7 +245,10 @@ impl Tracer {
             Ok(()) => Ok(()),
             Err(e) => {
                 let t = errno_text(&e);
-                if t.contains("Operation not permitted") || t.contains("EPERM") || t.contains("os error 1") {
+                if t.contains("Operation not permitted")
+                    || t.contains("EPERM")
+                    || t.contains("os error 1")
+                {
                     Err("fentry refused (EPERM at load, before the verifier)".into())
                 } else {
                     Err(format!("fentry/fexit not usable: {t}"))
@@ -240,7 +263,10 @@ impl Tracer {
             Ok(()) => format!("{name}: available"),
             Err(e) => format!("{name}: unavailable — {e}"),
         };
-        vec![line("fentry/fexit", &self.mech.fentry), line("kprobe/kretprobe", &self.mech.kprobe)]
+        vec![
+            line("fentry/fexit", &self.mech.fentry),
+            line("kprobe/kretprobe", &self.mech.kprobe),
+        ]
     }
 
     /// Attaches every static hook and tracepoint, then the callbacks of the
@@ -258,7 +284,9 @@ impl Tracer {
     fn attach_tracepoints(&mut self) {
         for tp in TRACEPOINTS {
             let program = match tp.older {
-                Some((older, n)) if self.btf.tracepoint_arg_count(tp.tracepoint) == Some(n) => older,
+                Some((older, n)) if self.btf.tracepoint_arg_count(tp.tracepoint) == Some(n) => {
+                    older
+                }
                 _ => tp.program,
             };
             let res = (|| -> Result<(), String> {
@@ -274,8 +302,15 @@ impl Tracer {
             })();
             let (state, reason) = match res {
                 Ok(()) => (ProbeState::Attached, String::new()),
-                Err(e) if e.contains("No such file") || e.contains("os error 2") || e.contains("ENOENT") => {
-                    (ProbeState::Absent, format!("tracepoint not in this kernel ({e})"))
+                Err(e)
+                    if e.contains("No such file")
+                        || e.contains("os error 2")
+                        || e.contains("ENOENT") =>
+                {
+                    (
+                        ProbeState::Absent,
+                        format!("tracepoint not in this kernel ({e})"),
+                    )
                 }
                 Err(e) => (ProbeState::Failed, e),
             };
@@ -317,16 +352,27 @@ impl Tracer {
         self.ensure_kprobes_loaded()?;
         {
             let mut funcs: BpfHashMap<_, u64, FuncDesc> =
-                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?).map_err(|e| errno_text(&e))?;
+                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
+                    .map_err(|e| errno_text(&e))?;
             for a in [addr, addr + 4] {
                 funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
             }
         }
-        let entry: &mut KProbe = self.ebpf.program_mut("fn_entry").unwrap().try_into().unwrap();
+        let entry: &mut KProbe = self
+            .ebpf
+            .program_mut("fn_entry")
+            .unwrap()
+            .try_into()
+            .unwrap();
         entry.attach(func, 0).map_err(|e| errno_text(&e))?;
         let mut mech = "kprobe".to_string();
         if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
-            let ret: &mut KProbe = self.ebpf.program_mut("fn_return").unwrap().try_into().unwrap();
+            let ret: &mut KProbe = self
+                .ebpf
+                .program_mut("fn_return")
+                .unwrap()
+                .try_into()
+                .unwrap();
             ret.attach(func, 0).map_err(|e| errno_text(&e))?;
             mech.push_str("+kretprobe");
         }
@@ -348,7 +394,8 @@ impl Tracer {
         let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
         {
             let mut funcs: BpfHashMap<_, u64, FuncDesc> =
-                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?).map_err(|e| errno_text(&e))?;
+                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
+                    .map_err(|e| errno_text(&e))?;
             for a in [addr, addr + 4] {
                 funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
             }
@@ -388,7 +435,12 @@ impl Tracer {
             });
             return;
         };
-        let desc = FuncDesc { hook: h.id, arg_kind: h.arg as u8, flags: h.flags, _pad: 0 };
+        let desc = FuncDesc {
+            hook: h.id,
+            arg_kind: h.arg as u8,
+            flags: h.flags,
+            _pad: 0,
+        };
         // fentry/fexit first where it can serve (not the ww_mutex functions, see
         // tracer-ebpf/src/tracing.rs), kprobe/kretprobe as the fallback.
         let res = match h.kind {
@@ -398,11 +450,23 @@ impl Tracer {
                 Err(fentry_err) => self
                     .hook_function(h.func, sym.addr, desc)
                     .map(|m| format!("{m} (fentry: {fentry_err})"))
-                    .map_err(|e| if e.contains("fentry") { e } else { format!("fentry: {fentry_err}; {e}") }),
+                    .map_err(|e| {
+                        if e.contains("fentry") {
+                            e
+                        } else {
+                            format!("fentry: {fentry_err}; {e}")
+                        }
+                    }),
             },
         };
         self.push_func_status(h.func, "function", res);
-        self.hooks.push(HookInfo { id: h.id, kind: h.kind, symbol: h.func.into(), module: sym.module, addr: sym.addr });
+        self.hooks.push(HookInfo {
+            id: h.id,
+            kind: h.kind,
+            symbol: h.func.into(),
+            module: sym.module,
+            addr: sym.addr,
+        });
     }
 
     fn push_func_status(&mut self, hook: &str, family: &str, res: Result<String, String>) {
@@ -410,7 +474,13 @@ impl Tracer {
             Ok(m) => (m, ProbeState::Attached, String::new()),
             Err(e) => ("-".into(), ProbeState::Failed, e),
         };
-        self.status.push(ProbeStatus { hook: hook.into(), family: family.into(), mechanism, state, reason });
+        self.status.push(ProbeStatus {
+            hook: hook.into(),
+            family: family.into(),
+            mechanism,
+            state,
+            reason,
+        });
     }
 
     fn attach_kmem_reader(&mut self) {
@@ -423,11 +493,19 @@ impl Tracer {
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
             prog.load().map_err(|e| errno_text(&e))?;
-            prog.attach("tracer_read_kernel", &exe, aya::programs::uprobe::UProbeScope::CallingProcess)
-                .map_err(|e| errno_text(&e))?;
+            prog.attach(
+                "tracer_read_kernel",
+                &exe,
+                aya::programs::uprobe::UProbeScope::CallingProcess,
+            )
+            .map_err(|e| errno_text(&e))?;
             Ok(())
         })();
-        self.push_func_status("tracer_read_kernel (ops table reader)", "uprobe", res.map(|_| "uprobe".into()));
+        self.push_func_status(
+            "tracer_read_kernel (ops table reader)",
+            "uprobe",
+            res.map(|_| "uprobe".into()),
+        );
     }
 
     /// Reads kernel memory through the `read_kmem` uprobe.
@@ -469,21 +547,38 @@ impl Tracer {
             Some(u64::from_le_bytes(b.try_into().ok()?))
         };
         // map_dma_buf and release are mandatory (dma_buf_export WARNs otherwise).
-        let valid = |m: &str| slot(m).and_then(|p| self.kallsyms.function_at(p).or_else(|| self.kallsyms.function_at(p.wrapping_sub(4)))).is_some();
+        let valid = |m: &str| {
+            slot(m)
+                .and_then(|p| {
+                    self.kallsyms
+                        .function_at(p)
+                        .or_else(|| self.kallsyms.function_at(p.wrapping_sub(4)))
+                })
+                .is_some()
+        };
         if !(valid("map_dma_buf") && valid("release")) {
             return 0;
         }
         let table_name = name
             .map(str::to_string)
-            .or_else(|| self.kallsyms.lookup(ops).filter(|s| s.addr == ops).map(|s| s.name.clone()))
+            .or_else(|| {
+                self.kallsyms
+                    .lookup(ops)
+                    .filter(|s| s.addr == ops)
+                    .map(|s| s.name.clone())
+            })
             .unwrap_or_else(|| format!("{ops:#x}"));
         let mut added = 0;
         for &(cb, arg) in EXPORTER_CALLBACKS {
-            let Some(ptr) = slot(cb.member()) else { continue };
+            let Some(ptr) = slot(cb.member()) else {
+                continue;
+            };
             if ptr == 0 {
                 continue;
             }
-            let Some(sym) = self.kallsyms.function_at(ptr).cloned() else { continue };
+            let Some(sym) = self.kallsyms.function_at(ptr).cloned() else {
+                continue;
+            };
             if self.hooked_addrs.contains_key(&sym.addr) {
                 continue;
             }
@@ -492,15 +587,41 @@ impl Tracer {
         added
     }
 
-    fn hook_callback(&mut self, cb: Callback, arg: ArgKind, sym: &super::kallsyms::Sym, table_name: &str) -> bool {
+    fn hook_callback(
+        &mut self,
+        cb: Callback,
+        arg: ArgKind,
+        sym: &super::kallsyms::Sym,
+        table_name: &str,
+    ) -> bool {
         let id = self.next_dynamic_id;
         self.next_dynamic_id = self.next_dynamic_id.saturating_add(1);
-        let desc = FuncDesc { hook: id, arg_kind: arg as u8, flags: CALLBACK_FLAGS, _pad: 0 };
+        let desc = FuncDesc {
+            hook: id,
+            arg_kind: arg as u8,
+            flags: CALLBACK_FLAGS,
+            _pad: 0,
+        };
         let res = self.hook_function(&sym.name, sym.addr, desc);
         let ok = res.is_ok();
-        let label = format!("{}.{} = {}{}", table_name, cb.member(), sym.name, sym.module.as_ref().map(|m| format!(" [{m}]")).unwrap_or_default());
+        let label = format!(
+            "{}.{} = {}{}",
+            table_name,
+            cb.member(),
+            sym.name,
+            sym.module
+                .as_ref()
+                .map(|m| format!(" [{m}]"))
+                .unwrap_or_default()
+        );
         self.push_func_status(&label, "callback", res);
-        self.hooks.push(HookInfo { id, kind: HookKind::Callback(cb), symbol: sym.name.clone(), module: sym.module.clone(), addr: sym.addr });
+        self.hooks.push(HookInfo {
+            id,
+            kind: HookKind::Callback(cb),
+            symbol: sym.name.clone(),
+            module: sym.module.clone(),
+            addr: sym.addr,
+        });
         ok
     }
 
@@ -516,12 +637,21 @@ impl Tracer {
 
     /// Events lost in the kernel (ring buffer full), per CPU.
     pub fn lost_per_cpu(&self) -> Vec<u64> {
-        let Some(m) = self.ebpf.map("LOST") else { return vec![] };
-        let Ok(a) = PerCpuArray::<_, u64>::try_from(m) else { return vec![] };
-        a.get(&0, 0).map(|v| v.iter().copied().collect()).unwrap_or_default()
+        let Some(m) = self.ebpf.map("LOST") else {
+            return vec![];
+        };
+        let Ok(a) = PerCpuArray::<_, u64>::try_from(m) else {
+            return vec![];
+        };
+        a.get(&0, 0)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn attached_count(&self) -> usize {
-        self.status.iter().filter(|s| s.state == ProbeState::Attached).count()
+        self.status
+            .iter()
+            .filter(|s| s.state == ProbeState::Attached)
+            .count()
     }
 }

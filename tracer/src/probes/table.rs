@@ -37,7 +37,8 @@ pub struct FuncHook {
 /// members). Ids below are static table entries.
 pub const FIRST_DYNAMIC_ID: u16 = 1000;
 
-const LOCK_FLAGS: u8 = ff::EMIT_ENTRY | ff::ENTRY_ONLY_NESTED | ff::EMIT_RETURN | ff::LOCKS | ff::STACK_NESTED;
+const LOCK_FLAGS: u8 =
+    ff::EMIT_ENTRY | ff::ENTRY_ONLY_NESTED | ff::EMIT_RETURN | ff::LOCKS | ff::STACK_NESTED;
 const TRYLOCK_FLAGS: u8 = ff::EMIT_RETURN | ff::LOCKS | ff::TRYLOCK | ff::STACK_NESTED;
 const API_FLAGS: u8 = ff::EMIT_ENTRY | ff::EMIT_RETURN | ff::STACK_ALWAYS;
 /// Flags for exporter/importer callbacks.
@@ -57,12 +58,54 @@ macro_rules! api {
 }
 
 pub const FUNC_HOOKS: &[FuncHook] = &[
-    FuncHook { id: 1, func: "ww_mutex_lock", kind: HookKind::Lock(LockFn::Lock), arg: ArgKind::WwMutex, flags: LOCK_FLAGS, exists: "all" },
-    FuncHook { id: 2, func: "ww_mutex_lock_interruptible", kind: HookKind::Lock(LockFn::LockInterruptible), arg: ArgKind::WwMutex, flags: LOCK_FLAGS, exists: "all" },
-    FuncHook { id: 3, func: "ww_mutex_trylock", kind: HookKind::Lock(LockFn::Trylock), arg: ArgKind::WwMutex, flags: TRYLOCK_FLAGS, exists: "all" },
-    FuncHook { id: 4, func: "ww_mutex_unlock", kind: HookKind::Unlock, arg: ArgKind::WwMutex, flags: ff::EMIT_ENTRY | ff::UNLOCKS, exists: "all" },
-    FuncHook { id: 5, func: "dma_resv_init", kind: HookKind::ResvInit, arg: ArgKind::Resv, flags: ff::EMIT_ENTRY, exists: "all" },
-    FuncHook { id: 6, func: "dma_resv_fini", kind: HookKind::ResvFini, arg: ArgKind::Resv, flags: ff::EMIT_ENTRY, exists: "all" },
+    FuncHook {
+        id: 1,
+        func: "ww_mutex_lock",
+        kind: HookKind::Lock(LockFn::Lock),
+        arg: ArgKind::WwMutex,
+        flags: LOCK_FLAGS,
+        exists: "all",
+    },
+    FuncHook {
+        id: 2,
+        func: "ww_mutex_lock_interruptible",
+        kind: HookKind::Lock(LockFn::LockInterruptible),
+        arg: ArgKind::WwMutex,
+        flags: LOCK_FLAGS,
+        exists: "all",
+    },
+    FuncHook {
+        id: 3,
+        func: "ww_mutex_trylock",
+        kind: HookKind::Lock(LockFn::Trylock),
+        arg: ArgKind::WwMutex,
+        flags: TRYLOCK_FLAGS,
+        exists: "all",
+    },
+    FuncHook {
+        id: 4,
+        func: "ww_mutex_unlock",
+        kind: HookKind::Unlock,
+        arg: ArgKind::WwMutex,
+        flags: ff::EMIT_ENTRY | ff::UNLOCKS,
+        exists: "all",
+    },
+    FuncHook {
+        id: 5,
+        func: "dma_resv_init",
+        kind: HookKind::ResvInit,
+        arg: ArgKind::Resv,
+        flags: ff::EMIT_ENTRY,
+        exists: "all",
+    },
+    FuncHook {
+        id: 6,
+        func: "dma_resv_fini",
+        kind: HookKind::ResvFini,
+        arg: ArgKind::Resv,
+        flags: ff::EMIT_ENTRY,
+        exists: "all",
+    },
     api!(20, Export, ExportInfo, "all"),
     api!(21, Fd, DmaBuf, "all"),
     api!(22, Get, Raw, "all"),
@@ -107,14 +150,62 @@ pub struct TracepointHook {
 }
 
 pub const TRACEPOINTS: &[TracepointHook] = &[
-    TracepointHook { program: "fence_wait_start", older: None, tracepoint: "dma_fence_wait_start", category: "dma_fence", why: "fence waits under a resv lock" },
-    TracepointHook { program: "fence_wait_end", older: None, tracepoint: "dma_fence_wait_end", category: "dma_fence", why: "end of the wait" },
-    TracepointHook { program: "contention_begin", older: None, tracepoint: "contention_begin", category: "lock", why: "other kernel locks taken under a resv lock" },
-    TracepointHook { program: "contention_end", older: None, tracepoint: "contention_end", category: "lock", why: "end of contention" },
-    TracepointHook { program: "mmap_lock_start", older: Some(("mmap_lock_start_memcg", 3)), tracepoint: "mmap_lock_start_locking", category: "mmap_lock", why: "resv -> mmap_lock inversions" },
-    TracepointHook { program: "mmap_lock_acquired", older: Some(("mmap_lock_acquired_memcg", 4)), tracepoint: "mmap_lock_acquire_returned", category: "mmap_lock", why: "mmap_lock held" },
-    TracepointHook { program: "mmap_lock_released", older: Some(("mmap_lock_released_memcg", 3)), tracepoint: "mmap_lock_released", category: "mmap_lock", why: "mmap_lock released" },
-    TracepointHook { program: "sys_exit", older: None, tracepoint: "sys_exit", category: "raw_syscalls", why: "locks held on return to user space" },
+    TracepointHook {
+        program: "fence_wait_start",
+        older: None,
+        tracepoint: "dma_fence_wait_start",
+        category: "dma_fence",
+        why: "fence waits under a resv lock",
+    },
+    TracepointHook {
+        program: "fence_wait_end",
+        older: None,
+        tracepoint: "dma_fence_wait_end",
+        category: "dma_fence",
+        why: "end of the wait",
+    },
+    TracepointHook {
+        program: "contention_begin",
+        older: None,
+        tracepoint: "contention_begin",
+        category: "lock",
+        why: "other kernel locks taken under a resv lock",
+    },
+    TracepointHook {
+        program: "contention_end",
+        older: None,
+        tracepoint: "contention_end",
+        category: "lock",
+        why: "end of contention",
+    },
+    TracepointHook {
+        program: "mmap_lock_start",
+        older: Some(("mmap_lock_start_memcg", 3)),
+        tracepoint: "mmap_lock_start_locking",
+        category: "mmap_lock",
+        why: "resv -> mmap_lock inversions",
+    },
+    TracepointHook {
+        program: "mmap_lock_acquired",
+        older: Some(("mmap_lock_acquired_memcg", 4)),
+        tracepoint: "mmap_lock_acquire_returned",
+        category: "mmap_lock",
+        why: "mmap_lock held",
+    },
+    TracepointHook {
+        program: "mmap_lock_released",
+        older: Some(("mmap_lock_released_memcg", 3)),
+        tracepoint: "mmap_lock_released",
+        category: "mmap_lock",
+        why: "mmap_lock released",
+    },
+    TracepointHook {
+        program: "sys_exit",
+        older: None,
+        tracepoint: "sys_exit",
+        category: "raw_syscalls",
+        why: "locks held on return to user space",
+    },
 ];
 
 /// `struct dma_buf_ops` members hooked as exporter callbacks, and

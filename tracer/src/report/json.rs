@@ -79,11 +79,16 @@ pub struct Document {
 }
 
 pub fn summary(findings: &[Finding]) -> Summary {
-    let mut s = Summary { findings: findings.len(), ..Default::default() };
+    let mut s = Summary {
+        findings: findings.len(),
+        ..Default::default()
+    };
     for f in findings {
         s.occurrences += f.count;
         *s.by_kind.entry(f.id.id().to_string()).or_default() += 1;
-        *s.by_severity.entry(f.severity.as_str().to_string()).or_default() += 1;
+        *s.by_severity
+            .entry(f.severity.as_str().to_string())
+            .or_default() += 1;
     }
     s
 }
@@ -95,7 +100,11 @@ pub fn graph_edges(graph: &LockGraph, classes: &ClassTable) -> Vec<GraphEdge> {
             from: classes.name(a),
             to: classes.name(b),
             primed: ev.primed,
-            task: (!ev.primed).then(|| TaskRef { pid: ev.pid, tgid: ev.tgid, comm: ev.comm.clone() }),
+            task: (!ev.primed).then(|| TaskRef {
+                pid: ev.pid,
+                tgid: ev.tgid,
+                comm: ev.comm.clone(),
+            }),
             ts_ns: ev.ts_ns,
             from_stack: ev.from_stack,
             to_stack: ev.to_stack,

@@ -77,9 +77,18 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
         secs(f.first_ts_ns),
         secs(f.last_ts_ns)
     );
-    let _ = writeln!(o, "task: {}/{} (tgid {})", f.task.comm, f.task.pid, f.task.tgid);
+    let _ = writeln!(
+        o,
+        "task: {}/{} (tgid {})",
+        f.task.comm, f.task.pid, f.task.tgid
+    );
     if f.tasks.len() > 1 {
-        let others: Vec<String> = f.tasks.iter().skip(1).map(|t| format!("{}/{}", t.comm, t.pid)).collect();
+        let others: Vec<String> = f
+            .tasks
+            .iter()
+            .skip(1)
+            .map(|t| format!("{}/{}", t.comm, t.pid))
+            .collect();
         let _ = writeln!(o, "also: {}", others.join(", "));
     }
     o.push('\n');
@@ -88,7 +97,11 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
         o.push('\n');
     }
     if let Some(b) = &f.buffer {
-        let _ = writeln!(o, "buffer: dma-buf {:#x} exported by \"{}\", resv {:#x}", b.dmabuf, b.exp_name, b.resv);
+        let _ = writeln!(
+            o,
+            "buffer: dma-buf {:#x} exported by \"{}\", resv {:#x}",
+            b.dmabuf, b.exp_name, b.resv
+        );
     }
     if let Some(func) = &f.function {
         let _ = writeln!(o, "in: {func}()");
@@ -125,15 +138,33 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
         let _ = writeln!(
             o,
             "\n{}",
-            if i == 0 { "the new dependency:" } else { "the existing dependency chain (in reverse order is the other path):" }
+            if i == 0 {
+                "the new dependency:"
+            } else {
+                "the existing dependency chain (in reverse order is the other path):"
+            }
         );
         for l in &c.links {
             if l.primed {
-                let _ = writeln!(o, " -> {} -> {}: primed at boot by dma_resv_lockdep()", l.from, l.to);
+                let _ = writeln!(
+                    o,
+                    " -> {} -> {}: primed at boot by dma_resv_lockdep()",
+                    l.from, l.to
+                );
                 continue;
             }
-            let who = l.task.as_ref().map(|t| format!("{}/{}", t.comm, t.pid)).unwrap_or_default();
-            let _ = writeln!(o, " -> {} -> {}: {who} at {} s", l.from, l.to, secs(l.ts_ns));
+            let who = l
+                .task
+                .as_ref()
+                .map(|t| format!("{}/{}", t.comm, t.pid))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                " -> {} -> {}: {who} at {} s",
+                l.from,
+                l.to,
+                secs(l.ts_ns)
+            );
             let _ = writeln!(o, "    holding {:#x}, acquired at:", l.from_lock);
             write_stack(&mut o, "      ", l.from_stack, stacks);
             let _ = writeln!(o, "    acquiring {:#x} at:", l.to_lock);
@@ -156,13 +187,22 @@ pub fn summary(findings: &[Finding]) -> String {
     ]];
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     // Worst first, then most frequent: what to look at first.
-    sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(b.count.cmp(&a.count)).then(a.location.cmp(&b.location)));
+    sorted.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.count.cmp(&a.count))
+            .then(a.location.cmp(&b.location))
+    });
     for f in sorted {
         rows.push([
             f.severity.as_str().into(),
             f.id.id().into(),
             f.count.to_string(),
-            format!("{}{}", f.tasks.len(), if f.tasks_truncated { "+" } else { "" }),
+            format!(
+                "{}{}",
+                f.tasks.len(),
+                if f.tasks_truncated { "+" } else { "" }
+            ),
             f.location.clone(),
             f.title.clone(),
         ]);
@@ -191,8 +231,18 @@ pub fn summary(findings: &[Finding]) -> String {
         );
         let _ = writeln!(o, "{}", line.trim_end());
     }
-    let errors = findings.iter().filter(|f| f.severity == crate::analysis::Severity::Error).count();
-    let _ = writeln!(o, "{} finding{} ({} error{})", findings.len(), if findings.len() == 1 { "" } else { "s" }, errors, if errors == 1 { "" } else { "s" });
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == crate::analysis::Severity::Error)
+        .count();
+    let _ = writeln!(
+        o,
+        "{} finding{} ({} error{})",
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" },
+        errors,
+        if errors == 1 { "" } else { "s" }
+    );
     o
 }
 

@@ -32,12 +32,20 @@ impl TracerCheck {
             .with_context(|| format!("running {}", self.tracer.display()))?;
         // 0 = clean, 1 = findings; anything else is the tracer failing.
         if !matches!(out.status.code(), Some(0) | Some(1)) {
-            bail!("tracer analyze failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "tracer analyze failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing tracer analyze --json")?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("parsing tracer analyze --json")?;
         let kinds = doc["findings"]
             .as_array()
-            .map(|a| a.iter().filter_map(|f| f["id"].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["id"].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok((kinds, doc))
     }
@@ -65,9 +73,14 @@ impl TracerCheck {
         if v.status == Status::Pass && s.expect_resv_link {
             let n = self.resv_links(recording)?;
             if n == 0 {
-                v = Verdict::fail("no dma-buf call locked its buffer's resv at the address read in-kernel");
+                v = Verdict::fail(
+                    "no dma-buf call locked its buffer's resv at the address read in-kernel",
+                );
             } else {
-                v = Verdict::pass(format!("{}; {n} calls locked their buffer's resv (same address)", v.detail));
+                v = Verdict::pass(format!(
+                    "{}; {n} calls locked their buffer's resv (same address)",
+                    v.detail
+                ));
             }
         }
         Ok(v)

@@ -49,7 +49,9 @@ impl Builder {
         if root.exists() {
             fs::remove_dir_all(root)?;
         }
-        for d in ["bin", "dev", "proc", "sys", "tmp", "out", "lib/mods", "lab", "root"] {
+        for d in [
+            "bin", "dev", "proc", "sys", "tmp", "out", "lib/mods", "lab", "root",
+        ] {
             fs::create_dir_all(root.join(d))?;
         }
         let bb = busybox()?;
@@ -65,14 +67,18 @@ impl Builder {
         fs::create_dir_all(root.join("usr"))?;
         std::os::unix::fs::symlink("../bin", root.join("usr/bin"))?;
         std::os::unix::fs::symlink("../bin", root.join("usr/sbin"))?;
-        Ok(Builder { root: root.to_path_buf(), boot_modules: Vec::new() })
+        Ok(Builder {
+            root: root.to_path_buf(),
+            boot_modules: Vec::new(),
+        })
     }
 
     /// Copy a host file to `dest` (a path inside the guest).
     pub fn add_file(&self, src: &Path, dest: &str, mode: u32) -> Result<()> {
         let to = self.guest_path(dest);
         fs::create_dir_all(to.parent().unwrap())?;
-        fs::copy(src, &to).with_context(|| format!("copying {} into the initramfs", src.display()))?;
+        fs::copy(src, &to)
+            .with_context(|| format!("copying {} into the initramfs", src.display()))?;
         fs::set_permissions(&to, fs::Permissions::from_mode(mode))?;
         Ok(())
     }
@@ -94,7 +100,12 @@ impl Builder {
     /// order; without it only the dependencies are, so a scenario can load `name` itself
     /// while the tracer watches. Returns false when the kernel has no such module (it may be
     /// built in, or absent on this kernel).
-    pub fn add_kernel_module(&mut self, kernel: &Kernel, name: &str, load_at_boot: bool) -> Result<bool> {
+    pub fn add_kernel_module(
+        &mut self,
+        kernel: &Kernel,
+        name: &str,
+        load_at_boot: bool,
+    ) -> Result<bool> {
         let Some(chain) = module_chain(kernel, name)? else {
             return Ok(false);
         };
@@ -114,7 +125,11 @@ impl Builder {
 
     /// Write the init script and the boot module list, then the archive to `out`.
     pub fn finish(&self, init: &str, out: &Path) -> Result<()> {
-        self.add_bytes("/lab/modules.boot", (self.boot_modules.join("\n") + "\n").as_bytes(), 0o644)?;
+        self.add_bytes(
+            "/lab/modules.boot",
+            (self.boot_modules.join("\n") + "\n").as_bytes(),
+            0o644,
+        )?;
         self.add_bytes("/init", init.as_bytes(), 0o755)?;
         let mut w = std::io::BufWriter::new(fs::File::create(out)?);
         let mut cpio = Cpio { ino: 1 };
@@ -133,7 +148,12 @@ pub fn module_chain(kernel: &Kernel, name: &str) -> Result<Option<Vec<PathBuf>>>
     if let (Some(depmod), Some(modprobe)) = (find_tool("depmod"), find_tool("modprobe")) {
         let dep = kernel.modules_dir.join("modules.dep");
         if !dep.exists() {
-            super::run_cmd(Command::new(depmod).arg("-b").arg(&kernel.root).arg(&kernel.kver))?;
+            super::run_cmd(
+                Command::new(depmod)
+                    .arg("-b")
+                    .arg(&kernel.root)
+                    .arg(&kernel.kver),
+            )?;
         }
         let out = Command::new(modprobe)
             .arg("-d")
@@ -163,14 +183,24 @@ pub fn module_chain(kernel: &Kernel, name: &str) -> Result<Option<Vec<PathBuf>>>
     Ok(Some(order))
 }
 
-fn visit(files: &BTreeMap<String, PathBuf>, name: &str, seen: &mut BTreeSet<String>, order: &mut Vec<PathBuf>) -> Result<()> {
+fn visit(
+    files: &BTreeMap<String, PathBuf>,
+    name: &str,
+    seen: &mut BTreeSet<String>,
+    order: &mut Vec<PathBuf>,
+) -> Result<()> {
     if !seen.insert(name.to_string()) {
         return Ok(());
     }
     // Dependencies that are not files are built in.
-    let Some(path) = files.get(name) else { return Ok(()) };
+    let Some(path) = files.get(name) else {
+        return Ok(());
+    };
     let elf = decompress(path)?;
-    for dep in modinfo(&elf, "depends").split(',').filter(|d| !d.is_empty()) {
+    for dep in modinfo(&elf, "depends")
+        .split(',')
+        .filter(|d| !d.is_empty())
+    {
         visit(files, &normalize(dep), seen, order)?;
     }
     order.push(path.clone());
@@ -224,7 +254,11 @@ pub fn decompress(path: &Path) -> Result<Vec<u8>> {
     } else {
         return Ok(fs::read(path)?);
     };
-    let out = Command::new(tool).arg("-dc").arg(path).output().with_context(|| format!("running {tool}"))?;
+    let out = Command::new(tool)
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .with_context(|| format!("running {tool}"))?;
     if !out.status.success() {
         bail!("{tool} -dc {} failed", path.display());
     }
@@ -246,7 +280,15 @@ struct Cpio {
 }
 
 impl Cpio {
-    fn entry(&mut self, w: &mut impl Write, name: &str, mode: u32, mtime: u32, rdev: (u32, u32), data: &[u8]) -> Result<()> {
+    fn entry(
+        &mut self,
+        w: &mut impl Write,
+        name: &str,
+        mode: u32,
+        mtime: u32,
+        rdev: (u32, u32),
+        data: &[u8],
+    ) -> Result<()> {
         let ino = self.ino;
         self.ino += 1;
         let namesz = name.len() + 1;
@@ -273,7 +315,14 @@ impl Cpio {
             let mtime = md.mtime() as u32;
             if md.file_type().is_symlink() {
                 let target = fs::read_link(&p)?;
-                self.entry(w, &rel, 0o120000 | 0o777, mtime, (0, 0), target.to_string_lossy().as_bytes())?;
+                self.entry(
+                    w,
+                    &rel,
+                    0o120000 | 0o777,
+                    mtime,
+                    (0, 0),
+                    target.to_string_lossy().as_bytes(),
+                )?;
             } else if md.is_dir() {
                 self.entry(w, &rel, 0o040000 | perm, mtime, (0, 0), &[])?;
                 self.tree(w, base, &p)?;

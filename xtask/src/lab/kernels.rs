@@ -103,7 +103,10 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
         }
         fs::create_dir_all(&root)?;
         for deb in &debs {
-            eprintln!("lab: extracting {}", deb.file_name().unwrap().to_string_lossy());
+            eprintln!(
+                "lab: extracting {}",
+                deb.file_name().unwrap().to_string_lossy()
+            );
             run_cmd(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
         }
         // The split packaging installs under usr/lib only; modprobe -d ROOT looks in
@@ -111,7 +114,10 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
         if !root.join("lib").exists() && root.join("usr/lib/modules").exists() {
             std::os::unix::fs::symlink("usr/lib", root.join("lib"))?;
         }
-        let list: Vec<String> = pkgs.iter().map(|p| format!("{}={}", p.name, p.version)).collect();
+        let list: Vec<String> = pkgs
+            .iter()
+            .map(|p| format!("{}={}", p.name, p.version))
+            .collect();
         fs::write(&stamp, list.join("\n") + "\n")?;
     }
     let vmlinuz = [
@@ -149,7 +155,11 @@ pub fn fetch(spec: &str, refresh: bool) -> Result<Kernel> {
 /// (once; a stamp file remembers it). Used for host-side helpers such as a newer C library.
 pub fn fetch_packages(suite: &str, packages: &[&str]) -> Result<PathBuf> {
     let cache = cache_dir();
-    let root = cache.join("extra").join(suite).join(packages.join("+")).join("root");
+    let root = cache
+        .join("extra")
+        .join(suite)
+        .join(packages.join("+"))
+        .join("root");
     let stamp = root.with_file_name("complete");
     if stamp.exists() {
         return Ok(root);
@@ -212,7 +222,12 @@ fn newest_image(index: &Index) -> Option<Pkg> {
         .cloned()
 }
 
-fn find_version(cache: &Path, mirror: &str, version: &str, refresh: bool) -> Result<(Apt, Index, Pkg)> {
+fn find_version(
+    cache: &Path,
+    mirror: &str,
+    version: &str,
+    refresh: bool,
+) -> Result<(Apt, Index, Pkg)> {
     for s in SUITES {
         let apt = Apt::new(cache, s.suite, mirror)?;
         apt.update(refresh)?;
@@ -251,8 +266,12 @@ fn packages_for(index: &Index, image: &Pkg, kver: &str) -> Result<Vec<Pkg>> {
         if want.iter().any(|p| p.name == name) {
             continue;
         }
-        let pkg = lookup(index, &name, version.as_deref())
-            .with_context(|| format!("package {name} {} not in the index", version.unwrap_or_default()))?;
+        let pkg = lookup(index, &name, version.as_deref()).with_context(|| {
+            format!(
+                "package {name} {} not in the index",
+                version.unwrap_or_default()
+            )
+        })?;
         for dep in pkg.depends.split(',') {
             // First alternative only: the others are other initramfs tools or the signed twin.
             let alt = dep.split('|').next().unwrap().trim();
@@ -286,7 +305,10 @@ fn lookup(index: &Index, name: &str, version: Option<&str>) -> Option<Pkg> {
     let v = index.get(name)?;
     match version {
         Some(want) => v.iter().find(|p| p.version == want).cloned(),
-        None => v.iter().max_by(|a, b| debian_version_cmp(&a.version, &b.version)).cloned(),
+        None => v
+            .iter()
+            .max_by(|a, b| debian_version_cmp(&a.version, &b.version))
+            .cloned(),
     }
 }
 
@@ -308,7 +330,10 @@ impl Apt {
         );
         write_if_changed(&dir.join("lab.sources"), &sources)?;
         write_if_changed(&dir.join("status"), "")?;
-        Ok(Apt { suite: suite.to_string(), dir })
+        Ok(Apt {
+            suite: suite.to_string(),
+            dir,
+        })
     }
 
     fn opts(&self) -> Vec<String> {
@@ -340,14 +365,24 @@ impl Apt {
         eprintln!("lab: apt-get update for {} (private lists)", self.suite);
         let t = std::time::Instant::now();
         run_cmd(Command::new("apt-get").args(self.opts()).arg("update"))?;
-        eprintln!("lab: lists for {} in {:.1}s", self.suite, t.elapsed().as_secs_f64());
+        eprintln!(
+            "lab: lists for {} in {:.1}s",
+            self.suite,
+            t.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 
     fn index(&self) -> Result<Index> {
-        let out = Command::new("apt-cache").args(self.opts()).arg("dumpavail").output()?;
+        let out = Command::new("apt-cache")
+            .args(self.opts())
+            .arg("dumpavail")
+            .output()?;
         if !out.status.success() {
-            bail!("apt-cache dumpavail failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "apt-cache dumpavail failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(parse_index(&String::from_utf8_lossy(&out.stdout)))
     }
@@ -357,10 +392,14 @@ impl Apt {
         fs::create_dir_all(dir)?;
         let path_of = |p: &Pkg| -> Option<PathBuf> {
             let prefix = format!("{}_{}_", p.name, p.version.replace(':', "%3a"));
-            fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|f| {
-                let n = f.file_name().unwrap().to_string_lossy().to_string();
-                n.starts_with(&prefix) && n.ends_with(".deb")
-            })
+            fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|f| {
+                    let n = f.file_name().unwrap().to_string_lossy().to_string();
+                    n.starts_with(&prefix) && n.ends_with(".deb")
+                })
         };
         let missing: Vec<String> = pkgs
             .iter()
@@ -402,7 +441,11 @@ fn parse_index(text: &str) -> Index {
         }
         if let (Some(name), Some(version)) = (name, version) {
             if name.starts_with("linux-") || name == "libc6" {
-                index.entry(name.clone()).or_default().push(Pkg { name, version, depends });
+                index.entry(name.clone()).or_default().push(Pkg {
+                    name,
+                    version,
+                    depends,
+                });
             }
         }
     }
@@ -428,7 +471,9 @@ pub fn host_mirror() -> Result<String> {
             }
         }
     }
-    candidates.extend(one_line_uris(&fs::read_to_string("/etc/apt/sources.list").unwrap_or_default()));
+    candidates.extend(one_line_uris(
+        &fs::read_to_string("/etc/apt/sources.list").unwrap_or_default(),
+    ));
     candidates
         .into_iter()
         .next()
@@ -467,7 +512,9 @@ fn one_line_uris(text: &str) -> Vec<String> {
         }
         // Options in brackets may hold spaces; skip until the first word that looks like a URI.
         let rest: Vec<&str> = line.split_whitespace().skip(1).collect();
-        let Some(pos) = rest.iter().position(|w| w.contains("://")) else { continue };
+        let Some(pos) = rest.iter().position(|w| w.contains("://")) else {
+            continue;
+        };
         let uri = rest[pos];
         if rest.get(pos + 1).is_some_and(|s| !s.ends_with("-security")) {
             out.push(uri.to_string());
@@ -484,7 +531,15 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || ".+-_".contains(c) { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".+-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Debian version ordering (deb-version(7)): epoch, then upstream and revision compared as
@@ -542,7 +597,9 @@ pub fn debian_version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb).then_with(|| cmp_part(ua, ub)).then_with(|| cmp_part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| cmp_part(ua, ub))
+        .then_with(|| cmp_part(ra, rb))
 }
 
 #[cfg(test)]
@@ -552,17 +609,29 @@ mod tests {
 
     #[test]
     fn versions() {
-        assert_eq!(debian_version_cmp("6.12.95-1~bpo12+1", "6.12.94-1~bpo12+1"), Greater);
+        assert_eq!(
+            debian_version_cmp("6.12.95-1~bpo12+1", "6.12.94-1~bpo12+1"),
+            Greater
+        );
         assert_eq!(debian_version_cmp("6.1.176-1", "6.1.99-1"), Greater);
         assert_eq!(debian_version_cmp("1.0~rc1-1", "1.0-1"), Less);
         assert_eq!(debian_version_cmp("1:1.0-1", "2.0-1"), Greater);
-        assert_eq!(debian_version_cmp("7.3.4-1~bpo13+1", "7.3.4-1~bpo13+1"), Equal);
+        assert_eq!(
+            debian_version_cmp("7.3.4-1~bpo13+1", "7.3.4-1~bpo13+1"),
+            Equal
+        );
     }
 
     #[test]
     fn image_names() {
-        assert_eq!(image_kver("linux-image-6.12.95+deb12-amd64").as_deref(), Some("6.12.95+deb12-amd64"));
-        assert_eq!(image_kver("linux-image-6.1.0-50-amd64-unsigned").as_deref(), Some("6.1.0-50-amd64"));
+        assert_eq!(
+            image_kver("linux-image-6.12.95+deb12-amd64").as_deref(),
+            Some("6.12.95+deb12-amd64")
+        );
+        assert_eq!(
+            image_kver("linux-image-6.1.0-50-amd64-unsigned").as_deref(),
+            Some("6.1.0-50-amd64")
+        );
         assert_eq!(image_kver("linux-image-6.1.0-50-rt-amd64"), None);
         assert_eq!(image_kver("linux-image-6.1.0-50-cloud-amd64"), None);
         assert_eq!(image_kver("linux-image-amd64"), None);

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 // Re-exported for the checks the tracer plugs in; not all are used by the CLI itself.
 #[allow(unused_imports)]
-pub use scenarios::{compare_findings, default_check, Check, Scenario, ScenarioRun, Status, Verdict};
+pub use scenarios::{
+    compare_findings, default_check, Check, Scenario, ScenarioRun, Status, Verdict,
+};
 
 #[derive(Args, Debug, Clone)]
 pub struct LabArgs {
@@ -88,7 +90,14 @@ pub fn run(args: LabArgs) -> Result<()> {
     for key in &keys {
         let t = Instant::now();
         let k = kernels::fetch(key, args.refresh)?;
-        eprintln!("lab: kernel {} = {} ({}, {}) ready in {:.1}s", key, k.kver, k.version, k.suite, t.elapsed().as_secs_f64());
+        eprintln!(
+            "lab: kernel {} = {} ({}, {}) ready in {:.1}s",
+            key,
+            k.kver,
+            k.version,
+            k.suite,
+            t.elapsed().as_secs_f64()
+        );
         kernels_.push(k);
     }
     if args.fetch_only {
@@ -113,10 +122,29 @@ pub fn run(args: LabArgs) -> Result<()> {
         for k in &kernels_ {
             let script = format!(". /lab/lib.sh\n{cmd}\nrc=$?\nship_tree /out out\nexit $rc\n");
             // The console is the point of a shell command: always show it.
-            let r = boot_guest(&GuestOptions { verbose: true, ..opts(k) }, &script, &[], &[], 0)?;
-            println!("lab: {} guest exit {:?} in {:.1}s; files from the guest in {}:", k.kver, r.guest_status, r.elapsed.as_secs_f64(), r.files_dir.display());
+            let r = boot_guest(
+                &GuestOptions {
+                    verbose: true,
+                    ..opts(k)
+                },
+                &script,
+                &[],
+                &[],
+                0,
+            )?;
+            println!(
+                "lab: {} guest exit {:?} in {:.1}s; files from the guest in {}:",
+                k.kver,
+                r.guest_status,
+                r.elapsed.as_secs_f64(),
+                r.files_dir.display()
+            );
             for f in &r.files {
-                println!("  {} ({} bytes)", f.display(), fs::metadata(f).map(|m| m.len()).unwrap_or(0));
+                println!(
+                    "  {} ({} bytes)",
+                    f.display(),
+                    fs::metadata(f).map(|m| m.len()).unwrap_or(0)
+                );
             }
             if r.guest_status != Some(0) {
                 bail!("{}", r.failure_report());
@@ -130,16 +158,28 @@ pub fn run(args: LabArgs) -> Result<()> {
         if kernels_.len() > 1 {
             bail!("--module runs on one kernel; drop --matrix");
         }
-        return run_user_module(&opts(k), dir, args.run.as_deref().unwrap(), args.report.as_deref());
+        return run_user_module(
+            &opts(k),
+            dir,
+            args.run.as_deref().unwrap(),
+            args.report.as_deref(),
+        );
     }
 
     let all = scenarios::load()?;
     let selected: Vec<Scenario> = if args.scenario == "all" {
         all
     } else {
-        let s = all.iter().find(|s| s.name == args.scenario).with_context(|| {
-            format!("no scenario `{}` in {}", args.scenario, scenarios::scenarios_file().display())
-        })?;
+        let s = all
+            .iter()
+            .find(|s| s.name == args.scenario)
+            .with_context(|| {
+                format!(
+                    "no scenario `{}` in {}",
+                    args.scenario,
+                    scenarios::scenarios_file().display()
+                )
+            })?;
         vec![s.clone()]
     };
     let mut runs = Vec::new();
@@ -147,8 +187,13 @@ pub fn run(args: LabArgs) -> Result<()> {
         // With a tracer, its own analysis judges each scenario; without, the trigger only.
         let runs_k = match &tracer {
             Some(t) => {
-                let check = check::TracerCheck { tracer: t.clone(), series: scenarios::series(&k.kver) };
-                run_scenarios(&opts(k), &selected, &|s: &Scenario, r: &Path| check.check(s, r))?
+                let check = check::TracerCheck {
+                    tracer: t.clone(),
+                    series: scenarios::series(&k.kver),
+                };
+                run_scenarios(&opts(k), &selected, &|s: &Scenario, r: &Path| {
+                    check.check(s, r)
+                })?
             }
             None => run_scenarios(&opts(k), &selected, &default_check)?,
         };
@@ -161,8 +206,14 @@ pub fn run(args: LabArgs) -> Result<()> {
     }
     println!();
     scenarios::print_table(&runs);
-    let failed = runs.iter().filter(|r| r.verdict.status == Status::Fail).count();
-    let passed = runs.iter().filter(|r| r.verdict.status == Status::Pass).count();
+    let failed = runs
+        .iter()
+        .filter(|r| r.verdict.status == Status::Fail)
+        .count();
+    let passed = runs
+        .iter()
+        .filter(|r| r.verdict.status == Status::Pass)
+        .count();
     // A closing line test summaries understand.
     println!("lab: {passed} passed, {failed} failed");
     if failed > 0 {
@@ -175,12 +226,18 @@ pub fn run(args: LabArgs) -> Result<()> {
 /// produced findings: what a user of the tracer would see.
 fn show_findings(tracer: &Path, runs: &[ScenarioRun]) {
     for r in runs.iter().filter(|r| r.recording.exists()) {
-        let out = std::process::Command::new(tracer).arg("analyze").arg(&r.recording).output();
+        let out = std::process::Command::new(tracer)
+            .arg("analyze")
+            .arg(&r.recording)
+            .output();
         let Ok(out) = out else { continue };
         if out.status.code() != Some(1) {
             continue;
         }
-        println!("\n#### scenario {} ({}): {}", r.scenario.name, r.kernel, r.scenario.description);
+        println!(
+            "\n#### scenario {} ({}): {}",
+            r.scenario.name, r.kernel, r.scenario.description
+        );
         print!("{}", String::from_utf8_lossy(&out.stdout));
     }
 }
@@ -220,7 +277,9 @@ pub fn boot_guest(
     recordings: usize,
 ) -> Result<qemu::BootResult> {
     let k = &opts.kernel;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
     let run_dir = cache_dir().join("runs").join(format!("{}-{stamp}", k.kver));
     fs::create_dir_all(&run_dir)?;
     let t = Instant::now();
@@ -240,7 +299,11 @@ pub fn boot_guest(
     }
     for m in extra_modules {
         let name = m.file_name().unwrap().to_string_lossy();
-        b.add_file(m, &format!("{}/extra/{name}", initramfs::GUEST_MODULES), 0o644)?;
+        b.add_file(
+            m,
+            &format!("{}/extra/{name}", initramfs::GUEST_MODULES),
+            0o644,
+        )?;
     }
     for (src, dest) in files {
         b.add_file(src, dest, 0o755)?;
@@ -249,13 +312,20 @@ pub fn boot_guest(
     let init = fs::read_to_string(guest_dir.join("init"))?;
     let initrd = run_dir.join("initramfs.cpio");
     b.finish(&init, &initrd)?;
-    eprintln!("lab: initramfs {} MiB built in {:.1}s; booting {} (run dir {})",
-        fs::metadata(&initrd)?.len() >> 20, t.elapsed().as_secs_f64(), k.kver, run_dir.display());
+    eprintln!(
+        "lab: initramfs {} MiB built in {:.1}s; booting {} (run dir {})",
+        fs::metadata(&initrd)?.len() >> 20,
+        t.elapsed().as_secs_f64(),
+        k.kver,
+        run_dir.display()
+    );
     let result = qemu::boot(&qemu::BootConfig {
         vmlinuz: &k.vmlinuz,
         initrd: &initrd,
         run_dir: &run_dir,
-        timeout: opts.timeout.unwrap_or_else(|| default_timeout(recordings, opts.tracer.is_some())),
+        timeout: opts
+            .timeout
+            .unwrap_or_else(|| default_timeout(recordings, opts.tracer.is_some())),
         echo_console: opts.verbose,
     });
     if !opts.keep {
@@ -264,7 +334,11 @@ pub fn boot_guest(
     }
     let r = result?;
     if r.guest_status.is_some() {
-        eprintln!("lab: {} booted, ran and powered off in {:.1}s", k.kver, r.elapsed.as_secs_f64());
+        eprintln!(
+            "lab: {} booted, ran and powered off in {:.1}s",
+            k.kver,
+            r.elapsed.as_secs_f64()
+        );
     } else {
         eprintln!("lab: {}", r.failure_report());
     }
@@ -277,7 +351,10 @@ pub fn boot_guest(
 /// Modules the scenarios need, built against `kernel`: every directory under
 /// tests/lab/modules/ named by a scenario's `module`. Returns the .ko files and, per module
 /// that could not be built, why (its scenarios then fail with that reason instead of booting).
-fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> (Vec<PathBuf>, BTreeMap<String, String>) {
+fn scenario_modules(
+    kernel: &kernels::Kernel,
+    list: &[&Scenario],
+) -> (Vec<PathBuf>, BTreeMap<String, String>) {
     let mut names: Vec<&str> = list.iter().filter_map(|s| s.module.as_deref()).collect();
     names.sort();
     names.dedup();
@@ -286,13 +363,20 @@ fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> (Vec<PathBu
     for name in names {
         let dir = repo_root().join("tests/lab/modules").join(name);
         if !dir.join("Makefile").exists() && !dir.join("Kbuild").exists() {
-            failed.insert(name.to_string(), format!("module {name} not found at {}", dir.display()));
+            failed.insert(
+                name.to_string(),
+                format!("module {name} not found at {}", dir.display()),
+            );
             continue;
         }
         let t = Instant::now();
         match modules::build_module(kernel, &dir) {
             Ok(k) => {
-                eprintln!("lab: built {name} for {} in {:.1}s", kernel.kver, t.elapsed().as_secs_f64());
+                eprintln!(
+                    "lab: built {name} for {} in {:.1}s",
+                    kernel.kver,
+                    t.elapsed().as_secs_f64()
+                );
                 kos.extend(k);
             }
             Err(e) => {
@@ -302,8 +386,21 @@ fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> (Vec<PathBu
                     .find(|l| l.contains("error"))
                     .unwrap_or("see the build log above")
                     .trim()
-                    .replace(&format!("{}/", cache_dir().join("build").join(&kernel.kver).join(name).display()), "");
-                failed.insert(name.to_string(), format!("module {name} did not build for {}: {first}", kernel.kver));
+                    .replace(
+                        &format!(
+                            "{}/",
+                            cache_dir()
+                                .join("build")
+                                .join(&kernel.kver)
+                                .join(name)
+                                .display()
+                        ),
+                        "",
+                    );
+                failed.insert(
+                    name.to_string(),
+                    format!("module {name} did not build for {}: {first}", kernel.kver),
+                );
             }
         }
     }
@@ -313,17 +410,27 @@ fn scenario_modules(kernel: &kernels::Kernel, list: &[&Scenario]) -> (Vec<PathBu
 /// Boot `opts.kernel` once, run every scenario of `list` that can exist on it (under the
 /// tracer unless `opts.tracer` is None), and judge each with `check`. Recordings land in
 /// `<run>/files/<scenario>/<scenario>.rec` ([`ScenarioRun::recording`]).
-pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) -> Result<Vec<ScenarioRun>> {
+pub fn run_scenarios(
+    opts: &GuestOptions,
+    list: &[Scenario],
+    check: &dyn Check,
+) -> Result<Vec<ScenarioRun>> {
     let k = &opts.kernel;
     let series = scenarios::series(&k.kver);
-    let (runnable, skipped): (Vec<&Scenario>, Vec<&Scenario>) =
-        list.iter().partition(|s| s.unavailable_on(&series).is_none());
+    let (runnable, skipped): (Vec<&Scenario>, Vec<&Scenario>) = list
+        .iter()
+        .partition(|s| s.unavailable_on(&series).is_none());
     let mut runs: Vec<ScenarioRun> = Vec::new();
     let (kos, failed) = scenario_modules(k, &runnable);
-    let (runnable, unbuilt): (Vec<&Scenario>, Vec<&Scenario>) =
-        runnable.into_iter().partition(|s| s.module.as_ref().is_none_or(|m| !failed.contains_key(m)));
+    let (runnable, unbuilt): (Vec<&Scenario>, Vec<&Scenario>) = runnable
+        .into_iter()
+        .partition(|s| s.module.as_ref().is_none_or(|m| !failed.contains_key(m)));
     for s in unbuilt {
-        runs.push(not_run(s, &series, Verdict::fail(&failed[s.module.as_ref().unwrap()])));
+        runs.push(not_run(
+            s,
+            &series,
+            Verdict::fail(&failed[s.module.as_ref().unwrap()]),
+        ));
     }
     if !runnable.is_empty() {
         let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
@@ -338,7 +445,11 @@ pub fn run_scenarios(opts: &GuestOptions, list: &[Scenario], check: &dyn Check) 
         }
     }
     for s in skipped {
-        runs.push(not_run(s, &series, Verdict::skip(s.unavailable_on(&series).unwrap())));
+        runs.push(not_run(
+            s,
+            &series,
+            Verdict::skip(s.unavailable_on(&series).unwrap()),
+        ));
     }
     // Keep the table in the order of the scenario file.
     runs.sort_by_key(|r| list.iter().position(|s| s.name == r.scenario.name));
@@ -360,11 +471,19 @@ fn not_run(s: &Scenario, series: &str, verdict: Verdict) -> ScenarioRun {
 /// insmod the module (so its init is traced too), run SCRIPT, stop the tracer, and ask it for
 /// a JSON report (`tracer analyze --json`) when it has that command. The report (or, from a
 /// tracer without `analyze`, the recording's path) goes to `report` or stdout.
-fn run_user_module(opts: &GuestOptions, dir: &Path, script: &Path, report: Option<&Path>) -> Result<()> {
+fn run_user_module(
+    opts: &GuestOptions,
+    dir: &Path,
+    script: &Path,
+    report: Option<&Path>,
+) -> Result<()> {
     let kos = modules::build_module(&opts.kernel, dir)?;
     let mut files = vec![(script.to_path_buf(), "/lab/user/run.sh".to_string())];
     for ko in &kos {
-        files.push((ko.clone(), format!("/lab/user/{}", ko.file_name().unwrap().to_string_lossy())));
+        files.push((
+            ko.clone(),
+            format!("/lab/user/{}", ko.file_name().unwrap().to_string_lossy()),
+        ));
     }
     let tracer = opts.tracer.is_some();
     let guest = format!(
@@ -406,14 +525,22 @@ exit $rc
     } else if out.join("user.rec").exists() {
         format!("{{\"recording\": \"{}\", \"note\": \"this tracer has no `analyze --json`; the raw recording was shipped\"}}\n", out.join("user.rec").display())
     } else {
-        format!("{{\"recording\": null, \"note\": \"no recording (tracer {}); see {}\"}}\n", if tracer { "failed" } else { "disabled" }, out.display())
+        format!(
+            "{{\"recording\": null, \"note\": \"no recording (tracer {}); see {}\"}}\n",
+            if tracer { "failed" } else { "disabled" },
+            out.display()
+        )
     };
     match report {
         Some(p) => fs::write(p, &text)?,
         None => print!("{text}"),
     }
     if r.guest_status != Some(0) {
-        bail!("{} (script output above; files in {})", r.failure_report(), out.display());
+        bail!(
+            "{} (script output above; files in {})",
+            r.failure_report(),
+            out.display()
+        );
     }
     Ok(())
 }
@@ -427,12 +554,17 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Run a command, failing with its command line when it does not exit 0.
 pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
     if !status.success() {
         bail!("{:?} failed: {status}", cmd);
     }

@@ -13,7 +13,9 @@ use super::{cache_dir, repo_root};
 /// `kernel`'s headers. The sources are copied to a per-kernel build directory first so no
 /// build output ever lands in the repository. Returns the .ko files.
 pub fn build_module(kernel: &Kernel, src: &Path) -> Result<Vec<PathBuf>> {
-    let src = src.canonicalize().with_context(|| format!("module directory {}", src.display()))?;
+    let src = src
+        .canonicalize()
+        .with_context(|| format!("module directory {}", src.display()))?;
     let name = src.file_name().unwrap().to_string_lossy().to_string();
     let build = cache_dir().join("build").join(&kernel.kver).join(&name);
     if build.exists() {
@@ -23,14 +25,24 @@ pub fn build_module(kernel: &Kernel, src: &Path) -> Result<Vec<PathBuf>> {
     let headers = prepare_headers(kernel)?;
     prepare_kbuild_tools(kernel)?;
     let mut cmd = Command::new("make");
-    cmd.arg("-C").arg(&headers).arg(format!("M={}", build.display())).arg("modules");
-    cmd.arg(format!("-j{}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)));
+    cmd.arg("-C")
+        .arg(&headers)
+        .arg(format!("M={}", build.display()))
+        .arg("modules");
+    cmd.arg(format!(
+        "-j{}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    ));
     // Without pahole the BTF step for modules fails; the module still loads without BTF.
     if super::initramfs::find_tool("pahole").is_none() {
         cmd.arg("CONFIG_DEBUG_INFO_BTF_MODULES=");
     }
     cmd.args(compiler_overrides(kernel)?);
-    let out = cmd.output().context("running make (install make and gcc)")?;
+    let out = cmd
+        .output()
+        .context("running make (install make and gcc)")?;
     if !out.status.success() {
         bail!(
             "building {} against {} failed:\n{}{}",
@@ -80,7 +92,11 @@ fn compiler_overrides(kernel: &Kernel) -> Result<Vec<String>> {
     let Some(gcc) = vars
         .lines()
         .filter(|l| l.trim_start().starts_with("CC "))
-        .find_map(|l| l.split_whitespace().find(|w| w.contains("gcc-")).map(|w| w.rsplit(')').next().unwrap().to_string()))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.contains("gcc-"))
+                .map(|w| w.rsplit(')').next().unwrap().to_string())
+        })
     else {
         return Ok(vec![]);
     };
@@ -88,10 +104,21 @@ fn compiler_overrides(kernel: &Kernel) -> Result<Vec<String>> {
     if super::initramfs::find_tool(&triplet).is_some() {
         return Ok(vec![]);
     }
-    eprintln!("lab: {} was built with {gcc}, which this host lacks; building with the host's gcc", kernel.kver);
+    eprintln!(
+        "lab: {} was built with {gcc}, which this host lacks; building with the host's gcc",
+        kernel.kver
+    );
     let mut out = vec!["CC=gcc".to_string()];
     let probe = Command::new("gcc")
-        .args(["-fmin-function-alignment=16", "-x", "c", "-c", "-o", "/dev/null", "/dev/null"])
+        .args([
+            "-fmin-function-alignment=16",
+            "-x",
+            "c",
+            "-c",
+            "-o",
+            "/dev/null",
+            "/dev/null",
+        ])
         .output()?;
     if !probe.status.success() {
         out.push("CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT=".into());
@@ -105,12 +132,19 @@ fn compiler_overrides(kernel: &Kernel) -> Result<Vec<String>> {
 /// The wrapper keeps argv[0], so Debian's dispatching tools (modpost -> modpost.real-*) still
 /// find their siblings.
 fn prepare_kbuild_tools(kernel: &Kernel) -> Result<()> {
-    let Some(suite) = &kernel.tools_libc_suite else { return Ok(()) };
+    let Some(suite) = &kernel.tools_libc_suite else {
+        return Ok(());
+    };
     let usr_lib = kernel.root.join("usr/lib");
     let kbuild = fs::read_dir(&usr_lib)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("linux-kbuild-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-kbuild-")
+        })
         .with_context(|| format!("no linux-kbuild-* in {}", usr_lib.display()))?;
     let stamp = kbuild.join(".lab-wrapped");
     if stamp.exists() {
@@ -118,7 +152,10 @@ fn prepare_kbuild_tools(kernel: &Kernel) -> Result<()> {
     }
     // Wrapping is harmless on a host whose glibc is new enough, and probing each tool for
     // the error would mean running tools of unknown behaviour with no arguments.
-    eprintln!("lab: running {}'s kbuild tools with {suite}'s glibc", kernel.kver);
+    eprintln!(
+        "lab: running {}'s kbuild tools with {suite}'s glibc",
+        kernel.kver
+    );
     let libc = super::kernels::fetch_packages(suite, &["libc6"])?;
     let libdir = libc.join("usr/lib/x86_64-linux-gnu");
     let loader = libdir.join("ld-linux-x86-64.so.2");
@@ -134,7 +171,9 @@ fn prepare_kbuild_tools(kernel: &Kernel) -> Result<()> {
                 continue;
             }
             let mut magic = [0u8; 4];
-            let is_elf = fs::File::open(&p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+            let is_elf = fs::File::open(&p)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
                 && &magic == b"\x7fELF";
             if !is_elf || p.extension().is_some_and(|x| x == "bin") {
                 continue;
@@ -164,7 +203,12 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let name = e.file_name();
         let s = name.to_string_lossy();
         // Leftovers of an in-tree build would confuse kbuild's dependency tracking.
-        if s.ends_with(".o") || s.ends_with(".ko") || s.starts_with('.') || s.ends_with(".mod") || s.ends_with(".mod.c") {
+        if s.ends_with(".o")
+            || s.ends_with(".ko")
+            || s.starts_with('.')
+            || s.ends_with(".mod")
+            || s.ends_with(".mod.c")
+        {
             continue;
         }
         if e.file_type()?.is_dir() {
@@ -202,7 +246,11 @@ pub fn build_workloads() -> Result<Vec<(String, PathBuf)>> {
                 .output()
                 .context("running gcc (install gcc and libc6-dev)")?;
             if !out.status.success() {
-                bail!("compiling {} failed:\n{}", src.display(), String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "compiling {} failed:\n{}",
+                    src.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
         }
         out.push((name, bin));
@@ -211,15 +259,24 @@ pub fn build_workloads() -> Result<Vec<(String, PathBuf)>> {
 }
 
 fn is_newer(target: &Path, sources: &[&Path]) -> bool {
-    let Ok(t) = fs::metadata(target).and_then(|m| m.modified()) else { return false };
-    sources.iter().all(|s| fs::metadata(s).and_then(|m| m.modified()).map(|m| m <= t).unwrap_or(true))
+    let Ok(t) = fs::metadata(target).and_then(|m| m.modified()) else {
+        return false;
+    };
+    sources.iter().all(|s| {
+        fs::metadata(s)
+            .and_then(|m| m.modified())
+            .map(|m| m <= t)
+            .unwrap_or(true)
+    })
 }
 
 /// Build the tracer as a static-pie binary that runs in the bare initramfs.
 pub fn build_static_tracer() -> Result<PathBuf> {
     let root = repo_root();
     let target = "x86_64-unknown-linux-gnu";
-    eprintln!("lab: building the static tracer (cargo build --release -p tracer --target {target})");
+    eprintln!(
+        "lab: building the static tracer (cargo build --release -p tracer --target {target})"
+    );
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&root)
         .args(["build", "--release", "-p", "tracer", "--target", target])
@@ -235,7 +292,11 @@ pub fn build_static_tracer() -> Result<PathBuf> {
     // Debug info makes the binary ~48 MB; the guest needs the symbol table only
     // (the tracer's uprobe finds its own `tracer_read_kernel` by symbol).
     let stripped = root.join("target").join(target).join("release/tracer-lab");
-    let status = Command::new("objcopy").arg("--strip-debug").arg(&bin).arg(&stripped).status();
+    let status = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(&bin)
+        .arg(&stripped)
+        .status();
     match status {
         Ok(s) if s.success() => Ok(stripped),
         _ => {

@@ -53,7 +53,10 @@ impl BootResult {
     /// A one-line account of how the guest ended, for error messages.
     pub fn describe_end(&self) -> String {
         if self.timed_out {
-            format!("the guest did not power off within {:.0}s and was killed", self.elapsed.as_secs_f64())
+            format!(
+                "the guest did not power off within {:.0}s and was killed",
+                self.elapsed.as_secs_f64()
+            )
         } else if let Some(rc) = self.guest_status {
             format!("the guest script exited {rc}")
         } else {
@@ -63,7 +66,12 @@ impl BootResult {
 
     /// `describe_end` plus the console's last lines, for when something went wrong.
     pub fn failure_report(&self) -> String {
-        format!("{}. Console {}:\n{}", self.describe_end(), self.console_log.display(), tail(&self.console_log, 25))
+        format!(
+            "{}. Console {}:\n{}",
+            self.describe_end(),
+            self.console_log.display(),
+            tail(&self.console_log, 25)
+        )
     }
 }
 
@@ -76,7 +84,16 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let _ = fs::remove_file(&channel);
     let mut child = Command::new(qemu)
         // /dev/kvm on these machines cannot run a stock guest; TCG is slower but works.
-        .args(["-accel", "tcg", "-m", "2G", "-smp", "2", "-nographic", "-no-reboot"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "2G",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
         // qemu's standard VGA, so the bochs DRM driver has a device to modeset.
         .args(["-vga", "std"])
         .arg("-kernel")
@@ -111,7 +128,10 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
             if echo {
                 println!("  | {text}");
             }
-            if let Some(rc) = text.find(EXIT_MARKER).map(|i| &text[i + EXIT_MARKER.len()..]) {
+            if let Some(rc) = text
+                .find(EXIT_MARKER)
+                .map(|i| &text[i + EXIT_MARKER.len()..])
+            {
                 status = rc.trim().parse().ok();
             }
         }
@@ -135,13 +155,25 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let elapsed = start.elapsed();
     let qemu_err = err_reader.join().unwrap_or_default();
     if !timed_out && !status.success() {
-        bail!("qemu failed ({status}): {}\n{}", qemu_err.trim(), tail(&console_log, 25));
+        bail!(
+            "qemu failed ({status}): {}\n{}",
+            qemu_err.trim(),
+            tail(&console_log, 25)
+        );
     }
     // Decode whatever arrived even after a timeout: the scenarios that finished keep
     // their results.
     let files_dir = cfg.run_dir.join("files");
     let (files, channel_errors) = decode_channel(&channel, &files_dir);
-    Ok(BootResult { elapsed, console_log, guest_status, timed_out, files_dir, files, channel_errors })
+    Ok(BootResult {
+        elapsed,
+        console_log,
+        guest_status,
+        timed_out,
+        files_dir,
+        files,
+        channel_errors,
+    })
 }
 
 pub fn tail(path: &Path, n: usize) -> String {
@@ -166,7 +198,9 @@ pub fn decode_channel(raw: &Path, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
             }
             let f: Vec<&str> = rest.split_whitespace().collect();
             match (f.len(), f.get(1).and_then(|s| s.parse::<usize>().ok())) {
-                (3, Some(size)) => current = Some((f[0].to_string(), size, f[2].to_string(), String::new())),
+                (3, Some(size)) => {
+                    current = Some((f[0].to_string(), size, f[2].to_string(), String::new()))
+                }
                 _ => errors.push(format!("malformed frame header `{line}`")),
             }
         } else if let Some(name) = line.strip_prefix("===LAB-END ") {
@@ -183,12 +217,21 @@ pub fn decode_channel(raw: &Path, dir: &Path) -> (Vec<PathBuf>, Vec<String>) {
         }
     }
     if let Some((n, ..)) = current {
-        errors.push(format!("{n}: transfer cut off (the guest died or was killed mid-file)"));
+        errors.push(format!(
+            "{n}: transfer cut off (the guest died or was killed mid-file)"
+        ));
     }
     (out, errors)
 }
 
-fn write_frame(dir: &Path, n: &str, end_name: &str, size: usize, sum: &str, b64: &str) -> Result<PathBuf> {
+fn write_frame(
+    dir: &Path,
+    n: &str,
+    end_name: &str,
+    size: usize,
+    sum: &str,
+    b64: &str,
+) -> Result<PathBuf> {
     if n != end_name {
         bail!("frame ended as {end_name}");
     }
@@ -211,8 +254,15 @@ fn write_frame(dir: &Path, n: &str, end_name: &str, size: usize, sum: &str, b64:
 }
 
 fn sha256(path: &Path) -> Result<String> {
-    let out = Command::new("sha256sum").arg(path).output().context("running sha256sum")?;
-    Ok(String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string())
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .context("running sha256sum")?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string())
 }
 
 fn base64_decode(s: &str) -> Result<Vec<u8>> {

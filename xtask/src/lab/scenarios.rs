@@ -88,10 +88,14 @@ pub fn scenarios_file() -> PathBuf {
 pub fn load() -> Result<Vec<Scenario>> {
     let path = scenarios_file();
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: File = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let file: File =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     for s in &file.scenario {
         if s.trigger.is_some() == s.module.is_some() {
-            anyhow::bail!("scenario {}: set exactly one of `trigger` and `module`", s.name);
+            anyhow::bail!(
+                "scenario {}: set exactly one of `trigger` and `module`",
+                s.name
+            );
         }
     }
     Ok(file.scenario)
@@ -99,7 +103,10 @@ pub fn load() -> Result<Vec<Scenario>> {
 
 /// `6.12.95+deb12-amd64` -> `6.12`: the key `unavailable` uses.
 pub fn series(kver: &str) -> String {
-    kver.split(|c: char| !c.is_ascii_digit()).take(2).collect::<Vec<_>>().join(".")
+    kver.split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// The guest script for a list of scenarios. `tracer` says whether /bin/tracer is present.
@@ -237,13 +244,22 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn pass(d: impl Into<String>) -> Self {
-        Verdict { status: Status::Pass, detail: d.into() }
+        Verdict {
+            status: Status::Pass,
+            detail: d.into(),
+        }
     }
     pub fn fail(d: impl Into<String>) -> Self {
-        Verdict { status: Status::Fail, detail: d.into() }
+        Verdict {
+            status: Status::Fail,
+            detail: d.into(),
+        }
     }
     pub fn skip(d: impl Into<String>) -> Self {
-        Verdict { status: Status::Skip, detail: d.into() }
+        Verdict {
+            status: Status::Skip,
+            detail: d.into(),
+        }
     }
 }
 
@@ -280,7 +296,13 @@ pub fn compare_findings(scenario: &Scenario, found: &[String]) -> Verdict {
     want.dedup();
     got.sort();
     got.dedup();
-    let show = |v: &[&str]| if v.is_empty() { "clean".to_string() } else { v.join(",") };
+    let show = |v: &[&str]| {
+        if v.is_empty() {
+            "clean".to_string()
+        } else {
+            v.join(",")
+        }
+    };
     if want == got {
         Verdict::pass(show(&got))
     } else {
@@ -302,7 +324,13 @@ pub struct ScenarioRun {
 }
 
 /// Judge one scenario from the files the guest shipped.
-pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, check: &dyn Check) -> ScenarioRun {
+pub fn judge(
+    scenario: &Scenario,
+    kernel: &str,
+    files_dir: &Path,
+    tracer: bool,
+    check: &dyn Check,
+) -> ScenarioRun {
     let scenario = &scenario.for_series(kernel);
     let dir = files_dir.join(&scenario.name);
     let recording = dir.join(format!("{}.rec", scenario.name));
@@ -332,11 +360,17 @@ pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, 
             last_line("trigger.out")
         ))
     } else if !tracer {
-        Verdict { status: Status::TriggerOnly, detail: last_line("trigger.out") }
+        Verdict {
+            status: Status::TriggerOnly,
+            detail: last_line("trigger.out"),
+        }
     } else if !recording.exists() {
         Verdict::fail(format!(
             "no recording ({}): {}",
-            status.get("stopped").map(String::as_str).unwrap_or("tracer gave no answer"),
+            status
+                .get("stopped")
+                .map(String::as_str)
+                .unwrap_or("tracer gave no answer"),
             last_tracer_line(files_dir)
         ))
     } else {
@@ -344,7 +378,14 @@ pub fn judge(scenario: &Scenario, kernel: &str, files_dir: &Path, tracer: bool, 
             .check(scenario, &recording)
             .unwrap_or_else(|e| Verdict::fail(format!("check failed: {e:#}")))
     };
-    ScenarioRun { scenario: scenario.clone(), kernel: kernel.to_string(), dir, recording, status, verdict }
+    ScenarioRun {
+        scenario: scenario.clone(),
+        kernel: kernel.to_string(),
+        dir,
+        recording,
+        status,
+        verdict,
+    }
 }
 
 /// The last line the boot's tracer wrote on stderr (one tracer serves every scenario).
@@ -360,8 +401,16 @@ fn last_tracer_line(files_dir: &Path) -> String {
 
 /// Print the verdict table.
 pub fn print_table(runs: &[ScenarioRun]) {
-    let w = runs.iter().map(|r| r.scenario.name.len()).max().unwrap_or(8).max(8);
-    println!("{:<7} {:<w$} {:<14} {:>7}  detail", "kernel", "scenario", "verdict", "time");
+    let w = runs
+        .iter()
+        .map(|r| r.scenario.name.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    println!(
+        "{:<7} {:<w$} {:<14} {:>7}  detail",
+        "kernel", "scenario", "verdict", "time"
+    );
     for r in runs {
         let v = match r.verdict.status {
             Status::Pass => "PASS",
@@ -369,8 +418,15 @@ pub fn print_table(runs: &[ScenarioRun]) {
             Status::Skip => "skip",
             Status::TriggerOnly => "ran(no-tracer)",
         };
-        let t = r.status.get("elapsed").map(|e| format!("{e}s")).unwrap_or_default();
-        println!("{:<7} {:<w$} {:<14} {:>7}  {}", r.kernel, r.scenario.name, v, t, r.verdict.detail);
+        let t = r
+            .status
+            .get("elapsed")
+            .map(|e| format!("{e}s"))
+            .unwrap_or_default();
+        println!(
+            "{:<7} {:<w$} {:<14} {:>7}  {}",
+            r.kernel, r.scenario.name, v, t, r.verdict.detail
+        );
     }
 }
 
@@ -408,7 +464,10 @@ mod tests {
             expect_on: BTreeMap::new(),
             expect_resv_link: false,
         };
-        assert_eq!(compare_findings(&s, &["exporter-relock".into()]).status, Status::Pass);
+        assert_eq!(
+            compare_findings(&s, &["exporter-relock".into()]).status,
+            Status::Pass
+        );
         assert_eq!(compare_findings(&s, &[]).status, Status::Fail);
     }
 }

@@ -26,27 +26,36 @@ pub const INFO: KindInfo = KindInfo {
 /// The innermost callback frame, invoked locked by the rules, whose buffer's
 /// resv is `addr`.
 pub fn frame<'t>(env: &Env, task: &'t TaskState, addr: u64) -> Option<&'t CbFrame> {
-    task.callbacks
-        .iter()
-        .rev()
-        .find(|f| {
-            f.resv == addr
-                && match callback_rule(env.conv, f.cb) {
-                    CbReq::InvokedLocked => true,
-                    // Old kernels' map_dma_buf/unmap_dma_buf run under the caller's lock
-                    // state (held for dynamic attachments, and by the *_unlocked wrappers):
-                    // locked when this task holds it now.
-                    CbReq::LockedIfDynamic | CbReq::Varies => task.holds(addr),
-                    _ => false,
-                }
-        })
+    task.callbacks.iter().rev().find(|f| {
+        f.resv == addr
+            && match callback_rule(env.conv, f.cb) {
+                CbReq::InvokedLocked => true,
+                // Old kernels' map_dma_buf/unmap_dma_buf run under the caller's lock
+                // state (held for dynamic attachments, and by the *_unlocked wrappers):
+                // locked when this task holds it now.
+                CbReq::LockedIfDynamic | CbReq::Varies => task.holds(addr),
+                _ => false,
+            }
+    })
 }
 
-pub fn check(env: &Env, task: &TaskState, acq: &Acquire, cb: &CbFrame, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    cb: &CbFrame,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     let symbol = env.names.get(cb.symbol);
     let exp = env.names.get(cb.exp_name);
-    let location = env.location(acq.stack, false).unwrap_or_else(|| format!("{symbol}/{exp}"));
-    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    let location = env
+        .location(acq.stack, false)
+        .unwrap_or_else(|| format!("{symbol}/{exp}"));
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "",
+        location,
+    };
     out.report(key, env.ev, || {
         let held_by_us = task.holds(acq.lock.addr);
         let member = cb.cb.member();

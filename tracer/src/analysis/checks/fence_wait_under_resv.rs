@@ -19,15 +19,25 @@ pub const INFO: KindInfo = KindInfo {
     id: "fence-wait-under-resv",
     severity: Severity::Warning,
     title: "dma_fence wait while holding a reservation lock taken uninterruptibly",
-    summary: "a dma_fence wait while holding a reservation lock taken with uninterruptible ww_mutex_lock",
+    summary:
+        "a dma_fence wait while holding a reservation lock taken with uninterruptible ww_mutex_lock",
     advice: "take the reservation lock with dma_resv_lock_interruptible() and wait interruptibly \
              (dma_resv_wait_timeout(..., intr = true, ...)), or wait for the fences before taking \
              the lock; never wait without a timeout under a resv",
 };
 
-pub fn check(env: &Env, task: Option<&TaskState>, fence: u64, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: Option<&TaskState>,
+    fence: u64,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     let task = task?;
-    let uninterruptible = task.held.iter().rev().find(|h| h.class == RESERVATION && h.func == LockFn::Lock);
+    let uninterruptible = task
+        .held
+        .iter()
+        .rev()
+        .find(|h| h.class == RESERVATION && h.func == LockFn::Lock);
     let (held, severity, variant) = match uninterruptible {
         Some(h) => (h, env.cfg.fence_wait_severity, "uninterruptible"),
         None => {
@@ -41,7 +51,11 @@ pub fn check(env: &Env, task: Option<&TaskState>, fence: u64, out: &mut FindingS
         .or_else(|| env.location(held.stack, false))
         .unwrap_or_else(|| format!("dma_fence_wait/{variant}"));
     let held = *held;
-    let key = DedupKey { kind: INFO.kind, variant, location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant,
+        location,
+    };
     out.report(key, env.ev, || {
         let mut fi = env.base(
             &INFO,

@@ -20,7 +20,13 @@ pub const INFO: KindInfo = KindInfo {
              the unlock)",
 };
 
-pub fn check(env: &Env, task: Option<&TaskState>, nr: i64, kernel_held: u32, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: Option<&TaskState>,
+    nr: i64,
+    kernel_held: u32,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     let engine_held = task.map(|t| t.held.len()).unwrap_or(0);
     if engine_held == 0 && kernel_held == 0 {
         return None;
@@ -32,7 +38,11 @@ pub fn check(env: &Env, task: Option<&TaskState>, nr: i64, kernel_held: u32, out
             Some(h) => format!("{} at syscall {nr}", env.classes.name(h.class)),
             None => format!("syscall {nr}"),
         });
-    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "",
+        location,
+    };
     out.report(key, env.ev, || {
         let mut fi = env.base(
             &INFO,

@@ -16,14 +16,22 @@ pub const INFO: KindInfo = KindInfo {
     id: "importer-holds-lock",
     severity: Severity::Error,
     title: "dma-buf importer called a function that takes the reservation lock while holding it",
-    summary: "a dma-buf function that takes dmabuf->resv itself was called with it held (self-deadlock)",
+    summary:
+        "a dma-buf function that takes dmabuf->resv itself was called with it held (self-deadlock)",
     advice: "drop the reservation lock before the call, or use the locked variant \
              (dma_buf_map_attachment instead of dma_buf_map_attachment_unlocked, dma_buf_vmap \
              instead of dma_buf_vmap_unlocked); attach/detach must always be called unlocked",
 };
 
 /// At a dma-buf API call entry.
-pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, stack_in: Option<u32>, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: Option<&TaskState>,
+    f: DmaBufFn,
+    buf: &BufRef,
+    stack_in: Option<u32>,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     if buf.resv == 0 || fn_rule(env.conv, f) != FnReq::MustNotHold {
         return None;
     }
@@ -33,7 +41,11 @@ pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, sta
     let location = env
         .location(stack_in, true)
         .unwrap_or_else(|| format!("{name}/{}", buf.exp_name));
-    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "",
+        location,
+    };
     out.report(key, env.ev, || {
         let mut fi = env.base(
             &INFO,
@@ -50,7 +62,11 @@ pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, sta
         );
         fi.title = format!("dma-buf importer called {name} while holding the reservation lock");
         fi.function = Some(name.to_string());
-        fi.buffer = Some(BufferRef { exp_name: buf.exp_name.clone(), dmabuf: buf.dmabuf, resv: buf.resv });
+        fi.buffer = Some(BufferRef {
+            exp_name: buf.exp_name.clone(),
+            dmabuf: buf.dmabuf,
+            resv: buf.resv,
+        });
         fi.lock = Some(env.held_ref(&held));
         fi.held_locks = env.held_refs(Some(task));
         fi.other_stacks = env.held_stacks(Some(task));

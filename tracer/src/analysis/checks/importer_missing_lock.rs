@@ -15,15 +15,24 @@ pub const INFO: KindInfo = KindInfo {
     kind: FindingKind::ImporterMissingLock,
     id: "importer-missing-lock",
     severity: Severity::Error,
-    title: "dma-buf importer called a function that requires the reservation lock without holding it",
+    title:
+        "dma-buf importer called a function that requires the reservation lock without holding it",
     summary: "a dma-buf function that asserts dmabuf->resv is held was called without it",
-    advice: "take the buffer's reservation lock around the call (dma_resv_lock(dmabuf->resv, NULL) ... \
+    advice:
+        "take the buffer's reservation lock around the call (dma_resv_lock(dmabuf->resv, NULL) ... \
              dma_resv_unlock), or call the *_unlocked variant where one exists \
              (dma_buf_map_attachment_unlocked, dma_buf_vmap_unlocked)",
 };
 
 /// At a dma-buf API call entry.
-pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, stack_in: Option<u32>, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: Option<&TaskState>,
+    f: DmaBufFn,
+    buf: &BufRef,
+    stack_in: Option<u32>,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     if buf.resv == 0 || fn_rule_for(env.conv, f, buf.dynamic) != FnReq::MustHold {
         return None;
     }
@@ -34,7 +43,11 @@ pub fn check(env: &Env, task: Option<&TaskState>, f: DmaBufFn, buf: &BufRef, sta
     let location = env
         .location(stack_in, true)
         .unwrap_or_else(|| format!("{name}/{}", buf.exp_name));
-    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "",
+        location,
+    };
     out.report(key, env.ev, || {
         let side = if f == DmaBufFn::MoveNotify { "exporter" } else { "importer" };
         let mut fi = env.base(

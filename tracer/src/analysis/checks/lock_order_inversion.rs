@@ -48,7 +48,11 @@ fn link(classes: &ClassTable, from: u32, to: u32, ev: &EdgeEvidence) -> ChainLin
         from: classes.name(from),
         to: classes.name(to),
         primed: ev.primed,
-        task: (!ev.primed).then(|| TaskRef { pid: ev.pid, tgid: ev.tgid, comm: ev.comm.clone() }),
+        task: (!ev.primed).then(|| TaskRef {
+            pid: ev.pid,
+            tgid: ev.tgid,
+            comm: ev.comm.clone(),
+        }),
         ts_ns: ev.ts_ns,
         from_lock: ev.from_lock,
         from_stack: ev.from_stack,
@@ -66,11 +70,18 @@ pub fn check_cycle(
     cycle: &[EdgeIndex],
     out: &mut FindingStore,
 ) -> Option<Finding> {
-    let mut names: Vec<String> = cycle.iter().map(|&e| env.classes.name(graph.edge(e).0)).collect();
+    let mut names: Vec<String> = cycle
+        .iter()
+        .map(|&e| env.classes.name(graph.edge(e).0))
+        .collect();
     names.sort();
     names.dedup();
     let location = names.join(" <-> ");
-    let key = DedupKey { kind: INFO.kind, variant: "class", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "class",
+        location,
+    };
     out.report(key, env.ev, || {
         let (a, b, new_ev) = graph.edge(cycle[0]);
         let new_chain = Chain { links: vec![link(env.classes, a, b, new_ev)] };
@@ -144,7 +155,11 @@ pub fn check_abba(
     } else {
         sites.join(" <-> ")
     };
-    let key = DedupKey { kind: INFO.kind, variant: "instance", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "instance",
+        location,
+    };
     out.report(key, env.ev, || {
         let name = env.classes.name(acq.class);
         let new_link = ChainLink {

@@ -99,7 +99,9 @@ impl<'a> Env<'a> {
         let frames = self.stacks?.get(stack?)?;
         frames.iter().find_map(|f| {
             let s = f.symbol.as_deref()?;
-            if is_plumbing(s) || (skip_core && (s.starts_with("dma_buf_") || s.starts_with("dma_resv_"))) {
+            if is_plumbing(s)
+                || (skip_core && (s.starts_with("dma_buf_") || s.starts_with("dma_resv_")))
+            {
                 None
             } else {
                 Some(s.to_string())
@@ -108,7 +110,11 @@ impl<'a> Env<'a> {
     }
 
     pub fn task_ref(&self) -> TaskRef {
-        TaskRef { pid: self.ev.pid, tgid: self.ev.tgid, comm: self.ev.comm.clone() }
+        TaskRef {
+            pid: self.ev.pid,
+            tgid: self.ev.tgid,
+            comm: self.ev.comm.clone(),
+        }
     }
 
     pub fn held_ref(&self, h: &HeldLock) -> LockRef {
@@ -136,23 +142,36 @@ impl<'a> Env<'a> {
     }
 
     pub fn held_refs(&self, task: Option<&TaskState>) -> Vec<LockRef> {
-        task.map(|t| t.held.iter().map(|h| self.held_ref(h)).collect()).unwrap_or_default()
+        task.map(|t| t.held.iter().map(|h| self.held_ref(h)).collect())
+            .unwrap_or_default()
     }
 
     pub fn held_stacks(&self, task: Option<&TaskState>) -> Vec<StackId> {
-        task.map(|t| t.held.iter().filter_map(|h| h.stack).collect()).unwrap_or_default()
+        task.map(|t| t.held.iter().filter_map(|h| h.stack).collect())
+            .unwrap_or_default()
     }
 
     pub fn cb_buffer(&self, f: &CbFrame) -> BufferRef {
-        BufferRef { exp_name: self.names.get(f.exp_name).to_string(), dmabuf: f.dmabuf, resv: f.resv }
+        BufferRef {
+            exp_name: self.names.get(f.exp_name).to_string(),
+            dmabuf: f.dmabuf,
+            resv: f.resv,
+        }
     }
 
     pub fn api_buffer(&self, f: &ApiFrame) -> BufferRef {
-        BufferRef { exp_name: self.names.get(f.exp_name).to_string(), dmabuf: f.dmabuf, resv: f.resv }
+        BufferRef {
+            exp_name: self.names.get(f.exp_name).to_string(),
+            dmabuf: f.dmabuf,
+            resv: f.resv,
+        }
     }
 
     pub fn cb_ref(&self, f: &CbFrame) -> CallbackRef {
-        CallbackRef { member: f.cb.member().to_string(), symbol: self.names.get(f.symbol).to_string() }
+        CallbackRef {
+            member: f.cb.member().to_string(),
+            symbol: self.names.get(f.symbol).to_string(),
+        }
     }
 
     /// A finding with the kind's texts and this event's task; the caller fills the rest.

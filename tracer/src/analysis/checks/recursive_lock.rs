@@ -24,10 +24,18 @@ pub const INFO: KindInfo = KindInfo {
 /// task is inside an API function that takes the lock itself and was told
 /// not to be called with it held.
 pub fn explained_by_api_call(env: &Env, task: &TaskState, addr: u64) -> bool {
-    task.api.iter().any(|a| a.resv == addr && fn_rule(env.conv, a.func) == FnReq::MustNotHold)
+    task.api
+        .iter()
+        .any(|a| a.resv == addr && fn_rule(env.conv, a.func) == FnReq::MustNotHold)
 }
 
-pub fn check(env: &Env, task: &TaskState, acq: &Acquire, held: &HeldLock, out: &mut FindingStore) -> Option<Finding> {
+pub fn check(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    held: &HeldLock,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     let location = env.location(acq.stack, false).unwrap_or_else(|| {
         if let Some(cb) = task.callbacks.last() {
             env.names.get(cb.symbol).to_string()
@@ -37,7 +45,11 @@ pub fn check(env: &Env, task: &TaskState, acq: &Acquire, held: &HeldLock, out: &
             format!("ww_mutex_lock/{}", env.classes.name(acq.class))
         }
     });
-    let key = DedupKey { kind: INFO.kind, variant: "", location };
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "",
+        location,
+    };
     out.report(key, env.ev, || {
         let mut fi = env.base(
             &INFO,

@@ -31,7 +31,10 @@ pub const INFO: KindInfo = KindInfo {
 
 fn location(env: &Env, task: &TaskState, acq: &Acquire, variant: &str) -> String {
     env.location(acq.stack, false).unwrap_or_else(|| {
-        let ctx = task.callbacks.last().map(|c| env.names.get(c.symbol).to_string());
+        let ctx = task
+            .callbacks
+            .last()
+            .map(|c| env.names.get(c.symbol).to_string());
         match ctx {
             Some(s) => format!("{variant}/{s}"),
             None => format!("{variant}/{}", env.classes.name(acq.class)),
@@ -51,8 +54,18 @@ fn finish(env: &Env, task: &TaskState, acq: &Acquire, mut fi: Finding) -> Findin
     fi
 }
 
-pub fn no_backoff(env: &Env, task: &TaskState, acq: &Acquire, b: &Backoff, out: &mut FindingStore) -> Option<Finding> {
-    let key = DedupKey { kind: INFO.kind, variant: "no-backoff", location: location(env, task, acq, "no-backoff") };
+pub fn no_backoff(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    b: &Backoff,
+    out: &mut FindingStore,
+) -> Option<Finding> {
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "no-backoff",
+        location: location(env, task, acq, "no-backoff"),
+    };
     out.report(key, env.ev, || {
         let still = task.held.iter().filter(|h| h.ctx == b.ctx).count();
         let mut fi = env.base(
@@ -75,8 +88,18 @@ pub fn no_backoff(env: &Env, task: &TaskState, acq: &Acquire, b: &Backoff, out: 
     })
 }
 
-pub fn second_ctx(env: &Env, task: &TaskState, acq: &Acquire, other: &HeldLock, out: &mut FindingStore) -> Option<Finding> {
-    let key = DedupKey { kind: INFO.kind, variant: "second-ctx", location: location(env, task, acq, "second-ctx") };
+pub fn second_ctx(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    other: &HeldLock,
+    out: &mut FindingStore,
+) -> Option<Finding> {
+    let key = DedupKey {
+        kind: INFO.kind,
+        variant: "second-ctx",
+        location: location(env, task, acq, "second-ctx"),
+    };
     out.report(key, env.ev, || {
         let fi = env.base(
             &INFO,
@@ -97,7 +120,13 @@ pub fn second_ctx(env: &Env, task: &TaskState, acq: &Acquire, other: &HeldLock, 
     })
 }
 
-pub fn ctx_less_nesting(env: &Env, task: &TaskState, acq: &Acquire, other: &HeldLock, out: &mut FindingStore) -> Option<Finding> {
+pub fn ctx_less_nesting(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    other: &HeldLock,
+    out: &mut FindingStore,
+) -> Option<Finding> {
     let key = DedupKey {
         kind: INFO.kind,
         variant: "ctx-less-nesting",
