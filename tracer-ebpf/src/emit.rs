@@ -16,6 +16,18 @@ pub fn config() -> Option<&'static Config> {
     CONFIG.get(0)
 }
 
+/// The configuration and the current thread id, or None for the tracer's own
+/// threads (their lock traffic is the tracer's, not the workload's).
+#[inline(always)]
+pub fn traced_thread() -> Option<(&'static Config, u32)> {
+    let cfg = config()?;
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+        return None;
+    }
+    Some((cfg, pid_tgid as u32))
+}
+
 /// The calling thread's state, created on first use.
 #[inline(always)]
 pub fn task(tid: u32) -> Option<*mut TaskFrames> {

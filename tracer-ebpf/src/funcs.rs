@@ -25,7 +25,7 @@ use tracer_common::{
 
 use crate::{
     FUNCS, SITES,
-    emit::{config, output, stack_id, task},
+    emit::{output, stack_id, task, traced_thread},
 };
 
 /// The stack of a lock acquisition that is not nested: taken the first time
@@ -153,12 +153,7 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     // SAFETY: helper call on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
-    let cfg = config()?;
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
-        return None;
-    }
-    let tid = pid_tgid as u32;
+    let (cfg, tid) = traced_thread()?;
     let t = task(tid)?;
     // SAFETY: `t` points into a map value owned by this thread's key.
     let t = unsafe { &mut *t };
@@ -215,12 +210,7 @@ pub fn fn_return(ctx: RetProbeContext) -> u32 {
 }
 
 fn try_return(ctx: &RetProbeContext) -> Option<()> {
-    let cfg = config()?;
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
-        return None;
-    }
-    let tid = pid_tgid as u32;
+    let (cfg, tid) = traced_thread()?;
     let t = task(tid)?;
     // SAFETY: as in try_entry.
     let t = unsafe { &mut *t };

@@ -6,22 +6,16 @@
 //! holds a hooked lock is sent (unless `full_stream` is set), so the cost for
 //! unrelated tasks is one map lookup.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::raw_tracepoint, programs::RawTracePointContext,
-};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::RawKind;
 
-use crate::emit::{config, held_of, output, stack_id};
+use crate::emit::{held_of, output, stack_id, traced_thread};
 
 /// Common filter: the thread holds a hooked lock, or the user asked for all.
 #[inline(always)]
 fn wanted() -> Option<u32> {
-    let cfg = config()?;
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
-        return None;
-    }
-    let held = held_of(pid_tgid as u32);
+    let (cfg, tid) = traced_thread()?;
+    let held = held_of(tid);
     if held > 0 || cfg.full_stream != 0 {
         Some(held)
     } else {
@@ -169,12 +163,10 @@ pub fn mmap_lock_released_memcg(ctx: RawTracePointContext) -> i32 {
 /// while the thread holds a hooked lock: that is the finding.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let Some(cfg) = config() else { return 0 };
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid {
+    let Some((_, tid)) = traced_thread() else {
         return 0;
-    }
-    let held = held_of(pid_tgid as u32);
+    };
+    let held = held_of(tid);
     if held == 0 {
         return 0;
     }

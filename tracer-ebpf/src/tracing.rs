@@ -13,14 +13,14 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret},
+    helpers::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret},
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
 use tracer_common::{RawKind, func_flags as ff};
 
 use crate::{
-    emit::{config, held_of, output, stack_id},
+    emit::{held_of, output, stack_id, traced_thread},
     funcs::{desc_for, fill_args},
 };
 
@@ -44,13 +44,12 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
     // SAFETY: helper on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
-    let cfg = config()?;
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid || desc.flags & ff::EMIT_ENTRY == 0 {
+    let (cfg, tid) = traced_thread()?;
+    if desc.flags & ff::EMIT_ENTRY == 0 {
         return None;
     }
     let args = args3(ctx.as_ptr());
-    let held = held_of(pid_tgid as u32);
+    let held = held_of(tid);
     let want_stack = cfg.stack_all != 0
         || desc.flags & ff::STACK_ALWAYS != 0
         || (desc.flags & ff::STACK_NESTED != 0 && held > 0);
@@ -69,16 +68,15 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
     // SAFETY: helper on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
-    let cfg = config()?;
-    let pid_tgid = bpf_get_current_pid_tgid();
-    if (pid_tgid >> 32) as u32 == cfg.self_tgid || desc.flags & ff::EMIT_RETURN == 0 {
+    let (cfg, tid) = traced_thread()?;
+    if desc.flags & ff::EMIT_RETURN == 0 {
         return None;
     }
     let args = args3(ctx.as_ptr());
     let mut ret: u64 = 0;
     // SAFETY: helper on an fexit context.
     unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
-    let held = held_of(pid_tgid as u32);
+    let held = held_of(tid);
     output(RawKind::FuncReturn as u16, desc.hook, |ev| {
         ev.func_ip = ip;
         ev.ret = ret as i64;

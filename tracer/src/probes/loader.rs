@@ -350,14 +350,7 @@ impl Tracer {
             return Err(format!("{fentry}; {e}"));
         }
         self.ensure_kprobes_loaded()?;
-        {
-            let mut funcs: BpfHashMap<_, u64, FuncDesc> =
-                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
-                    .map_err(|e| errno_text(&e))?;
-            for a in [addr, addr + 4] {
-                funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
-            }
-        }
+        self.install_desc(addr, desc)?;
         let entry: &mut KProbe = self
             .ebpf
             .program_mut("fn_entry")
@@ -380,6 +373,18 @@ impl Tracer {
         Ok(mech)
     }
 
+    /// Describes the function at `addr` to the programs. Also at `addr + 4`:
+    /// on IBT kernels a kprobe lands after the 4-byte ENDBR instruction.
+    fn install_desc(&mut self, addr: u64, desc: FuncDesc) -> Result<(), String> {
+        let mut funcs: BpfHashMap<_, u64, FuncDesc> =
+            BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
+                .map_err(|e| errno_text(&e))?;
+        for a in [addr, addr + 4] {
+            funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
+        }
+        Ok(())
+    }
+
     /// Attaches a free fentry (and, if returns matter, fexit) slot program to `func`.
     fn hook_tracing(&mut self, func: &str, addr: u64, desc: FuncDesc) -> Result<String, String> {
         if let Err(e) = &self.mech.fentry {
@@ -391,15 +396,8 @@ impl Tracer {
         // A slot that failed half-way (loaded, not attached) cannot be reused.
         let slot = self.next_slot;
         self.next_slot += 1;
+        self.install_desc(addr, desc)?;
         let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
-        {
-            let mut funcs: BpfHashMap<_, u64, FuncDesc> =
-                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
-                    .map_err(|e| errno_text(&e))?;
-            for a in [addr, addr + 4] {
-                funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
-            }
-        }
         let entry: &mut FEntry = self
             .ebpf
             .program_mut(&format!("fentry_slot{slot}"))
