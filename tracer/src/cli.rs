@@ -53,8 +53,9 @@ pub enum Command {
     Live(LiveCmd),
     /// Analyse a recording with the same engine the live tracer runs.
     ///
-    /// Exit status: 0 no findings, 1 findings, 2 the tracer failed; with
-    /// --expect: 0 when the finding kinds are exactly the expected ones.
+    /// Exit status: 0 no finding at or above --fail-on (not allowed by
+    /// --allow), 1 such findings, 2 the tracer failed; with --expect: 0 when
+    /// the finding kinds are exactly the expected ones.
     Analyze {
         /// The recording.
         file: PathBuf,
@@ -63,9 +64,28 @@ pub enum Command {
         json: bool,
         /// Comma-separated finding kinds that must be exactly the ones found
         /// (`none` for a clean run), e.g. `exporter-relock`.
-        #[arg(long, value_name = "KINDS")]
+        #[arg(long, value_name = "KINDS", conflicts_with_all = ["allow", "junit", "sarif"])]
         expect: Option<String>,
+        #[command(flatten)]
+        gate: crate::ci::GateArgs,
     },
+    /// Trace a workload from its start to its exit and gate on the findings
+    /// (for CI jobs; docs/ci.md).
+    ///
+    /// Attaches the hooks, starts CMD in its own process group, analyses the
+    /// events while it runs, stops when it exits (at --timeout: SIGTERM, then
+    /// SIGKILL 5 s later), then prints the report and the verdict.
+    ///
+    /// Exit status: 0 no finding at or above --fail-on (default warning);
+    /// 1 findings at or above it; 2 the tracer failed (cannot load, bad
+    /// option or allow file, the workload could not be started, a hook
+    /// missing with --require-hooks); 3 no failing finding but the workload
+    /// failed (non-zero exit, killed by a signal, stopped at --timeout).
+    Run(crate::ci::RunArgs),
+    /// The lock-order graph of a recording: classes as nodes, "held while
+    /// acquiring" edges with the task that first did it; --dot for Graphviz
+    /// (primed edges dashed, cycles red; docs/graph.md).
+    Graph(crate::ci::GraphArgs),
     /// Print the dma-buf locking rule table for the running kernel (or a
     /// given kernel release) with the kernel ranges each rule holds for.
     Rules {

@@ -37,7 +37,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn run_command(c: Command) -> Result<ExitCode> {
     match c {
         Command::Live(args) => runtime()?.block_on(live(args)),
-        Command::Analyze { file, json, expect } => analyze(&file, json, expect.as_deref()),
+        Command::Analyze {
+            file,
+            json,
+            expect: None,
+            gate,
+        } => crate::ci::analyze(&file, json, &gate),
+        Command::Analyze {
+            file,
+            json,
+            expect: Some(expect),
+            ..
+        } => analyze(&file, json, Some(&expect)),
+        Command::Run(args) => runtime()?.block_on(crate::ci::run(args)),
+        Command::Graph(args) => crate::ci::graph(&args),
         Command::Rules { kernel } => rules(kernel),
         Command::Probes { json } => probes(json),
         Command::Record(args) => runtime()?.block_on(record(args)),
@@ -64,7 +77,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
+pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
     let bytes = a
         .ring_mib
         .checked_mul(1 << 20)
@@ -105,7 +118,7 @@ pub fn convention_of(meta: &Meta) -> Convention {
     })
 }
 
-fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
+pub(crate) fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
     Meta {
         tracer_version: env!("CARGO_PKG_VERSION").into(),
         kernel_release: kernel_release(),
@@ -190,7 +203,7 @@ pub fn write_probe_table(out: &mut impl Write, meta: &Meta) -> Result<()> {
 }
 
 /// One line on stderr: what is hooked and what cannot be seen.
-fn announce(statuses: &[ProbeStatus]) {
+pub(crate) fn announce(statuses: &[ProbeStatus]) {
     let attached = statuses
         .iter()
         .filter(|p| p.state == ProbeState::Attached)
@@ -222,7 +235,7 @@ fn announce(statuses: &[ProbeStatus]) {
 
 /// One recording being written, and the stacks it already holds (a stack
 /// is written once per file, before the first event that uses it).
-struct RecFile {
+pub(crate) struct RecFile {
     path: std::path::PathBuf,
     w: Writer<BufWriter<File>>,
     stacks: std::collections::HashSet<u32>,
@@ -231,7 +244,7 @@ struct RecFile {
 }
 
 impl RecFile {
-    fn create(path: &std::path::Path, meta: &Meta) -> Result<Self> {
+    pub(crate) fn create(path: &std::path::Path, meta: &Meta) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let w = Writer::new(BufWriter::new(f), meta)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -244,7 +257,7 @@ impl RecFile {
         })
     }
 
-    fn write(
+    pub(crate) fn write(
         &mut self,
         r: &tracer_common::RawEvent,
         new_hooks: &[crate::probes::HookInfo],
@@ -268,7 +281,7 @@ impl RecFile {
         Ok(())
     }
 
-    fn finish(self, lost: Vec<u64>, decode_errors: u64) -> Result<u64> {
+    pub(crate) fn finish(self, lost: Vec<u64>, decode_errors: u64) -> Result<u64> {
         let events = self.w.events;
         let summary = Summary {
             events,
@@ -628,7 +641,7 @@ pub fn format_event(e: &Event, t0: u64) -> String {
 /// Exit status: findings were reported.
 pub const EXIT_FINDINGS: u8 = 1;
 
-fn engine_for(meta: &Meta, stacks: StackTable) -> Engine {
+pub(crate) fn engine_for(meta: &Meta, stacks: StackTable) -> Engine {
     Engine::with_stacks(
         EngineConfig {
             convention: convention_of(meta),

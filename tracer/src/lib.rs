@@ -4,6 +4,7 @@
 //! `analysis` (the pure engine) -> `report` (text, JSON, ...).
 
 pub mod analysis;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod events;

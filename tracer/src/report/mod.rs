@@ -1,7 +1,10 @@
 //! Reports: pure functions of findings (plus the order graph and the stack
 //! table where they help). No I/O: callers decide where the text goes.
 
+pub mod dot;
 pub mod json;
+pub mod junit;
+pub mod sarif;
 pub mod text;
 
 #[cfg(test)]
