@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand};
 /// older rules on older kernels) and lockdep's ordering rules. Needs root.
 ///
 /// Start with `sudo tracer probes` to see what this kernel lets the tracer hook.
-/// Without a command: trace live and print findings as they appear
-/// (`tracer live`).
+/// Without a command: trace live; on a terminal in an interactive view
+/// (findings, lock graph, held locks), otherwise printing findings as they
+/// appear (`tracer live`). `--replay FILE` shows a recording in the view.
 #[derive(Parser, Debug)]
 #[command(name = "tracer", version, about, long_about, propagate_version = true)]
 pub struct Cli {
@@ -21,6 +22,13 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub live: LiveCmd,
+    /// Replay a recording in the interactive view (stdout not a terminal:
+    /// print its report, as `tracer analyze`).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Replay speed: event time divided by this factor; 0 = as fast as possible.
+    #[arg(long, value_name = "X", default_value_t = 1.0, requires = "replay")]
+    pub speed: f64,
 }
 
 /// Options of live tracing (also usable without the `live` word).

@@ -29,7 +29,17 @@ pub const EXIT_FAILURE: u8 = 2;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        None => runtime()?.block_on(live(cli.live)),
+        None => {
+            // On a terminal the interactive view; piped, the streaming text
+            // (or `tracer analyze`'s report for a replay).
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            match cli.replay {
+                Some(file) if tty => crate::tui::replay(&file, cli.speed),
+                Some(file) => analyze(&file, cli.live.json, None),
+                None if tty && !cli.live.json => crate::tui::live(cli.live),
+                None => runtime()?.block_on(live(cli.live)),
+            }
+        }
         Some(c) => run_command(c),
     }
 }

@@ -11,3 +11,4 @@ pub mod events;
 pub mod probes;
 pub mod report;
 pub mod symbolize;
+pub mod tui;

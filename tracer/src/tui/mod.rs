@@ -1,0 +1,351 @@
+//! The interactive terminal view (`tracer` on a terminal, `tracer --replay`).
+//!
+//! - `app`: the state and the keys (no terminal; tested directly),
+//! - `ui`: drawing, a function of the state,
+//! - this module: the terminal shell. Raw mode and the alternate screen are
+//!   undone on every way out: quit, error (the guard's drop) and panic (a
+//!   hook that restores the terminal before the panic message is printed,
+//!   so the message is readable and the shell usable).
+
+pub mod app;
+pub mod ui;
+
+use std::{
+    io::{stdout, Stdout, Write},
+    path::Path,
+    process::ExitCode,
+    sync::Once,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use ratatui::{
+    backend::CrosstermBackend,
+    crossterm::{
+        cursor::{Hide, Show},
+        event::{self, Event as TermEvent, KeyEvent},
+        execute,
+        terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen},
+    },
+    Terminal,
+};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+pub use app::{Action, App, SourceInfo, View};
+
+use crate::{
+    analysis::{Engine, EngineConfig},
+    cli::LiveCmd,
+    commands::{self, convention_of, EXIT_FINDINGS},
+    events::{live::Live, record::Recording, Event, StackTable},
+    report,
+};
+
+/// Puts the terminal back: main screen, cooked mode, cursor shown. Safe to
+/// call more than once (the panic hook and the guard may both run).
+fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(stdout(), LeaveAlternateScreen, Show);
+}
+
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            prev(info);
+        }));
+    });
+}
+
+/// The terminal in raw mode on the alternate screen for as long as it lives.
+struct TermGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TermGuard {
+    fn enter() -> Result<Self> {
+        install_panic_hook();
+        enable_raw_mode().context("switching the terminal to raw mode")?;
+        if let Err(e) = execute!(stdout(), EnterAlternateScreen, Hide) {
+            restore();
+            return Err(e).context("entering the alternate screen");
+        }
+        match Terminal::new(CrosstermBackend::new(stdout())) {
+            Ok(terminal) => Ok(TermGuard { terminal }),
+            Err(e) => {
+                restore();
+                Err(e).context("opening the terminal")
+            }
+        }
+    }
+
+    fn draw(&mut self, app: &App) -> Result<()> {
+        self.terminal
+            .draw(|f| ui::draw(f, app))
+            .context("drawing")?;
+        Ok(())
+    }
+}
+
+impl Drop for TermGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Keys (and resizes) from a thread blocked on the terminal, so the async
+/// loop can wait on keys, events and signals together.
+fn key_reader() -> mpsc::UnboundedReceiver<Option<KeyEvent>> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || loop {
+        let msg = match event::read() {
+            Ok(TermEvent::Key(k)) => Some(k),
+            Ok(TermEvent::Resize(..)) => None,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        if tx.send(msg).is_err() {
+            return;
+        }
+    });
+    rx
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// A name for saved reports that does not collide between saves.
+fn stamp() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{:03}", d.as_secs(), d.subsec_millis())
+}
+
+/// Applies a key; true when the user quit.
+fn handle_key(app: &mut App, k: KeyEvent) -> bool {
+    match app.on_key(k) {
+        Action::Quit => return true,
+        Action::Save => {
+            let dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+            if let Err(e) = app.save(&dir, &stamp()) {
+                app.message = Some(format!("save failed: {e:#}"));
+            }
+        }
+        Action::None => {}
+    }
+    false
+}
+
+/// The summary printed on the main screen after the view closes, and the
+/// exit status (as `tracer live`: 1 when there are findings).
+fn finish(app: &App) -> Result<ExitCode> {
+    let mut out = stdout().lock();
+    write!(out, "{}", report::text::summary(app.engine.findings()))?;
+    out.flush()?;
+    Ok(if app.engine.findings().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FINDINGS)
+    })
+}
+
+/// An engine and view for a recording, and its events in time order.
+pub fn replay_app(rec: &Recording, label: &str) -> (App, Vec<Event>) {
+    let (mut events, errors) = rec.events();
+    // Per-CPU buffers interleave: replay in event time (stable for ties).
+    events.sort_by_key(|e| e.ts_ns);
+    let engine = Engine::with_stacks(
+        EngineConfig {
+            convention: convention_of(&rec.meta),
+            ..Default::default()
+        },
+        rec.stacks.clone(),
+    );
+    let mut app = App::new(engine, SourceInfo::from_meta(label, &rec.meta));
+    app.decode_errors = errors;
+    app.lost = rec
+        .summary
+        .as_ref()
+        .map(|s| s.lost_per_cpu.iter().sum())
+        .unwrap_or(0);
+    app.progress = Some((0, events.len() as u64));
+    (app, events)
+}
+
+/// `tracer --replay FILE --speed X` on a terminal: the recording's events fed
+/// to the engine paced by their timestamps divided by `speed` (0: at once).
+pub fn replay(file: &Path, speed: f64) -> Result<ExitCode> {
+    if !speed.is_finite() || speed < 0.0 {
+        bail!("--speed {speed}: must be 0 (as fast as possible) or a positive factor");
+    }
+    let rec = Recording::read(file)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| file.display().to_string());
+    let (mut app, events) = replay_app(&rec, &format!("replay {name}"));
+    runtime()?.block_on(replay_loop(&mut app, &events, speed))?;
+    finish(&app)
+}
+
+async fn replay_loop(app: &mut App, events: &[Event], speed: f64) -> Result<()> {
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut keys = key_reader();
+    let mut tui = TermGuard::enter()?;
+    let start = Instant::now();
+    let t0 = events.first().map(|e| e.ts_ns).unwrap_or(0);
+    let due = |e: &Event| Duration::from_secs_f64((e.ts_ns - t0) as f64 / 1e9 / speed);
+    let mut i = 0;
+    loop {
+        // Feed what is due, in slices, so keys stay responsive on big files.
+        let slice_end = Instant::now() + Duration::from_millis(20);
+        while i < events.len() {
+            if speed > 0.0 && due(&events[i]) > start.elapsed() {
+                break;
+            }
+            app.feed(&events[i]);
+            i += 1;
+            if i % 256 == 0 && Instant::now() > slice_end {
+                break;
+            }
+        }
+        app.progress = Some((i as u64, events.len() as u64));
+        app.tick(start.elapsed().as_millis() as u64, 0);
+        tui.draw(app)?;
+        let wait = if i >= events.len() {
+            Duration::from_millis(500)
+        } else if speed == 0.0 {
+            Duration::ZERO
+        } else {
+            due(&events[i])
+                .saturating_sub(start.elapsed())
+                .min(Duration::from_millis(200))
+        };
+        tokio::select! {
+            k = keys.recv() => match k {
+                Some(Some(k)) => if handle_key(app, k) { break },
+                Some(None) => {}
+                // The terminal is gone: nobody to show anything to.
+                None => break,
+            },
+            _ = tokio::time::sleep(wait) => {}
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+        }
+    }
+    drop(tui);
+    Ok(())
+}
+
+/// Kernel monotonic time, the clock of event timestamps (held-for of locks
+/// still held is measured against it between events).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `sudo tracer` on a terminal: the same view fed from the kernel.
+pub fn live(args: LiveCmd) -> Result<ExitCode> {
+    runtime()?.block_on(live_async(args))
+}
+
+async fn live_async(args: LiveCmd) -> Result<ExitCode> {
+    let opts = commands::load_options(&args.live)?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut live = Live::start(&opts)?;
+    let meta = commands::meta_of(&live.tracer, opts.full_stream);
+    let mut writer = match &args.record {
+        Some(p) => Some(commands::RecFile::create(p, &meta)?),
+        None => None,
+    };
+    if let Some(p) = &args.live.ready_file {
+        std::fs::File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
+    }
+    let engine = Engine::with_stacks(
+        EngineConfig {
+            convention: convention_of(&meta),
+            ..Default::default()
+        },
+        StackTable::new(),
+    );
+    let mut app = App::new(engine, SourceInfo::from_meta("live", &meta));
+    let deadline = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut keys = key_reader();
+    let mut tui = TermGuard::enter()?;
+    let start = Instant::now();
+    let mut redraw = tokio::time::interval(Duration::from_millis(250));
+    let mut batch = Vec::with_capacity(1024);
+    let mut stop = false;
+    while !stop {
+        let mut draw = false;
+        tokio::select! {
+            r = live.next_batch(&mut batch) => r?,
+            k = keys.recv() => match k {
+                Some(Some(k)) => { stop = handle_key(&mut app, k); draw = true }
+                Some(None) => draw = true,
+                None => stop = true,
+            },
+            _ = redraw.tick() => draw = true,
+            _ = int.recv() => stop = true,
+            _ = term.recv() => stop = true,
+            _ = &mut deadline => stop = true,
+        }
+        if stop {
+            live.drain(&mut batch);
+        }
+        for r in batch.drain(..) {
+            let x = live.process(&r);
+            if let Some(w) = writer.as_mut() {
+                w.write(&r, &x.new_hooks, &live.stacks)?;
+            }
+            if let Some((id, frames)) = x.new_stack {
+                app.engine.stacks_mut().insert(id, frames);
+            }
+            match live.decoder.decode(&r) {
+                Ok(e) => {
+                    app.feed(&e);
+                }
+                Err(_) => app.decode_errors += 1,
+            }
+        }
+        if draw && !stop {
+            app.lost = live.lost_per_cpu().iter().sum();
+            app.tick(start.elapsed().as_millis() as u64, monotonic_ns());
+            tui.draw(&app)?;
+        }
+    }
+    drop(tui);
+    let lost = live.lost_per_cpu();
+    if let Some(w) = writer {
+        w.finish(lost.clone(), app.decode_errors + live.short_records)?;
+    }
+    let code = finish(&app)?;
+    let lost_total: u64 = lost.iter().sum();
+    if lost_total > 0 {
+        eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
+    }
+    Ok(code)
+}
