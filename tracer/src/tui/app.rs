@@ -440,7 +440,15 @@ impl App {
             KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN / 2),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
             KeyCode::PageDown | KeyCode::Char(' ') => {
-                self.detail_scroll = self.detail_scroll.saturating_add(10)
+                // Not past the last line: scrolling into blank looks like lost text.
+                let last = self
+                    .detail_text()
+                    .map(|t| t.lines().count().saturating_sub(1))
+                    .unwrap_or(0);
+                self.detail_scroll = self
+                    .detail_scroll
+                    .saturating_add(10)
+                    .min(u16::try_from(last).unwrap_or(u16::MAX));
             }
             KeyCode::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(10),
             KeyCode::Enter if self.view == View::Findings => {
