@@ -165,17 +165,17 @@ fn captures() {
     }
     use ratatui::crossterm::event::KeyCode;
     let mut a = app(None);
-    println!("--- findings\n{}", render(&a, 110, 14));
+    println!("--- findings\n{}", render(&a, 120, 12));
     a.on_key(key(KeyCode::Down));
     a.on_key(key(KeyCode::Enter));
-    println!("--- detail\n{}", render(&a, 110, 40));
+    println!("--- detail\n{}", render(&a, 120, 44));
     a.on_key(key(KeyCode::Enter));
     a.view = View::Graph;
-    println!("--- graph\n{}", render(&a, 110, 18));
+    println!("--- graph\n{}", render(&a, 120, 17));
     let mut h = app_holding();
     h.view = View::Held;
-    println!("--- held\n{}", render(&h, 110, 9));
+    println!("--- held\n{}", render(&h, 120, 9));
     a.view = View::Findings;
     a.on_key(key(KeyCode::Char('?')));
-    println!("--- help\n{}", render(&a, 110, 20));
+    println!("--- help\n{}", render(&a, 120, 20));
 }

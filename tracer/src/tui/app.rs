@@ -575,7 +575,12 @@ pub fn held_row(h: &HeldLockView) -> [String; 6] {
         } else {
             format!("{:#x}", h.ctx)
         },
-        format!("{:?}", h.func).to_lowercase(),
+        match h.func {
+            crate::events::LockFn::Lock => "lock",
+            crate::events::LockFn::LockInterruptible => "interruptible",
+            crate::events::LockFn::Trylock => "trylock",
+        }
+        .to_string(),
         duration(h.held_for_ns),
     ]
 }

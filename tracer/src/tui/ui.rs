@@ -327,11 +327,11 @@ fn draw_held(f: &mut Frame, app: &App, area: Rect) {
         &HELD_HEADER,
         rows,
         &[
+            Constraint::Length(16),
             Constraint::Length(18),
-            Constraint::Length(19),
             Constraint::Min(20),
             Constraint::Length(18),
-            Constraint::Length(18),
+            Constraint::Length(13),
             Constraint::Length(9),
         ],
         app.selected(),
