@@ -55,7 +55,7 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn lab_args(show_findings: bool) -> lab::LabArgs {
+fn lab_args(show_findings: bool, interactive: bool) -> lab::LabArgs {
     use clap::Parser as _;
     #[derive(Parser)]
     struct Wrap {
@@ -64,17 +64,21 @@ fn lab_args(show_findings: bool) -> lab::LabArgs {
     }
     let mut w = Wrap::parse_from(["lab"]);
     w.lab.show_findings = show_findings;
+    w.lab.interactive = interactive;
     w.lab
 }
 
 fn test() -> Result<()> {
     setup::run_setup()?;
     cargo(&["test", "--workspace", "--locked"])?;
-    lab::run(lab_args(false))
+    lab::run(lab_args(false, false))
 }
 
 fn demo() -> Result<()> {
     setup::run_setup()?;
     cargo(&["build", "--release", "-p", "tracer", "--locked"])?;
-    lab::run(lab_args(true))
+    // On a terminal the findings open in the tracer's live view; otherwise as text.
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    lab::run(lab_args(!tty, tty))
 }

@@ -78,6 +78,10 @@ pub struct LabArgs {
     /// that produced findings.
     #[arg(long)]
     pub show_findings: bool,
+    /// At the end, open the tracer's live view over the whole boot's recording
+    /// (the demo does when stdout is a terminal).
+    #[arg(long)]
+    pub interactive: bool,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -204,6 +208,13 @@ pub fn run(args: LabArgs) -> Result<()> {
             show_findings(t, &runs);
         }
     }
+    let boot_recordings: Vec<PathBuf> = runs
+        .iter()
+        .filter_map(|r| r.dir.parent().map(|p| p.join("boot.rec")))
+        .filter(|p| p.exists())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     println!();
     scenarios::print_table(&runs);
     let failed = runs
@@ -216,6 +227,18 @@ pub fn run(args: LabArgs) -> Result<()> {
         .count();
     // A closing line test summaries understand.
     println!("lab: {passed} passed, {failed} failed");
+    for b in &boot_recordings {
+        println!("lab: the whole boot's recording: {} (tracer --replay {} opens the live view over it)", b.display(), b.display());
+    }
+    if args.interactive {
+        if let (Some(t), Some(b)) = (&tracer, boot_recordings.last()) {
+            // The live view over what the tracer saw in the guest, at 20x speed.
+            let status = std::process::Command::new(t).arg("--replay").arg(b).args(["--speed", "20"]).status();
+            if let Err(e) = status {
+                eprintln!("lab: could not start the live view: {e}");
+            }
+        }
+    }
     if failed > 0 {
         bail!("{failed} scenario(s) failed");
     }

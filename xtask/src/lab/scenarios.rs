@@ -111,8 +111,9 @@ pub fn series(kver: &str) -> String {
 
 /// The guest script for a list of scenarios. `tracer` says whether /bin/tracer is present.
 ///
-/// With the tracer, one tracer serves the whole boot: it attaches once (seconds under TCG)
-/// and cuts its stream into one recording per scenario through its control FIFO
+/// With the tracer, one tracer serves the whole boot: it attaches once (seconds under TCG),
+/// records the whole boot (`boot.rec`, what the demo replays) and cuts its stream into one
+/// recording per scenario through its control FIFO
 /// (`tracer record --segments`), each command acknowledged on a second FIFO, so the guest
 /// waits on the tracer's answers, not on time. A scenario's recording is closed only after
 /// the tracer drained every event the kernel queued before the `stop` command.
@@ -156,7 +157,7 @@ ask() {
 start_tracer() {
 	mkdir -p /out/recs
 	t0=$(uptime_s)
-	/bin/tracer record --segments /out/recs --control $CTL --ack $ACK 2> /out/tracer.stderr &
+	/bin/tracer record -o /out/boot.rec --segments /out/recs --control $CTL --ack $ACK 2> /out/tracer.stderr &
 	tp=$!
 	# The FIFOs appear before the tracer attaches; wait for them (bounded) then for "ready".
 	i=0
@@ -221,6 +222,7 @@ stop_tracer() {
 	echo "stop_after=$(awk "BEGIN{print $(uptime_s) - $ts}")" >> /out/tracer.status
 	ship /out/tracer.stderr tracer.stderr
 	ship /out/tracer.status tracer.status
+	ship /out/boot.rec boot.rec
 	tp=
 }
 "#;
