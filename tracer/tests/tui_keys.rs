@@ -193,6 +193,8 @@ fn help_quit_and_save() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (txt, json) = a.save(dir.path(), "t").unwrap();
+    let dot = std::fs::read_to_string(dir.path().join("tracer-graph-t.dot")).unwrap();
+    assert!(dot.starts_with("digraph"), "{dot}");
     let t = std::fs::read_to_string(&txt).unwrap();
     assert!(t.contains("possible circular locking dependency detected"));
     let j: serde_json::Value =

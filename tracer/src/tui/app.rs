@@ -501,7 +501,17 @@ impl App {
         );
         std::fs::write(&json, report::json::document_string(&doc) + "\n")
             .with_context(|| format!("writing {}", json.display()))?;
-        self.message = Some(format!("saved {} and {}", txt.display(), json.display()));
+        // The lock-order graph as it stands, for Graphviz (`dot -Tsvg`).
+        let dot = dir.join(format!("tracer-graph-{stamp}.dot"));
+        let edges = report::json::graph_edges(e.graph(), e.classes());
+        std::fs::write(&dot, report::dot::render(&edges, "lock order (live view)"))
+            .with_context(|| format!("writing {}", dot.display()))?;
+        self.message = Some(format!(
+            "saved {}, {} and {}",
+            txt.display(),
+            json.display(),
+            dot.display()
+        ));
         Ok((txt, json))
     }
 }
