@@ -10,7 +10,6 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     analysis::{rules, Convention, Engine, EngineConfig, FindingKind},
@@ -355,8 +354,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     // Installed first and kept for the whole run: a signal that arrives while
     // hooks are attached or a batch is written is kept by the stream (and the
     // loop then stops), never lost between two select!s.
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut stop_signals = crate::stop::StopSignals::install()?;
     // Control FIFOs exist before the (slow) attach so a script can open them.
     let mut control = None;
     let mut ack = None;
@@ -399,12 +397,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         None => eprintln!("tracer: recording segments (Ctrl-C to stop)"),
     }
     let started = Instant::now();
-    let deadline = async {
-        match args.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let deadline = crate::stop::deadline(args.duration);
     tokio::pin!(deadline);
     let mut batch = Vec::with_capacity(1024);
     let mut stop = false;
@@ -412,8 +405,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         let mut cmd = None;
         tokio::select! {
             r = live.next_batch(&mut batch) => r?,
-            _ = int.recv() => stop = true,
-            _ = term.recv() => stop = true,
+            _ = stop_signals.recv() => stop = true,
             _ = &mut deadline => stop = true,
             l = async { control.as_mut().unwrap().next_line().await }, if control.is_some() => {
                 cmd = Some(l.context("reading the control FIFO")?.unwrap_or_default());
@@ -792,8 +784,7 @@ fn rules(kernel: Option<String>) -> Result<ExitCode> {
 
 async fn live(args: LiveCmd) -> Result<ExitCode> {
     let opts = load_options(&args.live)?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut live = Live::start(&opts)?;
     announce(&live.tracer.status);
     let meta = meta_of(&live.tracer, opts.full_stream);
@@ -818,12 +809,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         },
         StackTable::new(),
     );
-    let deadline = async {
-        match args.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let deadline = crate::stop::deadline(args.duration);
     tokio::pin!(deadline);
     let mut batch = Vec::with_capacity(1024);
     let mut out = std::io::stdout();
@@ -832,8 +818,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     while !stop {
         tokio::select! {
             r = live.next_batch(&mut batch) => r?,
-            _ = int.recv() => stop = true,
-            _ = term.recv() => stop = true,
+            _ = stop_signals.recv() => stop = true,
             _ = &mut deadline => stop = true,
         }
         if stop {

@@ -10,5 +10,6 @@ pub mod commands;
 pub mod events;
 pub mod probes;
 pub mod report;
+pub mod stop;
 pub mod symbolize;
 pub mod tui;

@@ -25,7 +25,6 @@ use std::{
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     analysis::{Engine, EngineConfig, Finding, Severity},
@@ -492,8 +491,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // attached or started.
     let allow = load_allow(&args.gate)?;
     let opts = commands::load_options(&args.live)?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut live = Live::start(&opts)?;
     commands::announce(&live.tracer.status);
     let missing = missing_hooks(&live.tracer.status);
@@ -569,12 +567,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 signal_group(pgid, libc::SIGKILL);
                 kill_at = far();
             }
-            _ = int.recv() => {
-                stopping.get_or_insert(WorkloadEnd::Interrupted);
-                signal_group(pgid, libc::SIGTERM);
-                kill_at = kill_at.min(tokio::time::Instant::now() + KILL_GRACE);
-            }
-            _ = term.recv() => {
+            _ = stop_signals.recv() => {
                 stopping.get_or_insert(WorkloadEnd::Interrupted);
                 signal_group(pgid, libc::SIGTERM);
                 kill_at = kill_at.min(tokio::time::Instant::now() + KILL_GRACE);

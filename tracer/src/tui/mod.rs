@@ -29,10 +29,7 @@ use ratatui::{
     },
     Terminal,
 };
-use tokio::{
-    signal::unix::{signal, SignalKind},
-    sync::mpsc,
-};
+use tokio::sync::mpsc;
 
 pub use app::{Action, App, SourceInfo, View};
 
@@ -199,8 +196,7 @@ pub fn replay(file: &Path, speed: f64) -> Result<ExitCode> {
 }
 
 async fn replay_loop(app: &mut App, events: &[Event], speed: f64) -> Result<()> {
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut keys = key_reader();
     let mut tui = TermGuard::enter()?;
     let start = Instant::now();
@@ -240,8 +236,7 @@ async fn replay_loop(app: &mut App, events: &[Event], speed: f64) -> Result<()> 
                 None => break,
             },
             _ = tokio::time::sleep(wait) => {}
-            _ = int.recv() => break,
-            _ = term.recv() => break,
+            _ = stop_signals.recv() => break,
         }
     }
     drop(tui);
@@ -267,8 +262,7 @@ pub fn live(args: LiveCmd) -> Result<ExitCode> {
 
 async fn live_async(args: LiveCmd) -> Result<ExitCode> {
     let opts = commands::load_options(&args.live)?;
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut live = Live::start(&opts)?;
     let meta = commands::meta_of(&live.tracer, opts.full_stream);
     let mut writer = match &args.record {
@@ -286,12 +280,7 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
         StackTable::new(),
     );
     let mut app = App::new(engine, SourceInfo::from_meta("live", &meta));
-    let deadline = async {
-        match args.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
+    let deadline = crate::stop::deadline(args.duration);
     tokio::pin!(deadline);
     let mut keys = key_reader();
     let mut tui = TermGuard::enter()?;
@@ -309,8 +298,7 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
                 None => stop = true,
             },
             _ = redraw.tick() => draw = true,
-            _ = int.recv() => stop = true,
-            _ = term.recv() => stop = true,
+            _ = stop_signals.recv() => stop = true,
             _ = &mut deadline => stop = true,
         }
         if stop {
