@@ -8,6 +8,7 @@
 // Parts of this module are API for the tracer's checks and unused by the CLI itself.
 #![allow(dead_code)]
 
+mod bench;
 pub mod check;
 mod initramfs;
 pub mod kernels;
@@ -82,6 +83,16 @@ pub struct LabArgs {
     /// (the demo does when stdout is a terminal).
     #[arg(long)]
     pub interactive: bool,
+    /// Measure the tracer's overhead instead of running scenarios: one boot of --kernel
+    /// times the tracer_bench loops with and without the tracer (docs/overhead.md).
+    #[arg(long, conflicts_with_all = ["no_tracer", "module", "shell_cmd", "matrix"])]
+    pub bench: bool,
+    /// With --bench: iterations of each loop per run.
+    #[arg(long, default_value_t = 200_000, requires = "bench")]
+    pub bench_iters: u32,
+    /// With --bench: repetitions of each configuration (medians are taken over them).
+    #[arg(long, default_value_t = 5, requires = "bench")]
+    pub bench_reps: u32,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -121,6 +132,10 @@ pub fn run(args: LabArgs) -> Result<()> {
         timeout: args.timeout.map(Duration::from_secs),
         verbose: args.verbose,
     };
+
+    if args.bench {
+        return bench::run(&opts(&kernels_[0]), args.bench_iters, args.bench_reps);
+    }
 
     if let Some(cmd) = &args.shell_cmd {
         for k in &kernels_ {
