@@ -87,8 +87,9 @@ pub struct LabArgs {
     /// times the tracer_bench loops with and without the tracer (docs/overhead.md).
     #[arg(long, conflicts_with_all = ["no_tracer", "module", "shell_cmd", "matrix"])]
     pub bench: bool,
-    /// With --bench: iterations of each loop per run.
-    #[arg(long, default_value_t = 200_000, requires = "bench")]
+    /// With --bench: iterations of each loop per run (200000 would record ~1 GB per run
+    /// into the guest's RAM under the tracer; see docs/overhead.md).
+    #[arg(long, default_value_t = 20_000, requires = "bench")]
     pub bench_iters: u32,
     /// With --bench: repetitions of each configuration (medians are taken over them).
     #[arg(long, default_value_t = 5, requires = "bench")]

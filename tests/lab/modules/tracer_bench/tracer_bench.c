@@ -300,9 +300,12 @@ static int __init tb_init(void)
 	exp_info.ops = &tb_static_dmabuf_ops;
 	exp_info.size = (size_t)TB_NPAGES << PAGE_SHIFT;
 	exp_info.flags = O_RDWR;
+	/* dma_buf_export refuses a NULL priv. */
+	exp_info.priv = tb_pages;
 	tb_dmabuf = dma_buf_export(&exp_info);
 	if (IS_ERR(tb_dmabuf)) {
 		ret = PTR_ERR(tb_dmabuf);
+		pr_err("dma_buf_export failed: %d\n", ret);
 		goto err_resv;
 	}
 
