@@ -244,12 +244,20 @@ pub fn run(args: LabArgs) -> Result<()> {
     // A closing line test summaries understand.
     println!("lab: {passed} passed, {failed} failed");
     for b in &boot_recordings {
-        println!("lab: the whole boot's recording: {} (tracer --replay {} opens the live view over it)", b.display(), b.display());
+        println!(
+            "lab: the whole boot's recording: {} (tracer --replay {} opens the live view over it)",
+            b.display(),
+            b.display()
+        );
     }
     if args.interactive {
         if let (Some(t), Some(b)) = (&tracer, boot_recordings.last()) {
             // The live view over what the tracer saw in the guest, at 20x speed.
-            let status = std::process::Command::new(t).arg("--replay").arg(b).args(["--speed", "20"]).status();
+            let status = std::process::Command::new(t)
+                .arg("--replay")
+                .arg(b)
+                .args(["--speed", "20"])
+                .status();
             if let Err(e) = status {
                 eprintln!("lab: could not start the live view: {e}");
             }
