@@ -706,30 +706,21 @@ impl Engine {
                 }
                 let exp_name = self.names.intern(&buf.exp_name);
                 let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
-                if t.api.len() < MAX_FRAMES {
-                    t.api.push(ApiFrame {
-                        func,
-                        resv: buf.resv,
-                        dmabuf: buf.dmabuf,
-                        exp_name,
-                        stack: ev.stack,
-                        ts_ns: ev.ts_ns,
-                    });
-                } else {
-                    self.stats.dropped_frames += 1;
-                }
+                let frame = ApiFrame {
+                    func,
+                    resv: buf.resv,
+                    dmabuf: buf.dmabuf,
+                    exp_name,
+                    stack: ev.stack,
+                    ts_ns: ev.ts_ns,
+                };
+                push_bounded(&mut t.api, frame, &mut self.stats.dropped_frames);
             }
             Phase::Return => {
-                let matched = match self.tasks.get_mut(ev.pid) {
-                    Some(t) => match t.api.iter().rposition(|f| f.func == func) {
-                        Some(i) => {
-                            t.api.truncate(i);
-                            true
-                        }
-                        None => false,
-                    },
-                    None => false,
-                };
+                let matched = self
+                    .tasks
+                    .get_mut(ev.pid)
+                    .is_some_and(|t| pop_to(&mut t.api, |f| f.func == func));
                 if !matched {
                     self.stats.unmatched_returns += 1;
                 }
@@ -746,31 +737,22 @@ impl Engine {
                 let symbol = self.names.intern(symbol);
                 let exp_name = self.names.intern(&buf.exp_name);
                 let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
-                if t.callbacks.len() < MAX_FRAMES {
-                    t.callbacks.push(CbFrame {
-                        cb,
-                        symbol,
-                        resv: buf.resv,
-                        dmabuf: buf.dmabuf,
-                        exp_name,
-                        stack: ev.stack,
-                        ts_ns: ev.ts_ns,
-                    });
-                } else {
-                    self.stats.dropped_frames += 1;
-                }
+                let frame = CbFrame {
+                    cb,
+                    symbol,
+                    resv: buf.resv,
+                    dmabuf: buf.dmabuf,
+                    exp_name,
+                    stack: ev.stack,
+                    ts_ns: ev.ts_ns,
+                };
+                push_bounded(&mut t.callbacks, frame, &mut self.stats.dropped_frames);
             }
             Phase::Return => {
-                let matched = match self.tasks.get_mut(ev.pid) {
-                    Some(t) => match t.callbacks.iter().rposition(|f| f.cb == cb) {
-                        Some(i) => {
-                            t.callbacks.truncate(i);
-                            true
-                        }
-                        None => false,
-                    },
-                    None => false,
-                };
+                let matched = self
+                    .tasks
+                    .get_mut(ev.pid)
+                    .is_some_and(|t| pop_to(&mut t.callbacks, |f| f.cb == cb));
                 if !matched {
                     self.stats.unmatched_returns += 1;
                 }
@@ -810,5 +792,27 @@ impl Engine {
             stack: ev.stack,
         };
         self.order_edges(ev, &acq, class, out);
+    }
+}
+
+/// Pushes a call frame unless the task is already `MAX_FRAMES` deep (then
+/// counted: a runaway stream must not grow memory).
+fn push_bounded<T>(frames: &mut Vec<T>, frame: T, dropped: &mut u64) {
+    if frames.len() < MAX_FRAMES {
+        frames.push(frame);
+    } else {
+        *dropped += 1;
+    }
+}
+
+/// A return: drops the innermost frame that `is_it` matches and every frame
+/// opened inside it (their returns were missed). False if none matched.
+fn pop_to<T>(frames: &mut Vec<T>, is_it: impl Fn(&T) -> bool) -> bool {
+    match frames.iter().rposition(is_it) {
+        Some(i) => {
+            frames.truncate(i);
+            true
+        }
+        None => false,
     }
 }
