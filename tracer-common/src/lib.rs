@@ -207,6 +207,26 @@ pub struct Frame {
     pub stack_id: i64,
 }
 
+/// Un-nested lock acquisitions a thread holds that were not sent yet: they are
+/// sent (as their lock return, with the original time and stack) only when
+/// something the analysis judges happens while they are held; a lone
+/// lock/unlock pair costs no ring-buffer record at all.
+pub const MAX_PENDING: usize = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PendingLock {
+    pub ts_ns: u64,
+    pub lock: u64,
+    pub ctx: u64,
+    pub ret: i64,
+    pub stack_id: i64,
+    pub func_ip: u64,
+    pub cpu: u32,
+    pub hook: u16,
+    pub _pad: u16,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TaskFrames {
@@ -214,6 +234,12 @@ pub struct TaskFrames {
     /// Locks the task holds (successful lock returns minus unlock entries).
     pub held: u32,
     pub frames: [Frame; MAX_FRAMES],
+    /// How many of `pending` are in use.
+    pub npending: u32,
+    /// Hooked fentry/fexit calls (the dma-buf API) the thread is inside: a
+    /// lock taken there is evidence (the core's own locking) and is sent.
+    pub in_call: u32,
+    pub pending: [PendingLock; MAX_PENDING],
 }
 
 /// Bytes one kernel-memory read request returns (a `struct dma_buf_ops` is

@@ -7,7 +7,7 @@ use aya_ebpf::{
     },
     programs::tracing::StackIdContext,
 };
-use tracer_common::{Config, RawEvent, TaskFrames};
+use tracer_common::{Config, MAX_PENDING, RawEvent, RawKind, TaskFrames};
 
 use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, ZERO_TASK};
 
@@ -46,6 +46,42 @@ pub fn task(tid: u32) -> Option<*mut TaskFrames> {
 pub fn held_of(tid: u32) -> u32 {
     // SAFETY: read of a map value.
     unsafe { TASKS.get(&tid) }.map(|t| t.held).unwrap_or(0)
+}
+
+/// Sends the thread's not-yet-sent lock acquisitions (oldest first, with
+/// their own time, cpu and stack) before an event that needs them.
+#[inline(always)]
+pub fn flush_pending(t: &mut TaskFrames) {
+    let n = t.npending as usize;
+    let held = t.held;
+    for i in 0..MAX_PENDING {
+        if i >= n {
+            break;
+        }
+        let p = t.pending[i];
+        output(RawKind::FuncReturn as u16, p.hook, |ev| {
+            ev.ts_ns = p.ts_ns;
+            ev.cpu = p.cpu;
+            ev.func_ip = p.func_ip;
+            ev.stack_id = p.stack_id;
+            ev.ret = p.ret;
+            ev.args = [p.lock, p.ctx, 0, 0];
+            ev.held = held;
+        });
+    }
+    t.npending = 0;
+}
+
+/// `flush_pending` for a thread that may have no state.
+#[inline(always)]
+pub fn flush_thread(tid: u32) {
+    if let Some(t) = TASKS.get_ptr_mut(&tid) {
+        // SAFETY: a map value of this thread's key.
+        let t = unsafe { &mut *t };
+        if t.npending > 0 {
+            flush_pending(t);
+        }
+    }
 }
 
 #[inline(always)]

@@ -13,19 +13,43 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_func_ip, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_pid_tgid, bpf_get_func_ip, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, buf_flags, func_flags as ff,
+    ArgKind, Config, FuncDesc, MAX_FRAMES, MAX_PENDING, PendingLock, RawEvent, RawKind, TaskFrames,
+    buf_flags, func_flags as ff,
 };
+
+/// Removes `lock` from the thread's unsent acquisitions; true if it was there.
+#[inline(always)]
+fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
+    let n = t.npending as usize;
+    for i in 0..MAX_PENDING {
+        if i >= n {
+            break;
+        }
+        if t.pending[i].lock == lock {
+            // Keep the rest in order (they are sent oldest first).
+            for j in i..MAX_PENDING - 1 {
+                if j + 1 >= n {
+                    break;
+                }
+                t.pending[j] = t.pending[j + 1];
+            }
+            t.npending -= 1;
+            return true;
+        }
+    }
+    false
+}
 
 use crate::{
     FUNCS, SITES,
-    emit::{output, stack_id, task, traced_thread},
+    emit::{flush_pending, output, stack_id, task, traced_thread},
 };
 
 /// The stack of a lock acquisition that is not nested: taken the first time
@@ -162,6 +186,13 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     if desc.flags & ff::UNLOCKS != 0 && t.held > 0 {
         t.held -= 1;
     }
+    // The unlock of an acquisition that was never sent: neither is sent.
+    if desc.flags & ff::UNLOCKS != 0 && t.npending > 0 {
+        let lock: u64 = ctx.arg(0).unwrap_or(0);
+        if drop_pending(t, lock) {
+            return Some(());
+        }
+    }
     let args: [u64; 3] = [
         ctx.arg(0).unwrap_or(0),
         ctx.arg(1).unwrap_or(0),
@@ -192,6 +223,7 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     let emit = desc.flags & ff::EMIT_ENTRY != 0
         && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
     if emit {
+        flush_pending(t);
         let held_now = t.held;
         output(RawKind::FuncEntry as u16, desc.hook, |ev| {
             ev.func_ip = ip;
@@ -234,10 +266,37 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
         } else {
             r == 0
         };
+        // Un-nested and outside every hooked call (callbacks push frames, the
+        // fentry-hooked API counts in_call): nothing can judge it yet.
+        let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
         if ok {
             t.held = t.held.saturating_add(1);
         }
+        if lone {
+            // Nothing else held: keep the acquisition in the kernel until
+            // something needs it (a failed attempt holds nothing: drop it).
+            if !ok {
+                return Some(());
+            }
+            let n = t.npending as usize;
+            if n < MAX_PENDING {
+                t.pending[n & (MAX_PENDING - 1)] = PendingLock {
+                    ts_ns: unsafe { bpf_ktime_get_ns() },
+                    lock: f.args[0],
+                    ctx: f.args[1],
+                    ret,
+                    stack_id: f.stack_id,
+                    func_ip: f.func_ip,
+                    cpu: unsafe { bpf_get_smp_processor_id() },
+                    hook: desc.hook,
+                    _pad: 0,
+                };
+                t.npending += 1;
+                return Some(());
+            }
+        }
     }
+    flush_pending(t);
     let held_now = t.held;
     output(RawKind::FuncReturn as u16, desc.hook, |ev| {
         ev.func_ip = f.func_ip;

@@ -9,13 +9,17 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::RawKind;
 
-use crate::emit::{held_of, output, stack_id, traced_thread};
+use crate::emit::{flush_thread, held_of, output, stack_id, traced_thread};
 
 /// Common filter: the thread holds a hooked lock, or the user asked for all.
 #[inline(always)]
 fn wanted() -> Option<u32> {
     let (cfg, tid) = traced_thread()?;
     let held = held_of(tid);
+    if held > 0 {
+        // The held locks this event will be judged against go first.
+        flush_thread(tid);
+    }
     if held > 0 || cfg.full_stream != 0 {
         Some(held)
     } else {
@@ -170,6 +174,7 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if held == 0 {
         return 0;
     }
+    flush_thread(tid);
     let regs: u64 = ctx.arg(0);
     let ret: u64 = ctx.arg(1);
     // orig_ax holds the syscall number; offset 120 in x86_64 pt_regs.

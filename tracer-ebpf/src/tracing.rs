@@ -20,7 +20,7 @@ use aya_ebpf::{
 use tracer_common::{RawKind, func_flags as ff};
 
 use crate::{
-    emit::{held_of, output, stack_id, traced_thread},
+    emit::{flush_thread, held_of, output, stack_id, task, traced_thread},
     funcs::{desc_for, fill_args},
 };
 
@@ -49,11 +49,21 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
         return None;
     }
     let args = args3(ctx.as_ptr());
+    if desc.flags & ff::EMIT_RETURN != 0 {
+        if let Some(t) = task(tid) {
+            // SAFETY: this thread's map value.
+            let t = unsafe { &mut *t };
+            t.in_call = t.in_call.saturating_add(1);
+        }
+    }
     let held = held_of(tid);
     let want_stack = cfg.stack_all != 0
         || desc.flags & ff::STACK_ALWAYS != 0
         || (desc.flags & ff::STACK_NESTED != 0 && held > 0);
     let stack = if want_stack { stack_id(ctx) } else { -1 };
+    if held > 0 {
+        flush_thread(tid);
+    }
     output(RawKind::FuncEntry as u16, desc.hook, |ev| {
         ev.func_ip = ip;
         ev.stack_id = stack;
@@ -73,10 +83,18 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
         return None;
     }
     let args = args3(ctx.as_ptr());
+    if let Some(t) = crate::TASKS.get_ptr_mut(&tid) {
+        // SAFETY: this thread's map value.
+        let t = unsafe { &mut *t };
+        t.in_call = t.in_call.saturating_sub(1);
+    }
     let mut ret: u64 = 0;
     // SAFETY: helper on an fexit context.
     unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
     let held = held_of(tid);
+    if held > 0 {
+        flush_thread(tid);
+    }
     output(RawKind::FuncReturn as u16, desc.hook, |ev| {
         ev.func_ip = ip;
         ev.ret = ret as i64;

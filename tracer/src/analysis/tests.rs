@@ -976,15 +976,42 @@ fn synthetic_convention_differences() {
 
 // ---------------------------------------------------------------- full vs filtered
 
-/// What the kernel side sends live: lock attempts, fence waits, mmap_lock,
-/// contention and syscall exits only while its per-task count says the task
-/// holds a hooked lock. The count follows funcs.rs: +1 on a successful lock
-/// return, -1 (saturating) on unlock entry.
+/// What the kernel side sends live (tracer-ebpf/src/funcs.rs): lock attempts,
+/// fence waits, mmap_lock, contention and syscall exits only while its
+/// per-task count says the task holds a hooked lock (+1 on a successful lock
+/// return, -1 saturating on unlock entry). A lock taken while the task holds
+/// nothing and outside every hooked call is kept back (at most 4) and sent
+/// only before the next event that is sent for that task; its unlock, if it
+/// comes first, drops both; such a failed attempt is not sent at all.
 fn filter_like_kernel(full: &[Event]) -> Vec<Event> {
+    const MAX_PENDING: usize = 4;
     let mut held: std::collections::HashMap<u32, u32> = Default::default();
+    let mut pending: std::collections::HashMap<u32, Vec<Event>> = Default::default();
+    let mut in_call: std::collections::HashMap<u32, u32> = Default::default();
     let mut out = Vec::new();
     for ev in full {
         let h = held.entry(ev.pid).or_insert(0);
+        let p = pending.entry(ev.pid).or_default();
+        let c = in_call.entry(ev.pid).or_insert(0);
+        match &ev.kind {
+            EventKind::DmaBufCall {
+                phase: Phase::Entry,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Entry,
+                ..
+            } => *c += 1,
+            EventKind::DmaBufCall {
+                phase: Phase::Return,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Return,
+                ..
+            } => *c = c.saturating_sub(1),
+            _ => {}
+        }
         let keep = match &ev.kind {
             EventKind::LockAttempt { .. }
             | EventKind::FenceWaitStart { .. }
@@ -1003,14 +1030,31 @@ fn filter_like_kernel(full: &[Event]) -> Vec<Event> {
                 } else {
                     *ret == 0
                 };
+                let lone = *h == 0 && *c == 0;
                 if ok {
                     *h += 1;
                 }
+                if lone && (!ok || p.len() < MAX_PENDING) {
+                    if ok {
+                        p.push(ev.clone());
+                    }
+                    continue;
+                }
             }
-            EventKind::Unlock { .. } => *h = h.saturating_sub(1),
+            EventKind::Unlock { lock } => {
+                *h = h.saturating_sub(1);
+                let pos = p.iter().position(
+                    |e| matches!(e.kind, EventKind::LockReturn { lock: l, .. } if l == *lock),
+                );
+                if let Some(i) = pos {
+                    p.remove(i);
+                    continue;
+                }
+            }
             _ => {}
         }
         if keep {
+            out.append(p);
             out.push(ev.clone());
         }
     }
