@@ -46,9 +46,11 @@ pub static SITES: LruHashMap<[u64; 2], i64> = LruHashMap::with_max_entries(8192,
 #[map]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Per-thread frames and held-lock count. LRU so exited threads age out.
+/// Per-thread frames, held-lock count and unsent acquisitions (~1.3 KB each,
+/// preallocated: the size bounds start-up time and memory). LRU so exited
+/// threads age out.
 #[map]
-pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(32768, 0);
+pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(8192, 0);
 
 /// An all-zero `TaskFrames` to insert from (too large for the BPF stack).
 #[map]

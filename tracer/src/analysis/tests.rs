@@ -980,11 +980,11 @@ fn synthetic_convention_differences() {
 /// fence waits, mmap_lock, contention and syscall exits only while its
 /// per-task count says the task holds a hooked lock (+1 on a successful lock
 /// return, -1 saturating on unlock entry). A lock taken while the task holds
-/// nothing and outside every hooked call is kept back (at most 4) and sent
+/// nothing and outside every hooked call is kept back (at most 2) and sent
 /// only before the next event that is sent for that task; its unlock, if it
 /// comes first, drops both; such a failed attempt is not sent at all.
 fn filter_like_kernel(full: &[Event]) -> Vec<Event> {
-    const MAX_PENDING: usize = 4;
+    const MAX_PENDING: usize = 2;
     let mut held: std::collections::HashMap<u32, u32> = Default::default();
     let mut pending: std::collections::HashMap<u32, Vec<Event>> = Default::default();
     let mut in_call: std::collections::HashMap<u32, u32> = Default::default();
