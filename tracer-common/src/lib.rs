@@ -211,6 +211,7 @@ pub struct Frame {
 /// sent (as their lock return, with the original time and stack) only when
 /// something the analysis judges happens while they are held; a lone
 /// lock/unlock pair costs no ring-buffer record at all.
+/// Fixed at 2: the eBPF side addresses the slots with constant indices.
 pub const MAX_PENDING: usize = 2;
 
 #[repr(C)]

@@ -7,7 +7,7 @@ use aya_ebpf::{
     },
     programs::tracing::StackIdContext,
 };
-use tracer_common::{Config, MAX_PENDING, RawEvent, RawKind, TaskFrames};
+use tracer_common::{Config, PendingLock, RawEvent, RawKind, TaskFrames};
 
 use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, ZERO_TASK};
 
@@ -52,24 +52,29 @@ pub fn held_of(tid: u32) -> u32 {
 /// their own time, cpu and stack) before an event that needs them.
 #[inline(always)]
 pub fn flush_pending(t: &mut TaskFrames) {
-    let n = t.npending as usize;
     let held = t.held;
-    for i in 0..MAX_PENDING {
-        if i >= n {
-            break;
-        }
-        let p = t.pending[i];
-        output(RawKind::FuncReturn as u16, p.hook, |ev| {
-            ev.ts_ns = p.ts_ns;
-            ev.cpu = p.cpu;
-            ev.func_ip = p.func_ip;
-            ev.stack_id = p.stack_id;
-            ev.ret = p.ret;
-            ev.args = [p.lock, p.ctx, 0, 0];
-            ev.held = held;
-        });
+    // Constant indices: old verifiers (6.1) reject variable offsets here.
+    if t.npending >= 1 {
+        send_pending(&t.pending[0], held);
+    }
+    if t.npending >= 2 {
+        send_pending(&t.pending[1], held);
     }
     t.npending = 0;
+}
+
+#[inline(always)]
+fn send_pending(p: &PendingLock, held: u32) {
+    let p = *p;
+    output(RawKind::FuncReturn as u16, p.hook, |ev| {
+        ev.ts_ns = p.ts_ns;
+        ev.cpu = p.cpu;
+        ev.func_ip = p.func_ip;
+        ev.stack_id = p.stack_id;
+        ev.ret = p.ret;
+        ev.args = [p.lock, p.ctx, 0, 0];
+        ev.held = held;
+    });
 }
 
 /// `flush_pending` for a thread that may have no state.

@@ -20,29 +20,24 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, MAX_FRAMES, MAX_PENDING, PendingLock, RawEvent, RawKind, TaskFrames,
-    buf_flags, func_flags as ff,
+    ArgKind, Config, FuncDesc, MAX_FRAMES, PendingLock, RawEvent, RawKind, TaskFrames, buf_flags,
+    func_flags as ff,
 };
 
 /// Removes `lock` from the thread's unsent acquisitions; true if it was there.
+/// Written out for the two slots: constant indices keep old verifiers (6.1)
+/// from rejecting variable offsets into the map value.
 #[inline(always)]
 fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
-    let n = t.npending as usize;
-    for i in 0..MAX_PENDING {
-        if i >= n {
-            break;
-        }
-        if t.pending[i].lock == lock {
-            // Keep the rest in order (they are sent oldest first).
-            for j in i..MAX_PENDING - 1 {
-                if j + 1 >= n {
-                    break;
-                }
-                t.pending[j] = t.pending[j + 1];
-            }
-            t.npending -= 1;
-            return true;
-        }
+    if t.npending >= 1 && t.pending[0].lock == lock {
+        // Keep the other one first (they are sent oldest first).
+        t.pending[0] = t.pending[1];
+        t.npending -= 1;
+        return true;
+    }
+    if t.npending >= 2 && t.pending[1].lock == lock {
+        t.npending -= 1;
+        return true;
     }
     false
 }
@@ -278,20 +273,26 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
             if !ok {
                 return Some(());
             }
-            let n = t.npending as usize;
-            if n < MAX_PENDING {
-                t.pending[n & (MAX_PENDING - 1)] = PendingLock {
-                    ts_ns: unsafe { bpf_ktime_get_ns() },
-                    lock: f.args[0],
-                    ctx: f.args[1],
-                    ret,
-                    stack_id: f.stack_id,
-                    func_ip: f.func_ip,
-                    cpu: unsafe { bpf_get_smp_processor_id() },
-                    hook: desc.hook,
-                    _pad: 0,
-                };
-                t.npending += 1;
+            let p = PendingLock {
+                ts_ns: unsafe { bpf_ktime_get_ns() },
+                lock: f.args[0],
+                ctx: f.args[1],
+                ret,
+                stack_id: f.stack_id,
+                func_ip: f.func_ip,
+                cpu: unsafe { bpf_get_smp_processor_id() },
+                hook: desc.hook,
+                _pad: 0,
+            };
+            // Constant indices (see drop_pending); a third one is sent at once.
+            if t.npending == 0 {
+                t.pending[0] = p;
+                t.npending = 1;
+                return Some(());
+            }
+            if t.npending == 1 {
+                t.pending[1] = p;
+                t.npending = 2;
                 return Some(());
             }
         }
