@@ -6,6 +6,7 @@
 
 use serde_json::{json, Value};
 
+use crate::analysis::checks::is_plumbing;
 use crate::analysis::{Finding, FindingKind, Severity};
 use crate::ci::{Outcome, Status};
 use crate::events::{Frame, StackId, StackTable};
@@ -32,31 +33,6 @@ fn rule_name(id: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
-}
-
-/// Locking and tracing machinery: never the function a reader should look
-/// at. (The engine's own location already skips these; this serves findings
-/// whose location is not a symbol, such as a cycle of classes.)
-fn is_machinery(sym: &str) -> bool {
-    const PREFIXES: [&str; 16] = [
-        "ww_mutex",
-        "__ww_mutex",
-        "mutex_",
-        "__mutex",
-        "dma_resv_lock",
-        "dma_resv_trylock",
-        "dma_resv_unlock",
-        "_raw_",
-        "bpf_",
-        "__bpf",
-        "kprobe",
-        "ftrace",
-        "__fentry",
-        "rethook",
-        "arch_rethook",
-        "down_",
-    ];
-    PREFIXES.iter().any(|p| sym.starts_with(p))
 }
 
 fn logical(f: &Frame) -> Option<Value> {
@@ -120,7 +96,7 @@ fn location(f: &Finding, stacks: Option<&StackTable>) -> Value {
         .or_else(|| {
             frames
                 .iter()
-                .find(|fr| fr.symbol.as_deref().is_some_and(|s| !is_machinery(s)))
+                .find(|fr| fr.symbol.as_deref().is_some_and(|s| !is_plumbing(s)))
         });
     match frame.and_then(|fr| logical(fr).map(|l| (fr, l))) {
         Some((fr, l)) => json!({

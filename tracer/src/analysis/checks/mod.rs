@@ -56,7 +56,8 @@ pub struct Env<'a> {
 }
 
 /// Frames that are locking/tracing machinery, not the code that decided to lock.
-fn is_plumbing(sym: &str) -> bool {
+/// The one list: finding locations and the report formats (SARIF) both use it.
+pub fn is_plumbing(sym: &str) -> bool {
     const PREFIXES: [&str; 30] = [
         "ww_mutex",
         "__ww_mutex",
