@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 mod bench;
+pub mod bpftrace;
 pub mod check;
 mod initramfs;
 pub mod kernels;
@@ -57,6 +58,10 @@ pub struct LabArgs {
     /// under /out come back to the host.
     #[arg(long, conflicts_with = "module")]
     pub shell_cmd: Option<String>,
+    /// With --shell-cmd: put Debian's bpftrace and its libraries into the guest
+    /// (/usr/bin/bpftrace; fetched once into lab-cache/bpftrace/).
+    #[arg(long, requires = "shell_cmd")]
+    pub with_bpftrace: bool,
     /// Do not build or use the tracer: only the triggers run (to test the lab itself).
     #[arg(long)]
     pub no_tracer: bool,
@@ -139,6 +144,19 @@ pub fn run(args: LabArgs) -> Result<()> {
     }
 
     if let Some(cmd) = &args.shell_cmd {
+        let files = if args.with_bpftrace {
+            let t = Instant::now();
+            let files = bpftrace::bundle()?;
+            eprintln!(
+                "lab: bpftrace bundle: {} files, {} MiB, ready in {:.1}s",
+                files.len(),
+                bpftrace::size(&files) >> 20,
+                t.elapsed().as_secs_f64()
+            );
+            files
+        } else {
+            Vec::new()
+        };
         for k in &kernels_ {
             let script = format!(". /lab/lib.sh\n{cmd}\nrc=$?\nship_tree /out out\nexit $rc\n");
             // The console is the point of a shell command: always show it.
@@ -149,7 +167,7 @@ pub fn run(args: LabArgs) -> Result<()> {
                 },
                 &script,
                 &[],
-                &[],
+                &files,
                 0,
             )?;
             println!(
