@@ -145,6 +145,18 @@ pub struct LiveArgs {
     /// not start their workload earlier).
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// Overhead measurement: attach programs that only return, on exactly
+    /// the hooks and through exactly the mechanisms a normal run uses, and
+    /// record nothing. Timing a workload under `--floor` and under a normal
+    /// run tells the hook mechanism's cost from the tracer's (docs/overhead.md).
+    #[arg(long)]
+    pub floor: bool,
+    /// Turn on the kernel's BPF run-time statistics while running and print,
+    /// at exit, each program's runs and nanoseconds per run: where the
+    /// tracer's in-kernel cost goes. The statistics themselves add two clock
+    /// reads per program run.
+    #[arg(long)]
+    pub prog_stats: bool,
 }
 
 #[derive(Args, Debug, Clone)]

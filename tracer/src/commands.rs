@@ -101,6 +101,7 @@ pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
         ring_bytes: bytes,
         full_stream: a.all_events,
         stack_all: a.all_stacks,
+        floor: a.floor,
     })
 }
 
@@ -211,8 +212,40 @@ pub fn write_probe_table(out: &mut impl Write, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
+/// `--prog-stats`: the kernel counts program runs and run time while the
+/// returned descriptor is open.
+pub(crate) fn enable_prog_stats(on: bool) -> Result<Option<std::os::fd::OwnedFd>> {
+    if !on {
+        return Ok(None);
+    }
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map(Some)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--prog-stats: the kernel refused BPF_ENABLE_STATS ({e}); it needs Linux 5.8+"
+            )
+        })
+}
+
+/// `--prog-stats` output: one stderr line per program that ran.
+pub(crate) fn print_prog_stats(t: &Tracer) {
+    let stats = t.program_stats();
+    if stats.is_empty() {
+        eprintln!("tracer: prog-stats: no program ran");
+    }
+    for s in stats {
+        eprintln!(
+            "tracer: prog-stats: {:<24} {:>10} runs {:>8} ns/run {:>10.3} ms total",
+            s.name,
+            s.runs,
+            s.run_time.as_nanos() as u64 / s.runs.max(1),
+            s.run_time.as_secs_f64() * 1e3
+        );
+    }
+}
+
 /// One line on stderr: what is hooked and what cannot be seen.
-pub(crate) fn announce(statuses: &[ProbeStatus]) {
+pub(crate) fn announce(statuses: &[ProbeStatus], startup: std::time::Duration) {
     let attached = statuses
         .iter()
         .filter(|p| p.state == ProbeState::Attached)
@@ -222,7 +255,8 @@ pub(crate) fn announce(statuses: &[ProbeStatus]) {
         .filter(|p| p.state == ProbeState::Failed)
         .collect();
     eprintln!(
-        "tracer: {attached} hooks attached, {} unavailable",
+        "tracer: {attached} hooks attached in {:.2} s (load, verify, attach), {} unavailable",
+        startup.as_secs_f64(),
         failed.len()
     );
     if let Some(first) = failed.first() {
@@ -374,8 +408,14 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         control = Some(tokio::io::BufReader::new(rx).lines());
         ack = Some(tx);
     }
+    let _stats = enable_prog_stats(args.live.prog_stats)?;
     let mut live = Live::start(&opts)?;
-    announce(&live.tracer.status);
+    announce(&live.tracer.status, live.startup);
+    if live.tracer.is_floor() {
+        eprintln!(
+            "tracer: floor mode: every hook runs a program that only returns; nothing is recorded"
+        );
+    }
     let mut whole = match &args.output {
         Some(p) => Some(RecFile::create(
             p,
@@ -466,6 +506,9 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         Some(f) => f.finish(lost.clone(), live.short_records)?,
         None => 0,
     };
+    if args.live.prog_stats {
+        print_prog_stats(&live.tracer);
+    }
     let lost_total: u64 = lost.iter().sum();
     eprintln!(
         "tracer: {events} events in {:.1}s, {} stacks, {lost_total} lost{}",
@@ -786,7 +829,12 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     let opts = load_options(&args.live)?;
     let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut live = Live::start(&opts)?;
-    announce(&live.tracer.status);
+    announce(&live.tracer.status, live.startup);
+    if live.tracer.is_floor() {
+        eprintln!(
+            "tracer: floor mode: every hook runs a program that only returns; nothing is recorded"
+        );
+    }
     let meta = meta_of(&live.tracer, opts.full_stream);
     let conv = convention_of(&meta);
     eprintln!(

@@ -493,7 +493,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let opts = commands::load_options(&args.live)?;
     let mut stop_signals = crate::stop::StopSignals::install()?;
     let mut live = Live::start(&opts)?;
-    commands::announce(&live.tracer.status);
+    commands::announce(&live.tracer.status, live.startup);
     let missing = missing_hooks(&live.tracer.status);
     if args.require_hooks && !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|(h, _)| h.as_str()).collect();

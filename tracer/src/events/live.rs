@@ -16,6 +16,8 @@ use crate::{
 
 pub struct Live {
     pub tracer: Tracer,
+    /// Loading the object, verifying and attaching every program.
+    pub startup: std::time::Duration,
     ring: AsyncFd<RingBuf<MapData>>,
     stack_map: StackTraceMap<MapData>,
     symbolizer: KernelSymbolizer,
@@ -38,13 +40,16 @@ pub struct Extras {
 impl Live {
     /// Loads, attaches everything this kernel allows, and opens the ring.
     pub fn start(opts: &LoadOptions) -> Result<Self> {
+        let t0 = std::time::Instant::now();
         let mut tracer = Tracer::load(opts)?;
         tracer.attach_all()?;
+        let startup = t0.elapsed();
         let ring = tracer.take_ring()?;
         let stack_map = tracer.take_stacks()?;
         let decoder = Decoder::new(&tracer.hooks);
         Ok(Self {
             tracer,
+            startup,
             // SAFETY: the ring buffer owns its fd and outlives the registration
             // (both live in this struct; AsyncFd drops its registration first).
             ring: unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }

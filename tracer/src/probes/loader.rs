@@ -66,6 +66,10 @@ pub struct LoadOptions {
     pub full_stream: bool,
     /// Stack on every function event.
     pub stack_all: bool,
+    /// Attach programs that only return (tracer-ebpf/src/floor.rs) instead of
+    /// the tracer's, on the same hooks through the same mechanisms: the cost
+    /// floor of an overhead benchmark. Nothing is sent.
+    pub floor: bool,
 }
 
 impl Default for LoadOptions {
@@ -74,8 +78,17 @@ impl Default for LoadOptions {
             ring_bytes: 16 << 20,
             full_stream: false,
             stack_all: false,
+            floor: false,
         }
     }
+}
+
+/// One program's run statistics, from the kernel's BPF stats (`--prog-stats`).
+#[derive(Clone, Debug)]
+pub struct ProgStat {
+    pub name: String,
+    pub runs: u64,
+    pub run_time: std::time::Duration,
 }
 
 /// What the kernel allows for function hooks, probed once.
@@ -103,6 +116,8 @@ pub struct Tracer {
     aya_btf: Option<Btf>,
     /// Next free fentry/fexit slot program pair.
     next_slot: usize,
+    /// See [`LoadOptions::floor`].
+    floor: bool,
 }
 
 /// Number of fentry/fexit slot pairs in the eBPF object (tracer-ebpf/src/tracing.rs).
@@ -212,6 +227,7 @@ impl Tracer {
             ops_layout,
             aya_btf: None,
             next_slot: 0,
+            floor: opts.floor,
         };
         {
             let mut cfg: Array<_, Config> =
@@ -223,6 +239,47 @@ impl Tracer {
             kprobe: kprobe_pmu_reason(),
         };
         Ok(t)
+    }
+
+    /// The program to attach where a normal run attaches `name`: itself, or
+    /// in floor mode the empty program of the same type.
+    fn program_for(&self, name: &str) -> String {
+        if !self.floor {
+            return name.to_string();
+        }
+        match name {
+            "fn_entry" => "floor_kprobe".into(),
+            "fn_return" => "floor_kretprobe".into(),
+            n if n.starts_with("fentry_slot") || n.starts_with("fexit_slot") => {
+                format!("floor_{n}")
+            }
+            // Every raw tracepoint program of tracepoints.rs.
+            _ => "floor_raw_tp".into(),
+        }
+    }
+
+    /// Runs and run time of every loaded program that ran, busiest first. The
+    /// kernel counts only while BPF stats are enabled (`aya::sys::enable_stats`).
+    pub fn program_stats(&self) -> Vec<ProgStat> {
+        let mut v: Vec<ProgStat> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                (info.run_count() > 0).then(|| ProgStat {
+                    name: name.to_string(),
+                    runs: info.run_count(),
+                    run_time: info.run_time(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| b.run_time.cmp(&a.run_time));
+        v
+    }
+
+    /// Whether this tracer attaches the empty floor programs.
+    pub fn is_floor(&self) -> bool {
+        self.floor
     }
 
     fn probe_fentry(&mut self) -> Result<(), String> {
@@ -290,13 +347,17 @@ impl Tracer {
                 _ => tp.program,
             };
             let res = (|| -> Result<(), String> {
+                let program = self.program_for(program);
                 let prog: &mut RawTracePoint = self
                     .ebpf
-                    .program_mut(program)
+                    .program_mut(&program)
                     .ok_or("program missing from the object")?
                     .try_into()
                     .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-                prog.load().map_err(|e| errno_text(&e))?;
+                // The floor's one program serves every tracepoint.
+                if prog.fd().is_err() {
+                    prog.load().map_err(|e| errno_text(&e))?;
+                }
                 prog.attach(tp.tracepoint).map_err(|e| errno_text(&e))?;
                 Ok(())
             })();
@@ -326,9 +387,10 @@ impl Tracer {
 
     fn ensure_kprobes_loaded(&mut self) -> Result<(), String> {
         for name in ["fn_entry", "fn_return"] {
+            let name = self.program_for(name);
             let prog: &mut KProbe = self
                 .ebpf
-                .program_mut(name)
+                .program_mut(&name)
                 .ok_or("program missing from the object")?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
@@ -351,21 +413,23 @@ impl Tracer {
         }
         self.ensure_kprobes_loaded()?;
         self.install_desc(addr, desc)?;
+        let name = self.program_for("fn_entry");
         let entry: &mut KProbe = self
             .ebpf
-            .program_mut("fn_entry")
-            .unwrap()
+            .program_mut(&name)
+            .ok_or("program missing from the object")?
             .try_into()
-            .unwrap();
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
         entry.attach(func, 0).map_err(|e| errno_text(&e))?;
         let mut mech = "kprobe".to_string();
         if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
+            let name = self.program_for("fn_return");
             let ret: &mut KProbe = self
                 .ebpf
-                .program_mut("fn_return")
-                .unwrap()
+                .program_mut(&name)
+                .ok_or("program missing from the object")?
                 .try_into()
-                .unwrap();
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
             ret.attach(func, 0).map_err(|e| errno_text(&e))?;
             mech.push_str("+kretprobe");
         }
@@ -397,10 +461,12 @@ impl Tracer {
         let slot = self.next_slot;
         self.next_slot += 1;
         self.install_desc(addr, desc)?;
+        let entry_name = self.program_for(&format!("fentry_slot{slot}"));
+        let exit_name = self.program_for(&format!("fexit_slot{slot}"));
         let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
         let entry: &mut FEntry = self
             .ebpf
-            .program_mut(&format!("fentry_slot{slot}"))
+            .program_mut(&entry_name)
             .ok_or("fentry slot missing from the object")?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
@@ -410,7 +476,7 @@ impl Tracer {
         if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
             let exit: &mut FExit = self
                 .ebpf
-                .program_mut(&format!("fexit_slot{slot}"))
+                .program_mut(&exit_name)
                 .ok_or("fexit slot missing from the object")?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;

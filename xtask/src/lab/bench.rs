@@ -26,7 +26,16 @@ pub const LOOPS: &[(&str, &str)] = &[
     ("importer_cycle", "attach, lock, map, unmap, unlock, detach"),
 ];
 
-pub const CONFIGS: &[&str] = &["none", "tracer"];
+/// The configurations a repetition runs, in the order of the first repetition (later ones
+/// rotate it). `floor`: `tracer record --floor`, programs that only return on the same hooks
+/// and mechanisms. `bpftrace`: an equivalent bpftrace script (see [`BPFTRACE_GEN`]), only when
+/// the bundle is in the guest.
+pub const CONFIGS: &[&str] = &["none", "floor", "tracer", "bpftrace"];
+
+/// Configurations that start a tracing process (start-up, CPU and stop figures apply).
+fn is_traced(config: &str) -> bool {
+    config != "none"
+}
 
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on x86).
 const USER_HZ: f64 = 100.0;
@@ -91,8 +100,39 @@ pub fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
-/// The guest script: `reps` repetitions, alternating which configuration runs first.
+/// Generates the bpftrace equivalent of the hooks the tracer attached in this guest, from
+/// `tracer probes --json` on stdin: kprobe/kretprobe where the tracer used them, kfunc/kretfunc
+/// where it used fentry/fexit, tracepoints for its raw tracepoints. Lock entries and dma-buf
+/// calls count by kernel stack (what a bpftrace user checking the convention would keep),
+/// returns by value, unlocks and tracepoints by probe. Busybox awk over the pretty-printed JSON
+/// (one field per line).
+pub const BPFTRACE_GEN: &str = r#"
+function flush() {
+	if (state != "attached") return
+	if (family == "tracepoint") {
+		print "tracepoint:" hook " { @tp[probe] = count(); }"
+	} else if (family == "function" || family == "callback") {
+		sym = hook
+		if (family == "callback") { sub(/.* = /, "", sym); sub(/ .*/, "", sym) }
+		if (mech ~ /^fentry/) { e = "kfunc:"; x = "kretfunc:" } else { e = "kprobe:"; x = "kretprobe:" }
+		if (sym ~ /^ww_mutex_unlock$/) body = "@unlock = count();"
+		else if (sym ~ /^ww_mutex_/) body = "@lock[kstack] = count();"
+		else body = "@call[probe, kstack] = count();"
+		print e sym " { " body " }"
+		if (mech ~ /kretprobe|fexit/) print x sym " { @ret[probe, retval] = count(); }"
+	}
+	state = ""
+}
+/"hook":/ { hook = $0; sub(/^[^:]*: *"/, "", hook); sub(/",? *$/, "", hook) }
+/"family":/ { family = $0; sub(/^[^:]*: *"/, "", family); sub(/",? *$/, "", family) }
+/"mechanism":/ { mech = $0; sub(/^[^:]*: *"/, "", mech); sub(/",? *$/, "", mech) }
+/"state":/ { state = $0; sub(/^[^:]*: *"/, "", state); sub(/",? *$/, "", state); flush() }
+"#;
+
+/// The guest script: `reps` repetitions of every configuration in [`CONFIGS`] (bpftrace only if
+/// its bundle is in the guest), rotating which runs first.
 pub fn guest_script(iters: u32, reps: u32) -> String {
+    let configs = CONFIGS.join(" ");
     format!(
         r#". /lab/lib.sh
 uptime_s() {{ cut -d' ' -f1 /proc/uptime; }}
@@ -103,6 +143,20 @@ if [ ! -e $B/run ]; then
 	echo "LAB: tracer_bench is not loaded"
 	exit 1
 fi
+CONFIGS="{configs}"
+if command -v bpftrace >/dev/null 2>&1; then
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs none /sys/kernel/tracing 2>/dev/null
+	# The same hooks as the tracer attaches here (BPFTRACE_GEN in xtask/src/lab/bench.rs).
+	/bin/tracer probes --json > /tmp/probes.json 2> $D/probes.stderr
+	{{
+		echo 'BEGIN {{ system("touch /tmp/ready.b"); }}'
+		awk '{gen}' /tmp/probes.json
+	}} > $D/equivalent.bt
+	echo "bpftrace_probes=$(grep -c '{{' $D/equivalent.bt)" > $D/bpftrace.info
+else
+	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace//')
+	echo "LAB: no bpftrace in this guest: that configuration is skipped"
+fi
 # Warm-up (caches, first allocations), not measured.
 echo 1000 > $B/run || exit 1
 
@@ -111,11 +165,18 @@ run_none() {{
 	cat $B/result > $D/r$1.none
 }}
 
-run_tracer() {{
-	f=$D/r$1.tracer
+# run_traced REP CONFIG: start the tracing process, wait until it is attached, run the loops,
+# stop it with SIGINT.
+run_traced() {{
+	f=$D/r$1.$2
 	rm -f /tmp/ready.b /tmp/b.rec
 	t0=$(uptime_s)
-	/bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $D/r$1.tracer.stderr &
+	case $2 in
+	floor) /bin/tracer record --floor -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	tracer) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	profile) /bin/tracer record --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	bpftrace) bpftrace --unsafe $D/equivalent.bt > /tmp/b.rec 2> $f.stderr & ;;
+	esac
 	tp=$!
 	if ! wait_ready /tmp/ready.b $tp; then
 		echo "ready=failed" > $f
@@ -153,17 +214,25 @@ run_tracer() {{
 r=1
 while [ $r -le {reps} ]; do
 	echo "LAB: bench repetition $r of {reps}"
-	if [ $((r % 2)) = 1 ]; then
-		run_tracer $r
-		run_none $r
-	else
-		run_none $r
-		run_tracer $r
-	fi
+	# Rotate the order: repetition r starts with configuration (r-1) mod n.
+	set -- $CONFIGS
+	k=$(( (r - 1) % $# ))
+	while [ $k -gt 0 ]; do
+		c=$1; shift; set -- "$@" $c
+		k=$((k - 1))
+	done
+	for c in "$@"; do
+		if [ $c = none ]; then run_none $r; else run_traced $r $c; fi
+	done
 	r=$((r + 1))
 done
+# Where the tracer's time goes: one more run with the kernel's BPF statistics on (they add
+# two clock reads per program run, so this run is not in the table).
+echo "LAB: bench profile run (tracer --prog-stats)"
+run_traced 0 profile
 ship_tree $D bench
-"#
+"#,
+        gen = BPFTRACE_GEN.trim().replace('\'', r"'\''"),
     )
 }
 
@@ -187,9 +256,9 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
             continue;
         };
         let mut r = parse_run(&fs::read_to_string(e.path())?);
-        if config == "tracer" {
+        if config == "tracer" || config == "floor" {
             let stderr =
-                fs::read_to_string(dir.join(format!("r{rep}.tracer.stderr"))).unwrap_or_default();
+                fs::read_to_string(dir.join(format!("r{rep}.{config}.stderr"))).unwrap_or_default();
             if let Some((events, lost)) = parse_tracer_summary(&stderr) {
                 r.keys.insert("events".into(), events.to_string());
                 r.keys.insert("lost".into(), lost.to_string());
@@ -198,6 +267,15 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
         out.insert((config.to_string(), rep), r);
     }
     Ok(out)
+}
+
+/// The `prog-stats:` lines of the profile run's stderr (tracer record --prog-stats).
+pub fn profile_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("tracer: prog-stats: "))
+        .map(|l| l.trim_end().to_string())
+        .collect()
 }
 
 /// The table and summary lines for the collected runs.
@@ -211,67 +289,96 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
             .collect();
         (median(&v), v.len())
     };
-    s.push_str(&format!(
-        "{:<16} {:>14} {:>14} {:>10}   one operation\n",
-        "loop", "none ns/op", "tracer ns/op", "x none"
-    ));
-    let mut pair_ratio = None;
-    for (name, what) in LOOPS {
-        let get = |r: &RunResult| r.ns_per_op.get(*name).map(|&v| v as f64);
-        let (none, nn) = med("none", &get);
-        let (tracer, nt) = med("tracer", &get);
-        let fmt = |v: Option<f64>, n: usize| match v {
-            Some(v) => format!("{v:.0} (n={n})"),
-            None => "-".into(),
-        };
-        let ratio = match (none, tracer) {
-            (Some(a), Some(b)) if a > 0.0 => Some(b / a),
-            _ => None,
-        };
-        if *name == "resv_pair" {
-            pair_ratio = ratio;
-        }
-        s.push_str(&format!(
-            "{:<16} {:>14} {:>14} {:>10}   {what}\n",
-            name,
-            fmt(none, nn),
-            fmt(tracer, nt),
-            ratio
-                .map(|r| format!("{r:.2}x"))
-                .unwrap_or_else(|| "-".into()),
-        ));
+    let present: Vec<&str> = CONFIGS
+        .iter()
+        .copied()
+        .filter(|c| runs.keys().any(|(k, _)| k == c))
+        .collect();
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+        _ => None,
+    };
+    let fmt_x = |r: Option<f64>| r.map(|r| format!("{r:.2}x")).unwrap_or_else(|| "-".into());
+
+    // ns/op per loop and configuration, then the ratios.
+    s.push_str(&format!("{:<16}", "ns/op, median"));
+    for c in &present {
+        s.push_str(&format!(" {c:>14}"));
     }
+    s.push_str("   one operation\n");
+    // (loop, config) -> median ns/op
+    let mut ns: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    for (name, what) in LOOPS {
+        s.push_str(&format!("{name:<16}"));
+        for c in &present {
+            let (v, n) = med(c, &|r: &RunResult| {
+                r.ns_per_op.get(*name).map(|&v| v as f64)
+            });
+            if let Some(v) = v {
+                ns.insert((name, c), v);
+            }
+            let cell = v.map(|v| format!("{v:.0} (n={n})")).unwrap_or("-".into());
+            s.push_str(&format!(" {cell:>14}"));
+        }
+        s.push_str(&format!("   {what}\n"));
+    }
+    let traced: Vec<&str> = present.iter().copied().filter(|c| is_traced(c)).collect();
+    if !traced.is_empty() {
+        s.push('\n');
+        s.push_str(&format!("{:<16}", "ratio"));
+        for c in &traced {
+            s.push_str(&format!(" {:>14}", format!("{c} x none")));
+        }
+        for c in traced.iter().filter(|c| **c != "floor") {
+            s.push_str(&format!(" {:>14}", format!("{c} x floor")));
+        }
+        s.push('\n');
+        for (name, _) in LOOPS {
+            s.push_str(&format!("{name:<16}"));
+            let get = |c: &str| ns.get(&(*name, c)).copied();
+            for c in &traced {
+                s.push_str(&format!(" {:>14}", fmt_x(ratio(get("none"), get(c)))));
+            }
+            for c in traced.iter().filter(|c| **c != "floor") {
+                s.push_str(&format!(" {:>14}", fmt_x(ratio(get("floor"), get(c)))));
+            }
+            s.push('\n');
+        }
+    }
+
     let key = |k: &'static str| move |r: &RunResult| r.keys.get(k)?.parse::<f64>().ok();
+    s.push('\n');
+    s.push_str(&format!("iterations per loop and run: {iters}\n"));
+    for c in &traced {
+        let mut parts = Vec::new();
+        if let (Some(v), n) = med(c, &key("ready_after")) {
+            parts.push(format!("start-up {v:.2} s (n={n})"));
+        }
+        if let (Some(v), _) = med(c, &key("stop_after")) {
+            parts.push(format!("stop {v:.2} s"));
+        }
+        let cpu = |r: &RunResult| Some(key("cpu_ticks_before_stop")(r)? / USER_HZ);
+        if let (Some(cpu), _) = med(c, &cpu) {
+            let wall = med(c, &key("tracer_wall")).0;
+            let loops = med(c, &key("loops_took")).0;
+            parts.push(format!(
+                "CPU {cpu:.2} s{}{}",
+                wall.map(|w| format!(" over {w:.2} s wall"))
+                    .unwrap_or_default(),
+                loops
+                    .map(|l| format!(" (loops {l:.2} s)"))
+                    .unwrap_or_default(),
+            ));
+        }
+        if !parts.is_empty() {
+            s.push_str(&format!("{c}: {} (medians)\n", parts.join(", ")));
+        }
+    }
     let tracer_runs: Vec<&RunResult> = runs
         .iter()
         .filter(|((c, _), _)| c == "tracer")
         .map(|(_, r)| r)
         .collect();
-    s.push('\n');
-    s.push_str(&format!("iterations per loop and run: {iters}\n"));
-    if let (Some(v), n) = med("tracer", &key("ready_after")) {
-        s.push_str(&format!(
-            "tracer start-up (start to ready file), median of {n}: {v:.2} s\n"
-        ));
-    }
-    if let (Some(v), n) = med("tracer", &key("stop_after")) {
-        s.push_str(&format!(
-            "tracer stop (SIGINT to exit), median of {n}: {v:.2} s\n"
-        ));
-    }
-    let cpu = |r: &RunResult| Some(key("cpu_ticks_before_stop")(r)? / USER_HZ);
-    if let (Some(c), n) = med("tracer", &cpu) {
-        let wall = med("tracer", &key("tracer_wall")).0;
-        let loops = med("tracer", &key("loops_took")).0;
-        s.push_str(&format!(
-            "tracer CPU (user+system, start to SIGINT), median of {n}: {c:.2} s{}{}\n",
-            wall.map(|w| format!(" over {w:.2} s wall"))
-                .unwrap_or_default(),
-            loops
-                .map(|l| format!(" (the loops took {l:.2} s)"))
-                .unwrap_or_default(),
-        ));
-    }
     let lost: Vec<(u64, u64)> = tracer_runs
         .iter()
         .filter_map(|r| {
@@ -291,34 +398,45 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     }
     if let (Some(b), _) = med("tracer", &key("recording_bytes")) {
         s.push_str(&format!(
-            "recording size per run, median: {:.0} KiB\n",
+            "tracer recording size per run, median: {:.0} KiB\n",
             b / 1024.0
         ));
     }
-    for r in &tracer_runs {
+    for ((c, rep), r) in runs {
         for (k, v) in &r.keys {
             if k == "ready" || k == "sigint" || (k == "tracer_exit" && v != "0") {
-                s.push_str(&format!("warning: a tracer run had {k}={v}\n"));
+                s.push_str(&format!("warning: {c} run {rep} had {k}={v}\n"));
             }
         }
     }
     s.push('\n');
-    match pair_ratio {
-        Some(r) => s.push_str(&format!(
-            "overhead per lock+unlock: tracer {r:.2}x no-tracing\n"
-        )),
-        None => s.push_str("overhead per lock+unlock: not measured (no resv_pair results)\n"),
-    }
-    s.push_str("floor and bpftrace: not measured yet\n");
+    let pair = |c: &str| ns.get(&("resv_pair", c)).copied();
+    let x_floor = |c: &str| {
+        ratio(pair("floor"), pair(c))
+            .map(|r| format!("{r:.2}x floor"))
+            .unwrap_or_else(|| "not measured".into())
+    };
+    s.push_str(&format!(
+        "overhead per lock+unlock: tracer {}, bpftrace {}\n",
+        x_floor("tracer"),
+        x_floor("bpftrace")
+    ));
+    s.push_str(&format!(
+        "against no tracing: floor {}, tracer {}, bpftrace {}\n",
+        fmt_x(ratio(pair("none"), pair("floor"))),
+        fmt_x(ratio(pair("none"), pair("tracer"))),
+        fmt_x(ratio(pair("none"), pair("bpftrace"))),
+    ));
     s
 }
 
-/// Guest timeout: boot, warm-up, and per repetition a tracer start and stop plus the loops
-/// twice. Under TCG, 10k iterations of the three loops take ~2 s under the tracer and its
-/// stop (draining and writing ~50 MB of events) ~5 s; this allows twice that.
+/// Guest timeout: boot, warm-up, and per repetition up to three tracing processes started and
+/// stopped plus the loops four times. Under TCG, 10k iterations of the three loops take ~2 s
+/// under the tracer, its start ~10 s and its stop (draining and writing ~50 MB of events) ~5 s;
+/// bpftrace compiles its script with LLVM at start. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
-    let per_rep = 30 + (iters as u64 * 10) / 10_000;
-    Duration::from_secs(60 + per_rep * reps as u64)
+    let per_rep = 120 + (iters as u64 * 20) / 10_000;
+    Duration::from_secs(120 + per_rep * reps as u64)
 }
 
 /// Build tracer_bench for `opts.kernel`, boot once, and print the table.
@@ -335,7 +453,15 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
         timeout: Some(opts.timeout.unwrap_or_else(|| timeout(iters, reps))),
         ..opts.clone()
     };
-    let r = boot_guest(&opts, &guest_script(iters, reps), &kos, &[], 0)?;
+    // bpftrace is compared where its bundle can be built (Debian packages, cached).
+    let files = match super::bpftrace::bundle() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("lab: bench without bpftrace: {e:#}");
+            Vec::new()
+        }
+    };
+    let r = boot_guest(&opts, &guest_script(iters, reps), &kos, &files, 0)?;
     let bench_dir = r.files_dir.join("bench");
     let runs = collect(&bench_dir)?;
     if runs.is_empty() {
@@ -347,6 +473,14 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
         bench_dir.display()
     );
     print!("{}", report(&runs, iters));
+    let profile = fs::read_to_string(bench_dir.join("r0.profile.stderr")).unwrap_or_default();
+    let lines = profile_lines(&profile);
+    if !lines.is_empty() {
+        println!("\nwhere the tracer's kernel time goes (one more run, kernel BPF stats on):");
+        for l in lines {
+            println!("  {l}");
+        }
+    }
     if r.guest_status != Some(0) {
         bail!("{}", r.failure_report());
     }
@@ -380,34 +514,71 @@ mod tests {
     }
 
     #[test]
+    fn profile_lines_are_the_prog_stats() {
+        let e = "tracer: 9 hooks attached in 0.30 s\ntracer: prog-stats: fn_entry  10 runs  300 ns/run  0.003 ms total\ntracer: 0 events in 1.0s, 0 stacks, 0 lost\n";
+        assert_eq!(
+            profile_lines(e),
+            vec!["fn_entry  10 runs  300 ns/run  0.003 ms total".to_string()]
+        );
+    }
+
+    #[test]
     fn medians() {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
     }
 
+    fn runs_of(configs: &[(&str, u64)]) -> BTreeMap<(String, u32), RunResult> {
+        let mut runs = BTreeMap::new();
+        for rep in 1..=3u32 {
+            for (c, ns) in configs {
+                runs.insert(
+                    (c.to_string(), rep),
+                    parse_run(&format!(
+                        "resv_pair ns_per_op={}\nready_after=2\n",
+                        ns + rep as u64
+                    )),
+                );
+            }
+        }
+        runs
+    }
+
     #[test]
     fn report_has_the_ratio_line() {
-        let mut runs = BTreeMap::new();
-        for rep in 1..=3 {
-            runs.insert(
-                ("none".to_string(), rep),
-                parse_run("resv_pair ns_per_op=100\n"),
-            );
-            runs.insert(
-                ("tracer".to_string(), rep),
-                parse_run(&format!(
-                    "resv_pair ns_per_op={}\nready_after=2\n",
-                    300 + rep
-                )),
-            );
-        }
-        let t = report(&runs, 1000);
+        let t = report(
+            &runs_of(&[
+                ("none", 100),
+                ("floor", 1000),
+                ("tracer", 1200),
+                ("bpftrace", 5000),
+            ]),
+            1000,
+        );
+        // Medians: none 102, floor 1002, tracer 1202, bpftrace 5002.
         assert!(
-            t.contains("overhead per lock+unlock: tracer 3.02x no-tracing"),
+            t.contains("overhead per lock+unlock: tracer 1.20x floor, bpftrace 4.99x floor"),
             "{t}"
         );
-        assert!(t.contains("floor and bpftrace: not measured yet"));
+        assert!(
+            t.contains("against no tracing: floor 9.82x, tracer 11.78x, bpftrace 49.04x"),
+            "{t}"
+        );
+        assert!(t.contains("tracer x floor"), "{t}");
+    }
+
+    #[test]
+    fn report_says_what_was_not_measured() {
+        let t = report(&runs_of(&[("none", 100), ("tracer", 300)]), 1000);
+        assert!(
+            t.contains("overhead per lock+unlock: tracer not measured, bpftrace not measured"),
+            "{t}"
+        );
+        assert!(
+            t.contains("against no tracing: floor -, tracer 2.96x"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -416,5 +587,87 @@ mod tests {
         assert!(s.contains("echo 1234 > $B/run"));
         assert!(s.contains("-le 3 ]"));
         assert!(s.contains("awk '{print $14 + $15}'"));
+        assert!(s.contains("CONFIGS=\"none floor tracer bpftrace\""));
+        assert!(s.contains("record --floor -o"));
+    }
+
+    /// The bpftrace generator over a `tracer probes --json` excerpt, run by the host's awk
+    /// (the guest runs busybox awk on the same program).
+    #[test]
+    fn bpftrace_equivalent_of_the_attached_hooks() {
+        let json = r#"{
+  "probes": [
+    {
+      "hook": "lock:contention_begin",
+      "family": "tracepoint",
+      "mechanism": "raw_tp",
+      "state": "attached",
+      "reason": ""
+    },
+    {
+      "hook": "ww_mutex_lock",
+      "family": "function",
+      "mechanism": "kprobe+kretprobe",
+      "state": "attached",
+      "reason": ""
+    },
+    {
+      "hook": "ww_mutex_unlock",
+      "family": "function",
+      "mechanism": "kprobe",
+      "state": "attached",
+      "reason": ""
+    },
+    {
+      "hook": "dma_buf_attach",
+      "family": "function",
+      "mechanism": "fentry+fexit",
+      "state": "attached",
+      "reason": ""
+    },
+    {
+      "hook": "dma_buf_invalidate_mappings",
+      "family": "function",
+      "mechanism": "-",
+      "state": "absent",
+      "reason": "not in this kernel's kallsyms"
+    },
+    {
+      "hook": "udmabuf_ops.map_dma_buf = map_udmabuf [udmabuf]",
+      "family": "callback",
+      "mechanism": "kprobe+kretprobe",
+      "state": "attached",
+      "reason": ""
+    }
+  ]
+}
+"#;
+        let dir = std::env::temp_dir().join(format!("bench-gen-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("probes.json");
+        fs::write(&input, json).unwrap();
+        let out = std::process::Command::new("awk")
+            .arg(BPFTRACE_GEN)
+            .arg(&input)
+            .output()
+            .expect("awk runs");
+        let _ = fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = String::from_utf8(out.stdout).unwrap();
+        let want = "\
+tracepoint:lock:contention_begin { @tp[probe] = count(); }
+kprobe:ww_mutex_lock { @lock[kstack] = count(); }
+kretprobe:ww_mutex_lock { @ret[probe, retval] = count(); }
+kprobe:ww_mutex_unlock { @unlock = count(); }
+kfunc:dma_buf_attach { @call[probe, kstack] = count(); }
+kretfunc:dma_buf_attach { @ret[probe, retval] = count(); }
+kprobe:map_udmabuf { @call[probe, kstack] = count(); }
+kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
+";
+        assert_eq!(got, want);
     }
 }
