@@ -122,6 +122,28 @@ pub struct FuncDesc {
     pub _pad: u32,
 }
 
+/// Slots of the direct-mapped function table (map `FUNC_SLOTS`): an array
+/// lookup, which the verifier inlines, finds most functions' descriptors
+/// without hashing; `FUNCS` (a hash map) holds every function, for the ones
+/// whose slot another function took.
+pub const FUNC_SLOTS: u32 = 4096;
+
+/// One `FUNC_SLOTS` entry: the descriptor of the function at `ip`, or `ip == 0`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FuncSlot {
+    pub ip: u64,
+    pub desc: FuncDesc,
+}
+
+/// The `FUNC_SLOTS` index of a function address (a kprobe's or a tracing
+/// program's view of it: the symbol, or 4 bytes past it after an ENDBR, which
+/// land in different slots).
+#[inline(always)]
+pub fn func_slot(ip: u64) -> u32 {
+    (ip ^ (ip >> 12)) as u32 & (FUNC_SLOTS - 1)
+}
+
 /// Configuration read by every program (map `CONFIG`, index 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -205,7 +227,22 @@ pub struct Frame {
     pub func_ip: u64,
     pub args: [u64; 3],
     pub stack_id: i64,
+    /// The function's descriptor, kept so the return needs no `FUNCS` lookup.
+    pub desc: FuncDesc,
 }
+
+/// A call site (return address into the caller) and the stack id recorded the
+/// first time the thread's process called a hooked function from there.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SiteStack {
+    pub caller: u64,
+    pub stack_id: i64,
+}
+
+/// Call sites each thread remembers without a map lookup (constant indices,
+/// as for `pending`).
+pub const TASK_SITES: usize = 2;
 
 /// Un-nested lock acquisitions a thread holds that were not sent yet: they are
 /// sent (as their lock return, with the original time and stack) only when
@@ -241,6 +278,12 @@ pub struct TaskFrames {
     /// lock taken there is evidence (the core's own locking) and is sent.
     pub in_call: u32,
     pub pending: [PendingLock; MAX_PENDING],
+    /// The thread's most recent call sites and their stacks (a loop that locks
+    /// from one place finds its stack here, not in `SITES`).
+    pub sites: [SiteStack; TASK_SITES],
+    /// Which `sites` slot the next new call site replaces.
+    pub site_next: u32,
+    pub _pad: u32,
 }
 
 /// Bytes one kernel-memory read request returns (a `struct dma_buf_ops` is
@@ -270,6 +313,7 @@ mod tests {
         assert_eq!(RawEvent::SIZE, 160);
         assert_eq!(core::mem::size_of::<Config>(), 48);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
+        assert_eq!(core::mem::size_of::<FuncSlot>(), 16);
     }
 
     #[test]
@@ -289,5 +333,6 @@ mod tests {
 mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::FuncDesc {}
+    unsafe impl aya::Pod for super::FuncSlot {}
     unsafe impl aya::Pod for super::KmemBuf {}
 }

@@ -69,3 +69,12 @@ floor_slots!(
     (floor_fentry_slot22, floor_fexit_slot22),
     (floor_fentry_slot23, floor_fexit_slot23),
 );
+
+floor_slots!(
+    (floor_lock_fentry_slot0, floor_lock_fexit_slot0),
+    (floor_lock_fentry_slot1, floor_lock_fexit_slot1),
+    (floor_lock_fentry_slot2, floor_lock_fexit_slot2),
+    (floor_lock_fentry_slot3, floor_lock_fexit_slot3),
+    (floor_unlock_fentry_slot0, floor_unlock_fexit_slot0),
+    (floor_unlock_fentry_slot1, floor_unlock_fexit_slot1),
+);

@@ -17,18 +17,18 @@ use aya_ebpf::{
         bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
     },
     macros::{kprobe, kretprobe},
-    programs::{ProbeContext, RetProbeContext},
+    programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, MAX_FRAMES, PendingLock, RawEvent, RawKind, TaskFrames, buf_flags,
-    func_flags as ff,
+    ArgKind, Config, FuncDesc, MAX_FRAMES, PendingLock, RawEvent, RawKind, SiteStack, TaskFrames,
+    buf_flags, func_flags as ff, func_slot,
 };
 
 /// Removes `lock` from the thread's unsent acquisitions; true if it was there.
 /// Written out for the two slots: constant indices keep old verifiers (6.1)
 /// from rejecting variable offsets into the map value.
 #[inline(always)]
-fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
+pub fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
     if t.npending >= 1 && t.pending[0].lock == lock {
         // Keep the other one first (they are sent oldest first).
         t.pending[0] = t.pending[1];
@@ -43,40 +43,81 @@ fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
 }
 
 use crate::{
-    FUNCS, SITES,
+    FUNC_SLOTS, FUNCS, SITES,
     emit::{flush_pending, output, stack_id, task, traced_thread},
 };
 
-/// The stack of a lock acquisition that is not nested: taken the first time
-/// its call site (the return address) is seen in a process, then reused for
-/// that site in that process, so a lock later found held (at return to user
-/// space, under a fence wait, first in an ordering) still has its acquisition
-/// stack without walking the stack on every lock. Keyed per process because
-/// one call site (say in dma_buf_dynamic_attach) is reached from different
-/// paths by different programs and threads.
+/// The stack for an event at a call site (the return address into the
+/// caller): taken the first time the site is seen in a process, then reused
+/// for that site in that process, the way lockdep saves a stack once per new
+/// dependency. A lock later found held (at return to user space, under a fence
+/// wait, first in an ordering) or a dma-buf call then has its stack without a
+/// stack walk on every call. Keyed per process because one call site (say in
+/// dma_buf_dynamic_attach) is reached from different paths by different
+/// programs. The thread's last two sites are checked first (no map lookup: a
+/// loop that locks from one place never reaches `SITES`).
 #[inline(always)]
-fn site_stack(ctx: &ProbeContext) -> i64 {
-    // SAFETY: at a kprobe on a function's first instruction, *rsp is the
-    // return address; the read is checked.
-    let caller: u64 = unsafe {
-        let sp = (*ctx.regs).rsp;
-        bpf_probe_read_kernel(sp as *const u64).unwrap_or(0)
-    };
+pub fn site_stack<C: EbpfContext + StackIdContext>(
+    ctx: &C,
+    t: &mut TaskFrames,
+    caller: u64,
+) -> i64 {
     if caller == 0 {
-        return -1;
+        return stack_id(ctx);
+    }
+    // Constant indices (see drop_pending).
+    if t.sites[0].caller == caller {
+        return t.sites[0].stack_id;
+    }
+    if t.sites[1].caller == caller {
+        return t.sites[1].stack_id;
     }
     let key = [caller, bpf_get_current_pid_tgid() >> 32];
     // SAFETY: map value read.
-    if let Some(id) = unsafe { SITES.get(&key) } {
-        return *id;
+    let id = match unsafe { SITES.get(&key) } {
+        Some(id) => *id,
+        None => {
+            let id = stack_id(ctx);
+            let _ = SITES.insert(&key, &id, 0);
+            id
+        }
+    };
+    // Only a stack that was taken is worth remembering.
+    if id >= 0 {
+        let s = SiteStack {
+            caller,
+            stack_id: id,
+        };
+        if t.site_next == 0 {
+            t.sites[0] = s;
+            t.site_next = 1;
+        } else {
+            t.sites[1] = s;
+            t.site_next = 0;
+        }
     }
-    let id = stack_id(ctx);
-    let _ = SITES.insert(&key, &id, 0);
     id
 }
 
+/// The return address at a kprobe on a function's first instruction (*rsp).
+#[inline(always)]
+fn kprobe_caller(ctx: &ProbeContext) -> u64 {
+    // SAFETY: the read is checked.
+    unsafe {
+        let sp = (*ctx.regs).rsp;
+        bpf_probe_read_kernel(sp as *const u64).unwrap_or(0)
+    }
+}
+
+/// The descriptor of the hooked function at `ip`: from its `FUNC_SLOTS`
+/// slot (no hashing) unless another function holds it.
 #[inline(always)]
 pub fn desc_for(ip: u64) -> Option<FuncDesc> {
+    if let Some(s) = FUNC_SLOTS.get(func_slot(ip)) {
+        if s.ip == ip {
+            return Some(s.desc);
+        }
+    }
     // SAFETY: map value read.
     unsafe { FUNCS.get(&ip) }.copied()
 }
@@ -173,9 +214,47 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
     let (cfg, tid) = traced_thread()?;
-    let t = task(tid)?;
-    // SAFETY: `t` points into a map value owned by this thread's key.
-    let t = unsafe { &mut *t };
+    // SAFETY: `task` points into a map value owned by this thread's key.
+    let t = unsafe { &mut *task(tid)? };
+    entry_body(ctx, ip, desc, cfg, t)
+}
+
+/// Attached to the unlock functions only: the unlock of an acquisition that
+/// was never sent (the common case of a lone lock/unlock pair) is dropped
+/// before the `FUNCS` lookup, which it does not need.
+#[kprobe]
+pub fn fn_unlock(ctx: ProbeContext) -> u32 {
+    let _ = try_unlock(&ctx);
+    0
+}
+
+fn try_unlock(ctx: &ProbeContext) -> Option<()> {
+    let (cfg, tid) = traced_thread()?;
+    // SAFETY: as in try_entry.
+    let t = unsafe { &mut *task(tid)? };
+    if t.npending > 0 {
+        let lock: u64 = ctx.arg(0).unwrap_or(0);
+        if drop_pending(t, lock) {
+            if t.held > 0 {
+                t.held -= 1;
+            }
+            return Some(());
+        }
+    }
+    // SAFETY: helper call on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    entry_body(ctx, ip, desc, cfg, t)
+}
+
+#[inline(always)]
+fn entry_body(
+    ctx: &ProbeContext,
+    ip: u64,
+    desc: FuncDesc,
+    cfg: &Config,
+    t: &mut TaskFrames,
+) -> Option<()> {
     let held = t.held;
     let nested = held > 0;
     if desc.flags & ff::UNLOCKS != 0 && t.held > 0 {
@@ -193,13 +272,12 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
         ctx.arg(1).unwrap_or(0),
         ctx.arg(2).unwrap_or(0),
     ];
-    let want_stack = cfg.stack_all != 0
-        || desc.flags & ff::STACK_ALWAYS != 0
-        || (desc.flags & ff::STACK_NESTED != 0 && nested);
-    let stack = if want_stack {
+    // A lock keeps its call site's stack even when not nested: if it is
+    // found held later, that stack is the evidence.
+    let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
-    } else if desc.flags & ff::LOCKS != 0 && desc.flags & ff::STACK_NESTED != 0 {
-        site_stack(ctx)
+    } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
+        site_stack(ctx, t, kprobe_caller(ctx))
     } else {
         -1
     };
@@ -210,6 +288,7 @@ fn try_entry(ctx: &ProbeContext) -> Option<()> {
             f.func_ip = ip;
             f.args = args;
             f.stack_id = stack;
+            f.desc = desc;
         }
         // Past MAX_FRAMES the depth still counts so returns stay paired;
         // the deepest frames' arguments are lost (user space sees hook 0 args).
@@ -251,7 +330,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
         return None;
     }
     let f = t.frames[d & (MAX_FRAMES - 1)];
-    let desc = desc_for(f.func_ip)?;
+    let desc = f.desc;
     let ret: i64 = ctx.ret();
     if desc.flags & ff::LOCKS != 0 {
         // The lock functions return int: only the low 32 bits of rax are defined.

@@ -1,8 +1,12 @@
 //! The tracer's eBPF programs. One file per hook family:
-//! - `funcs`: every hooked kernel function (ww_mutex_*, dma_resv_init/fini, the
-//!   dma-buf API, exporter/importer callbacks) through one generic entry and one
+//! - `funcs`: kprobes: exporter/importer callbacks, and any other hooked
+//!   function where fentry is refused, through one generic entry and one
 //!   generic return program, described per address by user space (`FUNCS`);
-//! - `tracepoints`: dma_fence waits, lock contention, mmap_lock, syscall exit.
+//! - `tracing`: the dma-buf API and resv lifetimes on fentry/fexit;
+//! - `lock_tracing`: the ww_mutex functions on fentry/fexit where the kernel
+//!   allows it (`funcs` is their kprobe fallback);
+//! - `tracepoints`: dma_fence waits, lock contention, mmap_lock, syscall exit;
+//! - `floor`: programs that only return, for overhead measurements.
 //!
 //! Shared state lives here: the ring buffer, the per-task frames and held-lock
 //! count (kept in the kernel so that lock traffic is filtered before it costs a
@@ -14,6 +18,7 @@ mod emit;
 mod floor;
 mod funcs;
 mod kmem;
+mod lock_tracing;
 mod tracepoints;
 mod tracing;
 
@@ -21,7 +26,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{Config, FuncDesc, KmemBuf, TaskFrames};
+use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, TaskFrames};
 
 /// Events to user space. Size set by user space at load time.
 #[map]
@@ -38,6 +43,10 @@ pub static STACKS: StackTrace = StackTrace::with_max_entries(16384, 0);
 /// Function address -> how to read it. Filled by user space before attaching.
 #[map]
 pub static FUNCS: HashMap<u64, FuncDesc> = HashMap::with_max_entries(4096, 0);
+
+/// Direct-mapped copy of `FUNCS` (index `func_slot(ip)`), checked first.
+#[map]
+pub static FUNC_SLOTS: Array<FuncSlot> = Array::with_max_entries(tracer_common::FUNC_SLOTS, 0);
 
 /// (lock call site = return address, tgid) -> stack id of its first acquisition.
 #[map]

@@ -7,25 +7,24 @@
 //! carries identical "slot" programs; user space loads one entry and one exit
 //! slot per function. Arguments are read with bpf_get_func_arg (a generic body
 //! cannot read ctx past the function's own argument count: the verifier checks
-//! it against the target's BTF). The ww_mutex functions stay on kprobes: their
-//! per-call-site stacks need the return address, which only a kprobe's
-//! registers give.
+//! it against the target's BTF). Stacks are taken once per call site (see
+//! `funcs::site_stack`); the call site is read from the trampoline's frame.
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret},
+    helpers::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret, bpf_probe_read_kernel_buf},
     macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
 use tracer_common::{RawKind, func_flags as ff};
 
 use crate::{
-    emit::{flush_thread, held_of, output, stack_id, task, traced_thread},
-    funcs::{desc_for, fill_args},
+    emit::{flush_pending, output, stack_id, task, traced_thread},
+    funcs::{desc_for, fill_args, site_stack},
 };
 
 #[inline(always)]
-fn arg(ctx: *mut core::ffi::c_void, n: u32) -> u64 {
+pub fn arg(ctx: *mut core::ffi::c_void, n: u32) -> u64 {
     let mut v: u64 = 0;
     // SAFETY: the helper checks n against the traced function's argument count.
     if unsafe { bpf_get_func_arg(ctx, n, &mut v) } != 0 {
@@ -39,6 +38,37 @@ fn args3(ctx: *mut core::ffi::c_void) -> [u64; 3] {
     [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2)]
 }
 
+/// Words above a tracing program's context searched for the trampoline's
+/// return address (the context is the saved argument registers; above them
+/// sit the return value slot, the saved frame pointer, the return address
+/// into the traced function and the traced function's own return address).
+const CALLER_SCAN_WORDS: usize = 16;
+
+/// The traced function's return address (its call site in the caller), read
+/// from the trampoline's frame: the word after the one that returns into the
+/// traced function just past its patched `call` (ip + 5, or ip + 9 after an
+/// ENDBR). 0 if not found (then the caller gets a fresh stack).
+#[inline(always)]
+pub fn tracing_caller(ctx: *mut core::ffi::c_void, ip: u64) -> u64 {
+    let mut words = [0u64; CALLER_SCAN_WORDS];
+    // SAFETY: a checked read of the trampoline's stack frame above `ctx`.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, CALLER_SCAN_WORDS * 8)
+    };
+    if unsafe { bpf_probe_read_kernel_buf(ctx as *const u8, bytes) }.is_err() {
+        return 0;
+    }
+    let mut i = 0;
+    while i < CALLER_SCAN_WORDS - 1 {
+        let w = words[i];
+        if w == ip + 5 || w == ip + 9 {
+            return words[i + 1];
+        }
+        i += 1;
+    }
+    0
+}
+
 #[inline(always)]
 fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
     // SAFETY: helper on the program's own context.
@@ -49,20 +79,23 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
         return None;
     }
     let args = args3(ctx.as_ptr());
+    // SAFETY: this thread's map value.
+    let t = unsafe { &mut *task(tid)? };
     if desc.flags & ff::EMIT_RETURN != 0 {
-        if let Some(t) = task(tid) {
-            // SAFETY: this thread's map value.
-            let t = unsafe { &mut *t };
-            t.in_call = t.in_call.saturating_add(1);
-        }
+        t.in_call = t.in_call.saturating_add(1);
     }
-    let held = held_of(tid);
-    let want_stack = cfg.stack_all != 0
-        || desc.flags & ff::STACK_ALWAYS != 0
-        || (desc.flags & ff::STACK_NESTED != 0 && held > 0);
-    let stack = if want_stack { stack_id(ctx) } else { -1 };
-    if held > 0 {
-        flush_thread(tid);
+    let held = t.held;
+    let stack = if cfg.stack_all != 0 {
+        stack_id(ctx)
+    } else if desc.flags & ff::STACK_ALWAYS != 0 || (desc.flags & ff::STACK_NESTED != 0 && held > 0)
+    {
+        let caller = tracing_caller(ctx.as_ptr(), ip);
+        site_stack(ctx, t, caller)
+    } else {
+        -1
+    };
+    if t.npending > 0 {
+        flush_pending(t);
     }
     output(RawKind::FuncEntry as u16, desc.hook, |ev| {
         ev.func_ip = ip;
@@ -83,17 +116,18 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
         return None;
     }
     let args = args3(ctx.as_ptr());
+    let mut ret: u64 = 0;
+    // SAFETY: helper on an fexit context.
+    unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
+    let mut held = 0;
     if let Some(t) = crate::TASKS.get_ptr_mut(&tid) {
         // SAFETY: this thread's map value.
         let t = unsafe { &mut *t };
         t.in_call = t.in_call.saturating_sub(1);
-    }
-    let mut ret: u64 = 0;
-    // SAFETY: helper on an fexit context.
-    unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
-    let held = held_of(tid);
-    if held > 0 {
-        flush_thread(tid);
+        held = t.held;
+        if t.npending > 0 {
+            flush_pending(t);
+        }
     }
     output(RawKind::FuncReturn as u16, desc.hook, |ev| {
         ev.func_ip = ip;

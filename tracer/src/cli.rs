@@ -151,6 +151,11 @@ pub struct LiveArgs {
     /// run tells the hook mechanism's cost from the tracer's (docs/overhead.md).
     #[arg(long)]
     pub floor: bool,
+    /// Hook the ww_mutex functions with kprobes even where the kernel allows
+    /// fentry/fexit (which cost about half as much). For comparisons; the
+    /// tracer falls back to kprobes by itself where fentry is refused.
+    #[arg(long)]
+    pub lock_kprobes: bool,
     /// Turn on the kernel's BPF run-time statistics while running and print,
     /// at exit, each program's runs and nanoseconds per run: where the
     /// tracer's in-kernel cost goes. The statistics themselves add two clock

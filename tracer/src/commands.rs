@@ -102,6 +102,7 @@ pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
         full_stream: a.all_events,
         stack_all: a.all_stacks,
         floor: a.floor,
+        lock_kprobes: a.lock_kprobes,
     })
 }
 

@@ -89,6 +89,8 @@ impl KernelSymbolizer {
 pub fn is_tracing_frame(sym: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "bpf_prog_",
+        // fentry/fexit trampolines, named by their BTF id.
+        "bpf_trampoline_",
         "bpf_trace_run",
         "__bpf_trace_",
         "trace_call_bpf",
@@ -121,6 +123,7 @@ mod tests {
             "bpf_prog_8f797dd5c1019b2d_mmap_lock_start"
         ));
         assert!(is_tracing_frame("bpf_trace_run2"));
+        assert!(is_tracing_frame("bpf_trampoline_6442471387"));
         assert!(is_tracing_frame("kprobe_ftrace_handler"));
         assert!(!is_tracing_frame("ww_mutex_lock"));
         assert!(!is_tracing_frame("dma_buf_map_attachment_unlocked"));

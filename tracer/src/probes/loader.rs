@@ -11,7 +11,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use serde::{Deserialize, Serialize};
-use tracer_common::{ArgKind, Config, FuncDesc, KmemBuf, KMEM_LEN};
+use tracer_common::{func_slot, ArgKind, Config, FuncDesc, FuncSlot, KmemBuf, KMEM_LEN};
 
 use super::{
     btf::KernelBtf,
@@ -70,6 +70,8 @@ pub struct LoadOptions {
     /// the tracer's, on the same hooks through the same mechanisms: the cost
     /// floor of an overhead benchmark. Nothing is sent.
     pub floor: bool,
+    /// Hook the ww_mutex functions with kprobes even where fentry/fexit works.
+    pub lock_kprobes: bool,
 }
 
 impl Default for LoadOptions {
@@ -79,6 +81,7 @@ impl Default for LoadOptions {
             full_stream: false,
             stack_all: false,
             floor: false,
+            lock_kprobes: false,
         }
     }
 }
@@ -118,7 +121,15 @@ pub struct Tracer {
     next_slot: usize,
     /// See [`LoadOptions::floor`].
     floor: bool,
+    lock_kprobes: bool,
+    /// Next free ww_mutex lock slot pair and unlock slot (lock_tracing.rs).
+    next_lock_slot: usize,
+    next_unlock_slot: usize,
 }
+
+/// Slots in tracer-ebpf/src/lock_tracing.rs.
+const LOCK_SLOTS: usize = 4;
+const UNLOCK_SLOTS: usize = 2;
 
 /// Number of fentry/fexit slot pairs in the eBPF object (tracer-ebpf/src/tracing.rs).
 const TRACING_SLOTS: usize = 24;
@@ -228,6 +239,9 @@ impl Tracer {
             aya_btf: None,
             next_slot: 0,
             floor: opts.floor,
+            lock_kprobes: opts.lock_kprobes,
+            next_lock_slot: 0,
+            next_unlock_slot: 0,
         };
         {
             let mut cfg: Array<_, Config> =
@@ -248,7 +262,7 @@ impl Tracer {
             return name.to_string();
         }
         match name {
-            "fn_entry" => "floor_kprobe".into(),
+            "fn_entry" | "fn_unlock" => "floor_kprobe".into(),
             "fn_return" => "floor_kretprobe".into(),
             n if n.starts_with("fentry_slot") || n.starts_with("fexit_slot") => {
                 format!("floor_{n}")
@@ -386,7 +400,7 @@ impl Tracer {
     }
 
     fn ensure_kprobes_loaded(&mut self) -> Result<(), String> {
-        for name in ["fn_entry", "fn_return"] {
+        for name in ["fn_entry", "fn_unlock", "fn_return"] {
             let name = self.program_for(name);
             let prog: &mut KProbe = self
                 .ebpf
@@ -404,6 +418,11 @@ impl Tracer {
     /// Installs the descriptor (at the address and past a 4-byte ENDBR, where
     /// kprobes land on IBT kernels) and attaches entry and return probes.
     fn hook_function(&mut self, func: &str, addr: u64, desc: FuncDesc) -> Result<String, String> {
+        let entry = if desc.flags & tracer_common::func_flags::UNLOCKS != 0 {
+            "fn_unlock"
+        } else {
+            "fn_entry"
+        };
         if let Err(e) = &self.mech.kprobe {
             let fentry = match &self.mech.fentry {
                 Ok(()) => "fentry available but function hooks use kprobes".to_string(),
@@ -413,7 +432,7 @@ impl Tracer {
         }
         self.ensure_kprobes_loaded()?;
         self.install_desc(addr, desc)?;
-        let name = self.program_for("fn_entry");
+        let name = self.program_for(entry);
         let entry: &mut KProbe = self
             .ebpf
             .program_mut(&name)
@@ -440,11 +459,30 @@ impl Tracer {
     /// Describes the function at `addr` to the programs. Also at `addr + 4`:
     /// on IBT kernels a kprobe lands after the 4-byte ENDBR instruction.
     fn install_desc(&mut self, addr: u64, desc: FuncDesc) -> Result<(), String> {
-        let mut funcs: BpfHashMap<_, u64, FuncDesc> =
-            BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
-                .map_err(|e| errno_text(&e))?;
+        {
+            let mut funcs: BpfHashMap<_, u64, FuncDesc> =
+                BpfHashMap::try_from(self.ebpf.map_mut("FUNCS").ok_or("FUNCS map missing")?)
+                    .map_err(|e| errno_text(&e))?;
+            for a in [addr, addr + 4] {
+                funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
+            }
+        }
+        // The direct-mapped copy: first come, first served; a function whose
+        // slot is taken is found in FUNCS.
+        let mut slots: Array<_, FuncSlot> = Array::try_from(
+            self.ebpf
+                .map_mut("FUNC_SLOTS")
+                .ok_or("FUNC_SLOTS map missing")?,
+        )
+        .map_err(|e| errno_text(&e))?;
         for a in [addr, addr + 4] {
-            funcs.insert(a, desc, 0).map_err(|e| errno_text(&e))?;
+            let i = func_slot(a);
+            let cur = slots.get(&i, 0).map_err(|e| errno_text(&e))?;
+            if cur.ip == 0 || cur.ip == a {
+                slots
+                    .set(i, FuncSlot { ip: a, desc }, 0)
+                    .map_err(|e| errno_text(&e))?;
+            }
         }
         Ok(())
     }
@@ -488,6 +526,66 @@ impl Tracer {
         Ok(mech)
     }
 
+    /// Attaches a ww_mutex lock (entry + exit) or unlock (entry) function to
+    /// its own fentry/fexit slot programs (tracer-ebpf/src/lock_tracing.rs).
+    fn hook_lock_tracing(
+        &mut self,
+        func: &str,
+        addr: u64,
+        desc: FuncDesc,
+    ) -> Result<String, String> {
+        if let Err(e) = &self.mech.fentry {
+            return Err(e.clone());
+        }
+        let unlock = desc.flags & tracer_common::func_flags::UNLOCKS != 0;
+        let (entry, exit) = if unlock {
+            if self.next_unlock_slot >= UNLOCK_SLOTS {
+                return Err("all unlock fentry slots in use".into());
+            }
+            self.next_unlock_slot += 1;
+            (
+                format!("unlock_fentry_slot{}", self.next_unlock_slot - 1),
+                None,
+            )
+        } else {
+            if self.next_lock_slot >= LOCK_SLOTS {
+                return Err("all lock fentry slots in use".into());
+            }
+            self.next_lock_slot += 1;
+            let n = self.next_lock_slot - 1;
+            (
+                format!("lock_fentry_slot{n}"),
+                Some(format!("lock_fexit_slot{n}")),
+            )
+        };
+        self.install_desc(addr, desc)?;
+        let entry = self.program_for(&entry);
+        let exit = exit.map(|e| self.program_for(&e));
+        let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
+        let p: &mut FEntry = self
+            .ebpf
+            .program_mut(&entry)
+            .ok_or("lock fentry slot missing from the object")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        p.load(func, btf).map_err(|e| errno_text(&e))?;
+        p.attach().map_err(|e| errno_text(&e))?;
+        let mut mech = "fentry".to_string();
+        if let Some(exit) = exit {
+            let p: &mut FExit = self
+                .ebpf
+                .program_mut(&exit)
+                .ok_or("lock fexit slot missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            p.load(func, btf).map_err(|e| errno_text(&e))?;
+            p.attach().map_err(|e| errno_text(&e))?;
+            mech.push_str("+fexit");
+        }
+        self.hooked_addrs.insert(addr, desc.hook);
+        Ok(mech)
+    }
+
     fn attach_static(&mut self, h: &table::FuncHook) {
         let Some(sym) = self.kallsyms.get(h.func).filter(|s| s.is_text()).cloned() else {
             self.status.push(ProbeStatus {
@@ -505,10 +603,27 @@ impl Tracer {
             flags: h.flags,
             _pad: 0,
         };
-        // fentry/fexit first where it can serve (not the ww_mutex functions, see
-        // tracer-ebpf/src/tracing.rs), kprobe/kretprobe as the fallback.
+        // fentry/fexit first where it can serve, kprobe/kretprobe as the fallback
+        // (and for the ww_mutex functions with --lock-kprobes).
         let res = match h.kind {
-            HookKind::Lock(_) | HookKind::Unlock => self.hook_function(h.func, sym.addr, desc),
+            HookKind::Lock(_) | HookKind::Unlock if self.lock_kprobes => {
+                self.hook_function(h.func, sym.addr, desc)
+            }
+            HookKind::Lock(_) | HookKind::Unlock => {
+                match self.hook_lock_tracing(h.func, sym.addr, desc) {
+                    Ok(m) => Ok(m),
+                    Err(fentry_err) => self
+                        .hook_function(h.func, sym.addr, desc)
+                        .map(|m| format!("{m} (fentry: {fentry_err})"))
+                        .map_err(|e| {
+                            if e.contains("fentry") {
+                                e
+                            } else {
+                                format!("fentry: {fentry_err}; {e}")
+                            }
+                        }),
+                }
+            }
             _ => match self.hook_tracing(h.func, sym.addr, desc) {
                 Ok(m) => Ok(m),
                 Err(fentry_err) => self

@@ -29,12 +29,29 @@ pub const LOOPS: &[(&str, &str)] = &[
 /// The configurations a repetition runs, in the order of the first repetition (later ones
 /// rotate it). `floor`: `tracer record --floor`, programs that only return on the same hooks
 /// and mechanisms. `bpftrace`: an equivalent bpftrace script (see [`BPFTRACE_GEN`]), only when
-/// the bundle is in the guest.
-pub const CONFIGS: &[&str] = &["none", "floor", "tracer", "bpftrace"];
+/// the bundle is in the guest. `*_kprobe`: the same with `--lock-kprobes` (the ww_mutex
+/// functions on kprobes, the tracer's fallback where fentry is refused).
+pub const CONFIGS: &[&str] = &[
+    "none",
+    "floor",
+    "tracer",
+    "bpftrace",
+    "floor_kprobe",
+    "tracer_kprobe",
+];
 
 /// Configurations that start a tracing process (start-up, CPU and stop figures apply).
 fn is_traced(config: &str) -> bool {
     config != "none"
+}
+
+/// The floor a configuration is compared with: programs that only return on its mechanisms.
+fn floor_of(config: &str) -> Option<&'static str> {
+    match config {
+        "tracer" | "bpftrace" => Some("floor"),
+        "tracer_kprobe" => Some("floor_kprobe"),
+        _ => None,
+    }
 }
 
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on x86).
@@ -104,7 +121,7 @@ pub fn median(v: &[f64]) -> Option<f64> {
 /// `tracer probes --json` on stdin: kprobe/kretprobe where the tracer used them, kfunc/kretfunc
 /// where it used fentry/fexit, tracepoints for its raw tracepoints. Lock entries and dma-buf
 /// calls count by kernel stack (what a bpftrace user checking the convention would keep),
-/// returns by value, unlocks and tracepoints by probe. Busybox awk over the pretty-printed JSON
+/// kprobe returns by value, kretfunc returns, unlocks and tracepoints by probe. Busybox awk over the pretty-printed JSON
 /// (one field per line).
 pub const BPFTRACE_GEN: &str = r#"
 function flush() {
@@ -119,7 +136,9 @@ function flush() {
 		else if (sym ~ /^ww_mutex_/) body = "@lock[kstack] = count();"
 		else body = "@call[probe, kstack] = count();"
 		print e sym " { " body " }"
-		if (mech ~ /kretprobe|fexit/) print x sym " { @ret[probe, retval] = count(); }"
+		# kretfunc's retval has the function's type (a pointer, or none for void): count by probe.
+		if (mech ~ /kretprobe/) print x sym " { @ret[probe, retval] = count(); }"
+		else if (mech ~ /fexit/) print x sym " { @fret[probe] = count(); }"
 	}
 	state = ""
 }
@@ -153,6 +172,7 @@ if command -v bpftrace >/dev/null 2>&1; then
 		awk '{gen}' /tmp/probes.json
 	}} > $D/equivalent.bt
 	echo "bpftrace_probes=$(grep -c '{{' $D/equivalent.bt)" > $D/bpftrace.info
+	ship_tree $D bench
 else
 	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace//')
 	echo "LAB: no bpftrace in this guest: that configuration is skipped"
@@ -163,6 +183,7 @@ echo 1000 > $B/run || exit 1
 run_none() {{
 	echo {iters} > $B/run || {{ echo "LAB: bench run failed"; return 1; }}
 	cat $B/result > $D/r$1.none
+	ship $D/r$1.none bench/r$1.none
 }}
 
 # run_traced REP CONFIG: start the tracing process, wait until it is attached, run the loops,
@@ -174,7 +195,9 @@ run_traced() {{
 	case $2 in
 	floor) /bin/tracer record --floor -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
-	profile) /bin/tracer record --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	floor_kprobe) /bin/tracer record --floor --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	tracer_kprobe) /bin/tracer record --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	profile*) /bin/tracer record --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	bpftrace) bpftrace --unsafe $D/equivalent.bt > /tmp/b.rec 2> $f.stderr & ;;
 	esac
 	tp=$!
@@ -182,6 +205,7 @@ run_traced() {{
 		echo "ready=failed" > $f
 		kill -KILL $tp 2>/dev/null
 		wait $tp
+		ship_run $f
 		return 1
 	fi
 	t1=$(uptime_s)
@@ -209,6 +233,14 @@ run_traced() {{
 	echo "stop_after=$(awk "BEGIN{{print $(uptime_s) - $ts}}")" >> $f
 	echo "recording_bytes=$(wc -c < /tmp/b.rec 2>/dev/null || echo 0)" >> $f
 	rm -f /tmp/b.rec
+	ship_run $f
+}}
+
+# Each run's files go to the host as soon as it ends: a guest that dies later (see
+# docs/overhead.md on text patching under TCG) keeps what it measured.
+ship_run() {{
+	ship $1 bench/${{1##*/}}
+	[ -f $1.stderr ] && ship $1.stderr bench/${{1##*/}}.stderr
 }}
 
 r=1
@@ -228,9 +260,12 @@ while [ $r -le {reps} ]; do
 done
 # Where the tracer's time goes: one more run with the kernel's BPF statistics on (they add
 # two clock reads per program run, so this run is not in the table).
-echo "LAB: bench profile run (tracer --prog-stats)"
+echo "LAB: bench profile runs (tracer --prog-stats)"
 run_traced 0 profile
-ship_tree $D bench
+# The same for resv_pair alone: the path of an un-nested lock/unlock pair.
+echo 1 > $B/loops
+run_traced 0 profile_pair
+echo 7 > $B/loops
 "#,
         gen = BPFTRACE_GEN.trim().replace('\'', r"'\''"),
     )
@@ -256,7 +291,7 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
             continue;
         };
         let mut r = parse_run(&fs::read_to_string(e.path())?);
-        if config == "tracer" || config == "floor" {
+        if config.starts_with("tracer") || config.starts_with("floor") {
             let stderr =
                 fs::read_to_string(dir.join(format!("r{rep}.{config}.stderr"))).unwrap_or_default();
             if let Some((events, lost)) = parse_tracer_summary(&stderr) {
@@ -329,7 +364,7 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
         for c in &traced {
             s.push_str(&format!(" {:>14}", format!("{c} x none")));
         }
-        for c in traced.iter().filter(|c| **c != "floor") {
+        for c in traced.iter().filter(|c| floor_of(c).is_some()) {
             s.push_str(&format!(" {:>14}", format!("{c} x floor")));
         }
         s.push('\n');
@@ -339,8 +374,9 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
             for c in &traced {
                 s.push_str(&format!(" {:>14}", fmt_x(ratio(get("none"), get(c)))));
             }
-            for c in traced.iter().filter(|c| **c != "floor") {
-                s.push_str(&format!(" {:>14}", fmt_x(ratio(get("floor"), get(c)))));
+            for c in traced.iter().filter(|c| floor_of(c).is_some()) {
+                let floor = floor_of(c).unwrap_or("floor");
+                s.push_str(&format!(" {:>14}", fmt_x(ratio(get(floor), get(c)))));
             }
             s.push('\n');
         }
@@ -412,7 +448,7 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     s.push('\n');
     let pair = |c: &str| ns.get(&("resv_pair", c)).copied();
     let x_floor = |c: &str| {
-        ratio(pair("floor"), pair(c))
+        ratio(pair(floor_of(c).unwrap_or("floor")), pair(c))
             .map(|r| format!("{r:.2}x floor"))
             .unwrap_or_else(|| "not measured".into())
     };
@@ -421,11 +457,19 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
         x_floor("tracer"),
         x_floor("bpftrace")
     ));
+    if runs.keys().any(|(c, _)| c == "tracer_kprobe") {
+        s.push_str(&format!(
+            "with --lock-kprobes (ww_mutex on kprobes): tracer {} (its own floor)\n",
+            x_floor("tracer_kprobe")
+        ));
+    }
     s.push_str(&format!(
-        "against no tracing: floor {}, tracer {}, bpftrace {}\n",
+        "against no tracing: floor {}, tracer {}, bpftrace {}, floor_kprobe {}, tracer_kprobe {}\n",
         fmt_x(ratio(pair("none"), pair("floor"))),
         fmt_x(ratio(pair("none"), pair("tracer"))),
         fmt_x(ratio(pair("none"), pair("bpftrace"))),
+        fmt_x(ratio(pair("none"), pair("floor_kprobe"))),
+        fmt_x(ratio(pair("none"), pair("tracer_kprobe"))),
     ));
     s
 }
@@ -463,9 +507,15 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
     };
     let r = boot_guest(&opts, &guest_script(iters, reps), &kos, &files, 0)?;
     let bench_dir = r.files_dir.join("bench");
-    let runs = collect(&bench_dir)?;
+    let runs = collect(&bench_dir).unwrap_or_default();
     if runs.is_empty() {
         bail!("{}; no bench results came back", r.failure_report());
+    }
+    if r.guest_status != Some(0) {
+        eprintln!(
+            "lab: the guest did not finish ({}); the table has the runs that came back before",
+            r.failure_report().lines().next().unwrap_or("")
+        );
     }
     println!(
         "\nlab: overhead on {} (TCG: compare ratios, not absolute ns); files in {}\n",
@@ -473,12 +523,19 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
         bench_dir.display()
     );
     print!("{}", report(&runs, iters));
-    let profile = fs::read_to_string(bench_dir.join("r0.profile.stderr")).unwrap_or_default();
-    let lines = profile_lines(&profile);
-    if !lines.is_empty() {
-        println!("\nwhere the tracer's kernel time goes (one more run, kernel BPF stats on):");
-        for l in lines {
-            println!("  {l}");
+    for (file, what) in [
+        ("r0.profile.stderr", "the three loops"),
+        ("r0.profile_pair.stderr", "resv_pair alone"),
+    ] {
+        let profile = fs::read_to_string(bench_dir.join(file)).unwrap_or_default();
+        let lines = profile_lines(&profile);
+        if !lines.is_empty() {
+            println!(
+                "\nwhere the tracer's kernel time goes, {what} (one more run, kernel BPF stats on):"
+            );
+            for l in lines {
+                println!("  {l}");
+            }
         }
     }
     if r.guest_status != Some(0) {
@@ -562,10 +619,35 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("against no tracing: floor 9.82x, tracer 11.78x, bpftrace 49.04x"),
+            t.contains(
+                "against no tracing: floor 9.82x, tracer 11.78x, bpftrace 49.04x, floor_kprobe -"
+            ),
             "{t}"
         );
         assert!(t.contains("tracer x floor"), "{t}");
+    }
+
+    #[test]
+    fn kprobe_configs_compare_with_their_own_floor() {
+        let t = report(
+            &runs_of(&[
+                ("none", 100),
+                ("floor", 500),
+                ("tracer", 1000),
+                ("floor_kprobe", 2000),
+                ("tracer_kprobe", 3000),
+            ]),
+            1000,
+        );
+        // Medians: floor 502, tracer 1002, floor_kprobe 2002, tracer_kprobe 3002.
+        assert!(
+            t.contains("overhead per lock+unlock: tracer 2.00x floor"),
+            "{t}"
+        );
+        assert!(
+            t.contains("with --lock-kprobes (ww_mutex on kprobes): tracer 1.50x floor"),
+            "{t}"
+        );
     }
 
     #[test]
@@ -587,8 +669,9 @@ mod tests {
         assert!(s.contains("echo 1234 > $B/run"));
         assert!(s.contains("-le 3 ]"));
         assert!(s.contains("awk '{print $14 + $15}'"));
-        assert!(s.contains("CONFIGS=\"none floor tracer bpftrace\""));
+        assert!(s.contains("CONFIGS=\"none floor tracer bpftrace floor_kprobe tracer_kprobe\""));
         assert!(s.contains("record --floor -o"));
+        assert!(s.contains("record --floor --lock-kprobes -o"));
     }
 
     /// The bpftrace generator over a `tracer probes --json` excerpt, run by the host's awk
@@ -664,7 +747,7 @@ kprobe:ww_mutex_lock { @lock[kstack] = count(); }
 kretprobe:ww_mutex_lock { @ret[probe, retval] = count(); }
 kprobe:ww_mutex_unlock { @unlock = count(); }
 kfunc:dma_buf_attach { @call[probe, kstack] = count(); }
-kretfunc:dma_buf_attach { @ret[probe, retval] = count(); }
+kretfunc:dma_buf_attach { @fret[probe] = count(); }
 kprobe:map_udmabuf { @call[probe, kstack] = count(); }
 kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
 ";

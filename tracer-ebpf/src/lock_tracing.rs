@@ -1,0 +1,203 @@
+//! The ww_mutex functions on fentry/fexit, where the kernel allows BPF
+//! trampolines: on x86 a trampoline costs about half a kprobe, and fexit sees
+//! the arguments and the return value together, so no per-task frame is
+//! pushed. Same policy as the kprobe path in `funcs.rs`: an un-nested lock
+//! outside every hooked call is kept back (`pending`), its unlock drops it,
+//! and a nested one is sent with its call site's stack. The call site comes
+//! from the trampoline's frame (`tracing::tracing_caller`).
+//!
+//! A tracing program's target is fixed when it is loaded: one entry/exit slot
+//! pair per lock function, one entry slot per unlock function.
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_get_func_ip, bpf_get_func_ret, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
+use tracer_common::{PendingLock, RawKind, func_flags as ff};
+
+use crate::{
+    emit::{flush_pending, output, stack_id, task, traced_thread},
+    funcs::{desc_for, drop_pending, fill_args, site_stack},
+    tracing::{arg, tracing_caller},
+};
+
+/// A lock function's entry: sent only when nested (the attempt is what a
+/// deadlock leaves behind) or when the user asked for every event.
+#[inline(always)]
+fn lock_entry(ctx: &FEntryContext) -> Option<()> {
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    let (cfg, tid) = traced_thread()?;
+    // SAFETY: this thread's map value.
+    let t = unsafe { &mut *task(tid)? };
+    let nested = t.held > 0;
+    if desc.flags & ff::EMIT_ENTRY == 0
+        || (desc.flags & ff::ENTRY_ONLY_NESTED != 0 && !nested && cfg.full_stream == 0)
+    {
+        return None;
+    }
+    let stack = if cfg.stack_all != 0 {
+        stack_id(ctx)
+    } else {
+        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip))
+    };
+    flush_pending(t);
+    let held = t.held;
+    let args = [arg(ctx.as_ptr(), 0), arg(ctx.as_ptr(), 1), 0];
+    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.stack_id = stack;
+        ev.held = held;
+        fill_args(cfg, &desc, &args, ev);
+    });
+    Some(())
+}
+
+/// A lock function's return: counts the acquisition; keeps a lone one back.
+#[inline(always)]
+fn lock_exit(ctx: &FExitContext) -> Option<()> {
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    let (cfg, tid) = traced_thread()?;
+    // SAFETY: this thread's map value.
+    let t = unsafe { &mut *task(tid)? };
+    let mut raw: u64 = 0;
+    // SAFETY: helper on an fexit context.
+    unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut raw) };
+    // The lock functions return int: only the low 32 bits are defined.
+    let r = raw as i32;
+    let ret = r as i64;
+    let ok = if desc.flags & ff::TRYLOCK != 0 {
+        r == 1
+    } else {
+        r == 0
+    };
+    // Un-nested and outside every hooked call: nothing can judge it yet.
+    let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
+    if ok {
+        t.held = t.held.saturating_add(1);
+    }
+    if lone && !ok {
+        // A failed attempt holds nothing.
+        return Some(());
+    }
+    let lock = arg(ctx.as_ptr(), 0);
+    let ww_ctx = arg(ctx.as_ptr(), 1);
+    let stack = if cfg.stack_all != 0 {
+        stack_id(ctx)
+    } else if desc.flags & ff::STACK_NESTED != 0 {
+        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip))
+    } else {
+        -1
+    };
+    if lone {
+        let p = PendingLock {
+            // SAFETY: helpers without arguments.
+            ts_ns: unsafe { bpf_ktime_get_ns() },
+            lock,
+            ctx: ww_ctx,
+            ret,
+            stack_id: stack,
+            func_ip: ip,
+            cpu: unsafe { bpf_get_smp_processor_id() },
+            hook: desc.hook,
+            _pad: 0,
+        };
+        // Constant indices (see funcs::drop_pending); a third one is sent at once.
+        if t.npending == 0 {
+            t.pending[0] = p;
+            t.npending = 1;
+            return Some(());
+        }
+        if t.npending == 1 {
+            t.pending[1] = p;
+            t.npending = 2;
+            return Some(());
+        }
+    }
+    flush_pending(t);
+    let held = t.held;
+    let args = [lock, ww_ctx, 0];
+    output(RawKind::FuncReturn as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.stack_id = stack;
+        ev.ret = ret;
+        ev.held = held;
+        fill_args(cfg, &desc, &args, ev);
+    });
+    Some(())
+}
+
+/// An unlock function's entry: the unlock of a lock never sent is dropped
+/// with it, before any `FUNCS` lookup.
+#[inline(always)]
+fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
+    let (cfg, tid) = traced_thread()?;
+    // SAFETY: this thread's map value.
+    let t = unsafe { &mut *task(tid)? };
+    if t.held > 0 {
+        t.held -= 1;
+    }
+    let lock = arg(ctx.as_ptr(), 0);
+    if t.npending > 0 && drop_pending(t, lock) {
+        return Some(());
+    }
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
+    if desc.flags & ff::EMIT_ENTRY == 0 {
+        return None;
+    }
+    flush_pending(t);
+    let held = t.held;
+    let args = [lock, 0, 0];
+    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.held = held;
+        fill_args(cfg, &desc, &args, ev);
+    });
+    Some(())
+}
+
+macro_rules! lock_slots {
+    ($(($entry:ident, $exit:ident)),+ $(,)?) => {
+        $(
+            #[fentry]
+            pub fn $entry(ctx: FEntryContext) -> u32 {
+                let _ = lock_entry(&ctx);
+                0
+            }
+            #[fexit]
+            pub fn $exit(ctx: FExitContext) -> u32 {
+                let _ = lock_exit(&ctx);
+                0
+            }
+        )+
+    };
+}
+
+// ww_mutex_lock, ww_mutex_lock_interruptible, ww_mutex_trylock, and a spare.
+lock_slots!(
+    (lock_fentry_slot0, lock_fexit_slot0),
+    (lock_fentry_slot1, lock_fexit_slot1),
+    (lock_fentry_slot2, lock_fexit_slot2),
+    (lock_fentry_slot3, lock_fexit_slot3),
+);
+
+macro_rules! unlock_slots {
+    ($($entry:ident),+ $(,)?) => {
+        $(
+            #[fentry]
+            pub fn $entry(ctx: FEntryContext) -> u32 {
+                let _ = unlock_entry(&ctx);
+                0
+            }
+        )+
+    };
+}
+
+unlock_slots!(unlock_fentry_slot0, unlock_fentry_slot1);
