@@ -246,7 +246,12 @@ pub(crate) fn print_prog_stats(t: &Tracer) {
 }
 
 /// One line on stderr: what is hooked and what cannot be seen.
-pub(crate) fn announce(statuses: &[ProbeStatus], startup: std::time::Duration) {
+pub(crate) fn announce(statuses: &[ProbeStatus], startup: std::time::Duration, floor: bool) {
+    if floor {
+        eprintln!(
+            "tracer: floor mode: every hook runs a program that only returns; nothing is recorded"
+        );
+    }
     let attached = statuses
         .iter()
         .filter(|p| p.state == ProbeState::Attached)
@@ -411,12 +416,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     }
     let _stats = enable_prog_stats(args.live.prog_stats)?;
     let mut live = Live::start(&opts)?;
-    announce(&live.tracer.status, live.startup);
-    if live.tracer.is_floor() {
-        eprintln!(
-            "tracer: floor mode: every hook runs a program that only returns; nothing is recorded"
-        );
-    }
+    announce(&live.tracer.status, live.startup, live.tracer.is_floor());
     let mut whole = match &args.output {
         Some(p) => Some(RecFile::create(
             p,
@@ -829,13 +829,9 @@ fn rules(kernel: Option<String>) -> Result<ExitCode> {
 async fn live(args: LiveCmd) -> Result<ExitCode> {
     let opts = load_options(&args.live)?;
     let mut stop_signals = crate::stop::StopSignals::install()?;
+    let _stats = enable_prog_stats(args.live.prog_stats)?;
     let mut live = Live::start(&opts)?;
-    announce(&live.tracer.status, live.startup);
-    if live.tracer.is_floor() {
-        eprintln!(
-            "tracer: floor mode: every hook runs a program that only returns; nothing is recorded"
-        );
-    }
+    announce(&live.tracer.status, live.startup, live.tracer.is_floor());
     let meta = meta_of(&live.tracer, opts.full_stream);
     let conv = convention_of(&meta);
     eprintln!(
@@ -897,6 +893,9 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
             }
         }
         out.flush()?;
+    }
+    if args.live.prog_stats {
+        print_prog_stats(&live.tracer);
     }
     let lost = live.lost_per_cpu();
     if let Some(w) = writer {

@@ -17,7 +17,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Kernel names (truncated to 15 bytes) of the tracer's programs.
 const OUR_PROGRAMS: &[&str] = &[
     "fn_entry",
+    "fn_unlock",
     "fn_return",
+    "lock_fentry_slo",
+    "floor_raw_tp",
     "fence_wait_star",
     "contention_begi",
     "sys_exit",
@@ -336,4 +339,85 @@ fn without_privileges_one_line_says_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("needs root") && err.contains("sudo"), "{err}");
+}
+
+/// Runs `tracer record EXTRA -o OUT`, waits until it records, runs real work (processes
+/// taking mmap_lock), stops it with SIGINT and returns its whole stderr.
+fn record_around_work(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut child = tracer()
+        .arg("record")
+        .args(extra)
+        .arg("-o")
+        .arg(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tracer");
+    let mut lines = Vec::new();
+    let mut rd = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut l = String::new();
+        if rd.read_line(&mut l).unwrap() == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tracer exited before recording: {lines:?}");
+        }
+        let done = l.contains("recording to");
+        lines.push(l);
+        if done {
+            break;
+        }
+    }
+    for _ in 0..20 {
+        Command::new("/bin/true").status().unwrap();
+    }
+    // SAFETY: plain kill(2) on our child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    lines.extend(rd.lines().map_while(Result::ok));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {lines:?}");
+    lines
+}
+
+/// Runs of the programs whose name starts with `prefix`, from `--prog-stats` lines
+/// (`tracer: prog-stats: NAME N runs ...`).
+fn prog_runs(lines: &[String], prefix: &str) -> u64 {
+    lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("tracer: prog-stats: "))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.next()?
+                .starts_with(prefix)
+                .then(|| w.next()?.parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+#[test]
+fn floor_runs_empty_programs_and_prog_stats_counts_them() {
+    if !is_root() {
+        return;
+    }
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_d, rec) = tmp("floor.rec");
+    let lines = record_around_work(&rec, &["--floor", "--prog-stats"]);
+    assert!(lines.iter().any(|l| l.contains("floor mode")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("hooks attached in")),
+        "no start-up time: {lines:?}"
+    );
+    // The floor's one raw-tracepoint program ran (mmap_lock fires in every exec)...
+    assert!(prog_runs(&lines, "floor_raw_tp") > 0, "{lines:?}");
+    // ...and none of the tracer's own programs did, and nothing was recorded.
+    assert_eq!(prog_runs(&lines, "mmap_lock_"), 0, "{lines:?}");
+    let dump = tracer().arg("dump").arg(&rec).output().unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains("events: 0 in"), "{text}");
+
+    // The same work under the tracer: its own programs run and are counted.
+    let (_d2, rec2) = tmp("stats.rec");
+    let lines = record_around_work(&rec2, &["--prog-stats"]);
+    assert!(!lines.iter().any(|l| l.contains("floor mode")));
+    assert!(prog_runs(&lines, "mmap_lock_") > 0, "{lines:?}");
+    assert_eq!(prog_runs(&lines, "floor_raw_tp"), 0, "{lines:?}");
 }

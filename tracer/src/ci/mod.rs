@@ -492,8 +492,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let allow = load_allow(&args.gate)?;
     let opts = commands::load_options(&args.live)?;
     let mut stop_signals = crate::stop::StopSignals::install()?;
+    let _stats = commands::enable_prog_stats(args.live.prog_stats)?;
     let mut live = Live::start(&opts)?;
-    commands::announce(&live.tracer.status, live.startup);
+    commands::announce(&live.tracer.status, live.startup, live.tracer.is_floor());
     let missing = missing_hooks(&live.tracer.status);
     if args.require_hooks && !missing.is_empty() {
         let names: Vec<&str> = missing.iter().map(|(h, _)| h.as_str()).collect();
@@ -597,6 +598,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     // Whatever the workload left behind in its group does not outlive the run.
     if stopping.is_some() {
         signal_group(pgid, libc::SIGKILL);
+    }
+    if args.live.prog_stats {
+        commands::print_prog_stats(&live.tracer);
     }
     let lost = live.lost_per_cpu();
     if let Some(w) = writer {

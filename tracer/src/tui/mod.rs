@@ -263,6 +263,7 @@ pub fn live(args: LiveCmd) -> Result<ExitCode> {
 async fn live_async(args: LiveCmd) -> Result<ExitCode> {
     let opts = commands::load_options(&args.live)?;
     let mut stop_signals = crate::stop::StopSignals::install()?;
+    let _stats = commands::enable_prog_stats(args.live.prog_stats)?;
     let mut live = Live::start(&opts)?;
     let meta = commands::meta_of(&live.tracer, opts.full_stream);
     let mut writer = match &args.record {
@@ -326,6 +327,9 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
         }
     }
     drop(tui);
+    if args.live.prog_stats {
+        commands::print_prog_stats(&live.tracer);
+    }
     let lost = live.lost_per_cpu();
     if let Some(w) = writer {
         w.finish(lost.clone(), app.decode_errors + live.short_records)?;

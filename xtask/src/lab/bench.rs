@@ -474,13 +474,13 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     s
 }
 
-/// Guest timeout: boot, warm-up, and per repetition up to three tracing processes started and
-/// stopped plus the loops four times. Under TCG, 10k iterations of the three loops take ~2 s
-/// under the tracer, its start ~10 s and its stop (draining and writing ~50 MB of events) ~5 s;
-/// bpftrace compiles its script with LLVM at start. This allows about twice that.
+/// Guest timeout: boot, warm-up, and per repetition five tracing processes started and
+/// stopped plus the loops six times, then two profile runs. Under TCG a tracer starts in ~11 s
+/// and stops in ~10 s, bpftrace needs ~35 s to compile and attach its ~120 probes, and 10k
+/// iterations of the three loops take ~2 s under the tracer. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
-    let per_rep = 120 + (iters as u64 * 20) / 10_000;
-    Duration::from_secs(120 + per_rep * reps as u64)
+    let per_rep = 240 + (iters as u64 * 30) / 10_000;
+    Duration::from_secs(180 + per_rep * reps as u64)
 }
 
 /// Build tracer_bench for `opts.kernel`, boot once, and print the table.
