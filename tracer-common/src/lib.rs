@@ -231,12 +231,14 @@ pub struct Frame {
     pub desc: FuncDesc,
 }
 
-/// A call site (return address into the caller) and the stack id recorded the
-/// first time the thread's process called a hooked function from there.
+/// A call site (return address into the caller) of a hooked function and the
+/// stack id recorded the first time the thread's process called it from there.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct SiteStack {
     pub caller: u64,
+    /// The hooked function (one indirect call site reaches many).
+    pub func: u64,
     pub stack_id: i64,
 }
 

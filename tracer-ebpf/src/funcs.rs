@@ -54,31 +54,37 @@ use crate::{
 /// wait, first in an ordering) or a dma-buf call then has its stack without a
 /// stack walk on every call. Keyed per process because one call site (say in
 /// dma_buf_dynamic_attach) is reached from different paths by different
-/// programs. The thread's last two sites are checked first (no map lookup: a
+/// programs, and per hooked function because one indirect call site
+/// (`ops->map_dma_buf`) reaches many callbacks. The thread's last two sites are checked first (no map lookup: a
 /// loop that locks from one place never reaches `SITES`).
 #[inline(always)]
 pub fn site_stack<C: EbpfContext + StackIdContext>(
     ctx: &C,
     t: &mut TaskFrames,
     caller: u64,
+    func: u64,
 ) -> i64 {
     if caller == 0 {
         return stack_id(ctx);
     }
     // Constant indices (see drop_pending).
-    if t.sites[0].caller == caller {
+    if t.sites[0].caller == caller && t.sites[0].func == func {
         return t.sites[0].stack_id;
     }
-    if t.sites[1].caller == caller {
+    if t.sites[1].caller == caller && t.sites[1].func == func {
         return t.sites[1].stack_id;
     }
-    let key = [caller, bpf_get_current_pid_tgid() >> 32];
+    let key = [caller, func, bpf_get_current_pid_tgid() >> 32];
     // SAFETY: map value read.
     let id = match unsafe { SITES.get(&key) } {
         Some(id) => *id,
         None => {
             let id = stack_id(ctx);
-            let _ = SITES.insert(&key, &id, 0);
+            // A failed walk (a full or colliding STACKS map) is not kept: the
+            // next call from this site tries again.
+            if id >= 0 {
+                let _ = SITES.insert(&key, &id, 0);
+            }
             id
         }
     };
@@ -86,6 +92,7 @@ pub fn site_stack<C: EbpfContext + StackIdContext>(
     if id >= 0 {
         let s = SiteStack {
             caller,
+            func,
             stack_id: id,
         };
         if t.site_next == 0 {
@@ -277,7 +284,7 @@ fn entry_body(
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
-        site_stack(ctx, t, kprobe_caller(ctx))
+        site_stack(ctx, t, kprobe_caller(ctx), ip)
     } else {
         -1
     };

@@ -42,7 +42,7 @@ fn lock_entry(ctx: &FEntryContext) -> Option<()> {
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else {
-        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip))
+        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)
     };
     flush_pending(t);
     let held = t.held;
@@ -90,7 +90,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else if desc.flags & ff::STACK_NESTED != 0 {
-        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip))
+        site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)
     } else {
         -1
     };
@@ -152,11 +152,13 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     if desc.flags & ff::EMIT_ENTRY == 0 {
         return None;
     }
+    let stack = if cfg.stack_all != 0 { stack_id(ctx) } else { -1 };
     flush_pending(t);
     let held = t.held;
     let args = [lock, 0, 0];
     output(RawKind::FuncEntry as u16, desc.hook, |ev| {
         ev.func_ip = ip;
+        ev.stack_id = stack;
         ev.held = held;
         fill_args(cfg, &desc, &args, ev);
     });

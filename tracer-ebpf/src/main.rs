@@ -30,7 +30,7 @@ use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, TaskFrames};
 
 /// Events to user space. Size set by user space at load time.
 #[map]
-pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 
 /// Events that did not fit in `EVENTS`, per CPU.
 #[map]
@@ -48,9 +48,11 @@ pub static FUNCS: HashMap<u64, FuncDesc> = HashMap::with_max_entries(4096, 0);
 #[map]
 pub static FUNC_SLOTS: Array<FuncSlot> = Array::with_max_entries(tracer_common::FUNC_SLOTS, 0);
 
-/// (lock call site = return address, tgid) -> stack id of its first acquisition.
+/// (call site = return address, hooked function, tgid) -> the stack id taken
+/// there first. The function is part of the key: one indirect call site
+/// (`ops->map_dma_buf` in the dma-buf core) reaches many callbacks.
 #[map]
-pub static SITES: LruHashMap<[u64; 2], i64> = LruHashMap::with_max_entries(8192, 0);
+pub static SITES: LruHashMap<[u64; 3], i64> = LruHashMap::with_max_entries(8192, 0);
 
 /// Index 0: offsets and policy.
 #[map]

@@ -90,7 +90,7 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
     } else if desc.flags & ff::STACK_ALWAYS != 0 || (desc.flags & ff::STACK_NESTED != 0 && held > 0)
     {
         let caller = tracing_caller(ctx.as_ptr(), ip);
-        site_stack(ctx, t, caller)
+        site_stack(ctx, t, caller, ip)
     } else {
         -1
     };

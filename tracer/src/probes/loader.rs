@@ -77,7 +77,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
-            ring_bytes: 16 << 20,
+            ring_bytes: 64 << 20,
             full_stream: false,
             stack_all: false,
             floor: false,
@@ -130,6 +130,26 @@ pub struct Tracer {
 /// Slots in tracer-ebpf/src/lock_tracing.rs.
 const LOCK_SLOTS: usize = 4;
 const UNLOCK_SLOTS: usize = 2;
+
+/// The empty program (tracer-ebpf/src/floor.rs) of the same type as the
+/// tracer's program `name`, on the same hook. Tracing programs are bound to
+/// their target at load time, so each slot has its own empty twin.
+pub fn floor_program(name: &str) -> String {
+    match name {
+        "fn_entry" | "fn_unlock" => "floor_kprobe".into(),
+        "fn_return" => "floor_kretprobe".into(),
+        n if n.starts_with("fentry_slot")
+            || n.starts_with("fexit_slot")
+            || n.starts_with("lock_fentry_slot")
+            || n.starts_with("lock_fexit_slot")
+            || n.starts_with("unlock_fentry_slot") =>
+        {
+            format!("floor_{n}")
+        }
+        // The raw tracepoint programs of tracepoints.rs.
+        _ => "floor_raw_tp".into(),
+    }
+}
 
 /// Number of fentry/fexit slot pairs in the eBPF object (tracer-ebpf/src/tracing.rs).
 const TRACING_SLOTS: usize = 24;
@@ -256,19 +276,12 @@ impl Tracer {
     }
 
     /// The program to attach where a normal run attaches `name`: itself, or
-    /// in floor mode the empty program of the same type.
+    /// in floor mode the empty program of the same type ([`floor_program`]).
     fn program_for(&self, name: &str) -> String {
-        if !self.floor {
-            return name.to_string();
-        }
-        match name {
-            "fn_entry" | "fn_unlock" => "floor_kprobe".into(),
-            "fn_return" => "floor_kretprobe".into(),
-            n if n.starts_with("fentry_slot") || n.starts_with("fexit_slot") => {
-                format!("floor_{n}")
-            }
-            // Every raw tracepoint program of tracepoints.rs.
-            _ => "floor_raw_tp".into(),
+        if self.floor {
+            floor_program(name)
+        } else {
+            name.to_string()
         }
     }
 
@@ -501,29 +514,58 @@ impl Tracer {
         self.install_desc(addr, desc)?;
         let entry_name = self.program_for(&format!("fentry_slot{slot}"));
         let exit_name = self.program_for(&format!("fexit_slot{slot}"));
-        let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
-        let entry: &mut FEntry = self
-            .ebpf
-            .program_mut(&entry_name)
-            .ok_or("fentry slot missing from the object")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-        entry.load(func, btf).map_err(|e| errno_text(&e))?;
-        entry.attach().map_err(|e| errno_text(&e))?;
-        let mut mech = "fentry".to_string();
-        if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
-            let exit: &mut FExit = self
-                .ebpf
-                .program_mut(&exit_name)
-                .ok_or("fexit slot missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-            exit.load(func, btf).map_err(|e| errno_text(&e))?;
-            exit.attach().map_err(|e| errno_text(&e))?;
-            mech.push_str("+fexit");
-        }
+        let exit_name =
+            (desc.flags & tracer_common::func_flags::EMIT_RETURN != 0).then_some(exit_name);
+        let mech = self.attach_tracing_pair(func, &entry_name, exit_name.as_deref())?;
         self.hooked_addrs.insert(addr, desc.hook);
         Ok(mech)
+    }
+
+    /// Loads `entry` (fentry) and, if given, `exit` (fexit) against `func` and
+    /// attaches them. If the exit fails the entry is detached again: the
+    /// caller then falls back to kprobes, and an entry left behind would send
+    /// every entry twice.
+    fn attach_tracing_pair(
+        &mut self,
+        func: &str,
+        entry: &str,
+        exit: Option<&str>,
+    ) -> Result<String, String> {
+        let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
+        let p: &mut FEntry = self
+            .ebpf
+            .program_mut(entry)
+            .ok_or_else(|| format!("{entry} missing from the object"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        p.load(func, btf).map_err(|e| errno_text(&e))?;
+        let link = p.attach().map_err(|e| errno_text(&e))?;
+        let Some(exit) = exit else {
+            return Ok("fentry".into());
+        };
+        let res = (|| -> Result<(), String> {
+            let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
+            let p: &mut FExit = self
+                .ebpf
+                .program_mut(exit)
+                .ok_or_else(|| format!("{exit} missing from the object"))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            p.load(func, btf).map_err(|e| errno_text(&e))?;
+            p.attach().map_err(|e| errno_text(&e))?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => Ok("fentry+fexit".into()),
+            Err(e) => {
+                if let Some(p) = self.ebpf.program_mut(entry) {
+                    if let Ok(p) = <&mut FEntry>::try_from(p) {
+                        let _ = p.detach(link);
+                    }
+                }
+                Err(format!("fexit: {e}"))
+            }
+        }
     }
 
     /// Attaches a ww_mutex lock (entry + exit) or unlock (entry) function to
@@ -561,27 +603,7 @@ impl Tracer {
         self.install_desc(addr, desc)?;
         let entry = self.program_for(&entry);
         let exit = exit.map(|e| self.program_for(&e));
-        let btf = self.aya_btf.as_ref().ok_or("no kernel BTF")?;
-        let p: &mut FEntry = self
-            .ebpf
-            .program_mut(&entry)
-            .ok_or("lock fentry slot missing from the object")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-        p.load(func, btf).map_err(|e| errno_text(&e))?;
-        p.attach().map_err(|e| errno_text(&e))?;
-        let mut mech = "fentry".to_string();
-        if let Some(exit) = exit {
-            let p: &mut FExit = self
-                .ebpf
-                .program_mut(&exit)
-                .ok_or("lock fexit slot missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-            p.load(func, btf).map_err(|e| errno_text(&e))?;
-            p.attach().map_err(|e| errno_text(&e))?;
-            mech.push_str("+fexit");
-        }
+        let mech = self.attach_tracing_pair(func, &entry, exit.as_deref())?;
         self.hooked_addrs.insert(addr, desc.hook);
         Ok(mech)
     }
@@ -832,5 +854,63 @@ impl Tracer {
             .iter()
             .filter(|s| s.state == ProbeState::Attached)
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aya_obj::ProgramSection;
+    use std::mem::discriminant;
+
+    /// Every program the loader attaches has an empty twin of the same type in
+    /// the object: otherwise `--floor` would measure another mechanism (or
+    /// silently fall back to one) and the overhead ratio would be wrong.
+    #[test]
+    fn every_program_has_a_floor_twin_of_the_same_type() {
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the built eBPF object parses");
+        let section = |name: &str| {
+            obj.programs
+                .get(name)
+                .unwrap_or_else(|| panic!("program {name} missing from the object"))
+                .section
+                .clone()
+        };
+        let mut names: Vec<String> =
+            vec!["fn_entry".into(), "fn_unlock".into(), "fn_return".into()];
+        for i in 0..TRACING_SLOTS {
+            names.push(format!("fentry_slot{i}"));
+            names.push(format!("fexit_slot{i}"));
+        }
+        for i in 0..LOCK_SLOTS {
+            names.push(format!("lock_fentry_slot{i}"));
+            names.push(format!("lock_fexit_slot{i}"));
+        }
+        for i in 0..UNLOCK_SLOTS {
+            names.push(format!("unlock_fentry_slot{i}"));
+        }
+        for tp in TRACEPOINTS {
+            names.push(tp.program.into());
+            if let Some((older, _)) = tp.older {
+                names.push(older.into());
+            }
+        }
+        for name in &names {
+            let twin = floor_program(name);
+            assert_ne!(&twin, name);
+            assert_eq!(
+                discriminant(&section(name)),
+                discriminant(&section(&twin)),
+                "{name} and its floor twin {twin} are different program types"
+            );
+        }
+        // The slot counts the loader assumes exist, and no more are needed.
+        assert!(!obj
+            .programs
+            .contains_key(&format!("lock_fentry_slot{LOCK_SLOTS}")));
+        assert!(matches!(
+            section("lock_fexit_slot0"),
+            ProgramSection::FExit { .. }
+        ));
     }
 }

@@ -150,7 +150,8 @@ function flush() {
 
 /// The guest script: `reps` repetitions of every configuration in [`CONFIGS`] (bpftrace only if
 /// its bundle is in the guest), rotating which runs first.
-pub fn guest_script(iters: u32, reps: u32) -> String {
+pub fn guest_script(iters: u32, first: u32, last: u32, extras: bool) -> String {
+    let extras = extras as u32;
     let configs = CONFIGS.join(" ");
     format!(
         r#". /lab/lib.sh
@@ -197,7 +198,10 @@ run_traced() {{
 	tracer) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	floor_kprobe) /bin/tracer record --floor --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer_kprobe) /bin/tracer record --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	profile_floor) /bin/tracer record --floor --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	profile*) /bin/tracer record --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	ring16) /bin/tracer record --ring-mib 16 -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	heaviest) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	bpftrace) bpftrace --unsafe $D/equivalent.bt > /tmp/b.rec 2> $f.stderr & ;;
 	esac
 	tp=$!
@@ -209,9 +213,14 @@ run_traced() {{
 		return 1
 	fi
 	t1=$(uptime_s)
-	echo {iters} > $B/run || echo "LAB: bench run failed"
-	t2=$(uptime_s)
-	cat $B/result > $f
+	if echo {iters} > $B/run; then
+		t2=$(uptime_s)
+		cat $B/result > $f
+	else
+		t2=$(uptime_s)
+		echo "LAB: bench run failed"
+		echo "run=failed" > $f
+	fi
 	echo "ready_after=$(awk "BEGIN{{print $t1 - $t0}}")" >> $f
 	echo "loops_took=$(awk "BEGIN{{print $t2 - $t1}}")" >> $f
 	# utime and stime (all threads, USER_HZ ticks) just before the stop.
@@ -243,9 +252,9 @@ ship_run() {{
 	[ -f $1.stderr ] && ship $1.stderr bench/${{1##*/}}.stderr
 }}
 
-r=1
-while [ $r -le {reps} ]; do
-	echo "LAB: bench repetition $r of {reps}"
+r={first}
+while [ $r -le {last} ]; do
+	echo "LAB: bench repetition $r"
 	# Rotate the order: repetition r starts with configuration (r-1) mod n.
 	set -- $CONFIGS
 	k=$(( (r - 1) % $# ))
@@ -258,6 +267,7 @@ while [ $r -le {reps} ]; do
 	done
 	r=$((r + 1))
 done
+[ {extras} = 1 ] || exit 0
 # Where the tracer's time goes: one more run with the kernel's BPF statistics on (they add
 # two clock reads per program run, so this run is not in the table).
 echo "LAB: bench profile runs (tracer --prog-stats)"
@@ -265,6 +275,16 @@ run_traced 0 profile
 # The same for resv_pair alone: the path of an un-nested lock/unlock pair.
 echo 1 > $B/loops
 run_traced 0 profile_pair
+echo 7 > $B/loops
+# Which empty programs the floor runs: the same hooks and mechanisms as the tracer's.
+run_traced 0 profile_floor
+# What a smaller ring buffer than the default loses at this rate.
+echo "LAB: bench run with a 16 MiB ring buffer"
+run_traced 0 ring16
+# The losses of the heaviest loop alone, at the default ring buffer.
+echo 4 > $B/loops
+echo "LAB: bench run of importer_cycle alone"
+run_traced 0 heaviest
 echo 7 > $B/loops
 "#,
         gen = BPFTRACE_GEN.trim().replace('\'', r"'\''"),
@@ -440,7 +460,7 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     }
     for ((c, rep), r) in runs {
         for (k, v) in &r.keys {
-            if k == "ready" || k == "sigint" || (k == "tracer_exit" && v != "0") {
+            if k == "ready" || k == "run" || k == "sigint" || (k == "tracer_exit" && v != "0") {
                 s.push_str(&format!("warning: {c} run {rep} had {k}={v}\n"));
             }
         }
@@ -494,7 +514,7 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
     let dir = repo_root().join("tests/lab/modules/tracer_bench");
     let kos = modules::build_module(&opts.kernel, &dir)?;
     let opts = GuestOptions {
-        timeout: Some(opts.timeout.unwrap_or_else(|| timeout(iters, reps))),
+        timeout: Some(opts.timeout.unwrap_or_else(|| timeout(iters, 1))),
         ..opts.clone()
     };
     // bpftrace is compared where its bundle can be built (Debian packages, cached).
@@ -505,17 +525,45 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
             Vec::new()
         }
     };
-    let r = boot_guest(&opts, &guest_script(iters, reps), &kos, &files, 0)?;
-    let bench_dir = r.files_dir.join("bench");
-    let runs = collect(&bench_dir).unwrap_or_default();
-    if runs.is_empty() {
-        bail!("{}; no bench results came back", r.failure_report());
+    // One boot per repetition (all configurations side by side in it), then one for the
+    // extra runs: a boot that dies (docs/overhead.md: text patching under TCG) costs one
+    // repetition, which is run again in a new boot (at most two such retries in all).
+    let mut runs = BTreeMap::new();
+    let mut crashed = Vec::new();
+    let mut retries = 2;
+    let mut rep = 1;
+    while rep <= reps {
+        let r = boot_guest(
+            &opts,
+            &guest_script(iters, rep, rep, false),
+            &kos,
+            &files,
+            0,
+        )?;
+        let got = collect(&r.files_dir.join("bench")).unwrap_or_default();
+        let complete = r.guest_status == Some(0);
+        if !complete {
+            let why = r.failure_report().lines().next().unwrap_or("").to_string();
+            eprintln!("lab: bench repetition {rep}: the guest did not finish ({why})");
+            crashed.push(format!("repetition {rep}: {why}"));
+        }
+        if complete || retries == 0 {
+            runs.extend(got);
+            rep += 1;
+        } else {
+            retries -= 1;
+        }
     }
-    if r.guest_status != Some(0) {
-        eprintln!(
-            "lab: the guest did not finish ({}); the table has the runs that came back before",
-            r.failure_report().lines().next().unwrap_or("")
-        );
+    let extras = boot_guest(&opts, &guest_script(iters, 1, 0, true), &kos, &[], 0)?;
+    if extras.guest_status != Some(0) {
+        crashed.push(format!(
+            "extra runs: {}",
+            extras.failure_report().lines().next().unwrap_or("")
+        ));
+    }
+    let bench_dir = extras.files_dir.join("bench");
+    if runs.is_empty() {
+        bail!("no bench results came back: {}", crashed.join("; "));
     }
     println!(
         "\nlab: overhead on {} (TCG: compare ratios, not absolute ns); files in {}\n",
@@ -523,9 +571,40 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
         bench_dir.display()
     );
     print!("{}", report(&runs, iters));
+    for (run, what, lp) in [
+        (
+            "ring16",
+            "tracer --ring-mib 16, the three loops",
+            "resv_pair",
+        ),
+        (
+            "heaviest",
+            "tracer, importer_cycle alone (the heaviest loop)",
+            "importer_cycle",
+        ),
+    ] {
+        let stderr =
+            fs::read_to_string(bench_dir.join(format!("r0.{run}.stderr"))).unwrap_or_default();
+        if let Some((events, lost)) = parse_tracer_summary(&stderr) {
+            let r = parse_run(
+                &fs::read_to_string(bench_dir.join(format!("r0.{run}"))).unwrap_or_default(),
+            );
+            println!(
+                "\n{what} (one more run): {events} events recorded, {lost} lost; {lp} {} ns/op",
+                r.ns_per_op
+                    .get(lp)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into())
+            );
+        }
+    }
     for (file, what) in [
         ("r0.profile.stderr", "the three loops"),
         ("r0.profile_pair.stderr", "resv_pair alone"),
+        (
+            "r0.profile_floor.stderr",
+            "the floor's empty programs, three loops",
+        ),
     ] {
         let profile = fs::read_to_string(bench_dir.join(file)).unwrap_or_default();
         let lines = profile_lines(&profile);
@@ -538,8 +617,8 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
             }
         }
     }
-    if r.guest_status != Some(0) {
-        bail!("{}", r.failure_report());
+    for c in &crashed {
+        println!("\nwarning: a bench boot died and was not counted: {c}");
     }
     Ok(())
 }
@@ -665,9 +744,11 @@ mod tests {
 
     #[test]
     fn script_interpolates() {
-        let s = guest_script(1234, 3);
+        let s = guest_script(1234, 2, 3, false);
         assert!(s.contains("echo 1234 > $B/run"));
-        assert!(s.contains("-le 3 ]"));
+        assert!(s.contains("r=2\nwhile [ $r -le 3 ]"));
+        assert!(s.contains("[ 0 = 1 ] || exit 0"));
+        assert!(guest_script(1, 1, 0, true).contains("[ 1 = 1 ] || exit 0"));
         assert!(s.contains("awk '{print $14 + $15}'"));
         assert!(s.contains("CONFIGS=\"none floor tracer bpftrace floor_kprobe tracer_kprobe\""));
         assert!(s.contains("record --floor -o"));
