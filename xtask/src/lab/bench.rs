@@ -178,6 +178,18 @@ else
 	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace//')
 	echo "LAB: no bpftrace in this guest: that configuration is skipped"
 fi
+# Keep the static keys of the hot tracepoints the tracer attaches to switched on for the whole
+# boot (ftrace events enabled, its buffer off): otherwise every tracing run patches sites that
+# other CPUs execute all the time (mmap_lock, sys_exit), and under TCG that INT3 patching has
+# crashed guests (docs/overhead.md). The loops hit none of these tracepoints.
+T=/sys/kernel/tracing
+if [ -e $T/tracing_on ]; then
+	echo 0 > $T/tracing_on
+	for e in mmap_lock raw_syscalls/sys_exit lock/contention_begin lock/contention_end \
+		dma_fence/dma_fence_wait_start dma_fence/dma_fence_wait_end; do
+		[ -e $T/events/$e/enable ] && echo 1 > $T/events/$e/enable
+	done
+fi
 # Warm-up (caches, first allocations), not measured.
 echo 1000 > $B/run || exit 1
 
@@ -527,10 +539,10 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
     };
     // One boot per repetition (all configurations side by side in it), then one for the
     // extra runs: a boot that dies (docs/overhead.md: text patching under TCG) costs one
-    // repetition, which is run again in a new boot (at most two such retries in all).
+    // repetition, which is run again in a new boot (at most three such retries in all).
     let mut runs = BTreeMap::new();
     let mut crashed = Vec::new();
-    let mut retries = 2;
+    let mut retries = 3;
     let mut rep = 1;
     while rep <= reps {
         let r = boot_guest(
