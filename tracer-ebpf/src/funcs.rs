@@ -24,6 +24,23 @@ use tracer_common::{
     buf_flags, func_flags as ff, func_slot,
 };
 
+/// Keeps an un-nested acquisition unsent; false if both slots are taken (a
+/// third one is sent at once). Constant indices, as in `drop_pending`.
+#[inline(always)]
+pub fn keep_pending(t: &mut TaskFrames, p: PendingLock) -> bool {
+    if t.npending == 0 {
+        t.pending[0] = p;
+        t.npending = 1;
+        return true;
+    }
+    if t.npending == 1 {
+        t.pending[1] = p;
+        t.npending = 2;
+        return true;
+    }
+    false
+}
+
 /// Removes `lock` from the thread's unsent acquisitions; true if it was there.
 /// Written out for the two slots: constant indices keep old verifiers (6.1)
 /// from rejecting variable offsets into the map value.
@@ -370,15 +387,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
                 hook: desc.hook,
                 _pad: 0,
             };
-            // Constant indices (see drop_pending); a third one is sent at once.
-            if t.npending == 0 {
-                t.pending[0] = p;
-                t.npending = 1;
-                return Some(());
-            }
-            if t.npending == 1 {
-                t.pending[1] = p;
-                t.npending = 2;
+            if keep_pending(t, p) {
                 return Some(());
             }
         }

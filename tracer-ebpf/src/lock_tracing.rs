@@ -19,7 +19,7 @@ use tracer_common::{PendingLock, RawKind, func_flags as ff};
 
 use crate::{
     emit::{flush_pending, output, stack_id, task, traced_thread},
-    funcs::{desc_for, drop_pending, fill_args, site_stack},
+    funcs::{desc_for, drop_pending, fill_args, keep_pending, site_stack},
     tracing::{arg, tracing_caller},
 };
 
@@ -107,15 +107,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
             hook: desc.hook,
             _pad: 0,
         };
-        // Constant indices (see funcs::drop_pending); a third one is sent at once.
-        if t.npending == 0 {
-            t.pending[0] = p;
-            t.npending = 1;
-            return Some(());
-        }
-        if t.npending == 1 {
-            t.pending[1] = p;
-            t.npending = 2;
+        if keep_pending(t, p) {
             return Some(());
         }
     }
@@ -152,7 +144,11 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     if desc.flags & ff::EMIT_ENTRY == 0 {
         return None;
     }
-    let stack = if cfg.stack_all != 0 { stack_id(ctx) } else { -1 };
+    let stack = if cfg.stack_all != 0 {
+        stack_id(ctx)
+    } else {
+        -1
+    };
     flush_pending(t);
     let held = t.held;
     let args = [lock, 0, 0];

@@ -90,10 +90,25 @@ impl std::ops::DerefMut for Running {
 /// Starts `tracer record` and returns once it printed that it is recording
 /// (every hook attached): synchronised on its output, not on time.
 fn start_recording(out: &Path, extra: &[&str]) -> (Running, Vec<String>) {
+    let mut args = vec!["--all-events"];
+    args.extend_from_slice(extra);
+    let (child, rd, lines) = spawn_recording(out, &args);
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in rd.lines() {});
+    (Running(child), lines)
+}
+
+/// Spawns `tracer record ARGS -o OUT` and reads its stderr up to the line saying it records
+/// (every hook attached). Returns the child, the rest of its stderr and the lines read.
+fn spawn_recording(
+    out: &Path,
+    args: &[&str],
+) -> (Child, BufReader<std::process::ChildStderr>, Vec<String>) {
     let mut child = tracer()
-        .args(["record", "--all-events", "-o"])
+        .arg("record")
+        .args(args)
+        .arg("-o")
         .arg(out)
-        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn tracer");
@@ -112,9 +127,7 @@ fn start_recording(out: &Path, extra: &[&str]) -> (Running, Vec<String>) {
             break;
         }
     }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in rd.lines() {});
-    (Running(child), lines)
+    (child, rd, lines)
 }
 
 fn tmp(name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -344,29 +357,7 @@ fn without_privileges_one_line_says_what_to_do() {
 /// Runs `tracer record EXTRA -o OUT`, waits until it records, runs real work (processes
 /// taking mmap_lock), stops it with SIGINT and returns its whole stderr.
 fn record_around_work(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut child = tracer()
-        .arg("record")
-        .args(extra)
-        .arg("-o")
-        .arg(out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tracer");
-    let mut lines = Vec::new();
-    let mut rd = BufReader::new(child.stderr.take().unwrap());
-    loop {
-        let mut l = String::new();
-        if rd.read_line(&mut l).unwrap() == 0 {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tracer exited before recording: {lines:?}");
-        }
-        let done = l.contains("recording to");
-        lines.push(l);
-        if done {
-            break;
-        }
-    }
+    let (mut child, rd, mut lines) = spawn_recording(out, extra);
     for _ in 0..20 {
         Command::new("/bin/true").status().unwrap();
     }

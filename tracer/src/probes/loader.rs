@@ -608,6 +608,30 @@ impl Tracer {
         Ok(mech)
     }
 
+    /// The fentry/fexit attempt's result, or kprobe/kretprobe if it failed
+    /// (the mechanism or the error then says why fentry did not serve).
+    fn or_kprobes(
+        &mut self,
+        fentry: Result<String, String>,
+        func: &str,
+        addr: u64,
+        desc: FuncDesc,
+    ) -> Result<String, String> {
+        let fentry_err = match fentry {
+            Ok(m) => return Ok(m),
+            Err(e) => e,
+        };
+        self.hook_function(func, addr, desc)
+            .map(|m| format!("{m} (fentry: {fentry_err})"))
+            .map_err(|e| {
+                if e.contains("fentry") {
+                    e
+                } else {
+                    format!("fentry: {fentry_err}; {e}")
+                }
+            })
+    }
+
     fn attach_static(&mut self, h: &table::FuncHook) {
         let Some(sym) = self.kallsyms.get(h.func).filter(|s| s.is_text()).cloned() else {
             self.status.push(ProbeStatus {
@@ -632,33 +656,13 @@ impl Tracer {
                 self.hook_function(h.func, sym.addr, desc)
             }
             HookKind::Lock(_) | HookKind::Unlock => {
-                match self.hook_lock_tracing(h.func, sym.addr, desc) {
-                    Ok(m) => Ok(m),
-                    Err(fentry_err) => self
-                        .hook_function(h.func, sym.addr, desc)
-                        .map(|m| format!("{m} (fentry: {fentry_err})"))
-                        .map_err(|e| {
-                            if e.contains("fentry") {
-                                e
-                            } else {
-                                format!("fentry: {fentry_err}; {e}")
-                            }
-                        }),
-                }
+                let first = self.hook_lock_tracing(h.func, sym.addr, desc);
+                self.or_kprobes(first, h.func, sym.addr, desc)
             }
-            _ => match self.hook_tracing(h.func, sym.addr, desc) {
-                Ok(m) => Ok(m),
-                Err(fentry_err) => self
-                    .hook_function(h.func, sym.addr, desc)
-                    .map(|m| format!("{m} (fentry: {fentry_err})"))
-                    .map_err(|e| {
-                        if e.contains("fentry") {
-                            e
-                        } else {
-                            format!("fentry: {fentry_err}; {e}")
-                        }
-                    }),
-            },
+            _ => {
+                let first = self.hook_tracing(h.func, sym.addr, desc);
+                self.or_kprobes(first, h.func, sym.addr, desc)
+            }
         };
         self.push_func_status(h.func, "function", res);
         self.hooks.push(HookInfo {
