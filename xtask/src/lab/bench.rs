@@ -172,7 +172,8 @@ if command -v bpftrace >/dev/null 2>&1; then
 		echo 'BEGIN {{ system("touch /tmp/ready.b"); }}'
 		awk '{gen}' /tmp/probes.json
 	}} > $D/equivalent.bt
-	echo "bpftrace_probes=$(grep -c '{{' $D/equivalent.bt)" > $D/bpftrace.info
+	# Lines with a probe body, less the BEGIN line.
+	echo "bpftrace_probes=$(( $(grep -c '{{' $D/equivalent.bt) - 1 ))" > $D/bpftrace.info
 	ship_tree $D bench
 else
 	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace//')
@@ -506,8 +507,8 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     s
 }
 
-/// Guest timeout: boot, warm-up, and per repetition five tracing processes started and
-/// stopped plus the loops six times, then two profile runs. Under TCG a tracer starts in ~11 s
+/// Timeout of one bench boot: boot, warm-up, and per repetition five tracing processes
+/// started and stopped plus the loops six times (the extra-runs boot makes five tracer runs). Under TCG a tracer starts in ~11 s
 /// and stops in ~10 s, bpftrace needs ~35 s to compile and attach its ~120 probes, and 10k
 /// iterations of the three loops take ~2 s under the tracer. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
