@@ -9,8 +9,8 @@
 //! one program attached many times.
 
 use aya_ebpf::{
-    macros::{fentry, fexit, kprobe, kretprobe, raw_tracepoint},
-    programs::{FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
+    macros::{kprobe, kretprobe, raw_tracepoint},
+    programs::{ProbeContext, RawTracePointContext, RetProbeContext},
 };
 
 #[kprobe]
@@ -28,22 +28,14 @@ pub fn floor_raw_tp(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
-macro_rules! floor_slots {
-    ($(($entry:ident, $exit:ident)),+ $(,)?) => {
-        $(
-            #[fentry]
-            pub fn $entry(_ctx: FEntryContext) -> u32 {
-                0
-            }
-            #[fexit]
-            pub fn $exit(_ctx: FExitContext) -> u32 {
-                0
-            }
-        )+
-    };
+/// The body of every empty slot program.
+#[inline(always)]
+fn nothing<C>(_ctx: &C) -> Option<()> {
+    None
 }
 
-floor_slots!(
+tracing_slots!(
+    nothing, nothing;
     (floor_fentry_slot0, floor_fexit_slot0),
     (floor_fentry_slot1, floor_fexit_slot1),
     (floor_fentry_slot2, floor_fexit_slot2),
@@ -70,11 +62,12 @@ floor_slots!(
     (floor_fentry_slot23, floor_fexit_slot23),
 );
 
-floor_slots!(
+tracing_slots!(
+    nothing, nothing;
     (floor_lock_fentry_slot0, floor_lock_fexit_slot0),
     (floor_lock_fentry_slot1, floor_lock_fexit_slot1),
     (floor_lock_fentry_slot2, floor_lock_fexit_slot2),
     (floor_lock_fentry_slot3, floor_lock_fexit_slot3),
-    (floor_unlock_fentry_slot0, floor_unlock_fexit_slot0),
-    (floor_unlock_fentry_slot1, floor_unlock_fexit_slot1),
 );
+
+tracing_slots!(nothing; floor_unlock_fentry_slot0, floor_unlock_fentry_slot1);

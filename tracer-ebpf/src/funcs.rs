@@ -24,10 +24,34 @@ use tracer_common::{
     buf_flags, func_flags as ff, func_slot,
 };
 
-/// Keeps an un-nested acquisition unsent; false if both slots are taken (a
-/// third one is sent at once). Constant indices, as in `drop_pending`.
+/// Keeps an un-nested acquisition unsent, stamped with this time and CPU;
+/// false if both slots are taken (a third one is sent at once). Constant
+/// indices, as in `drop_pending`.
 #[inline(always)]
-pub fn keep_pending(t: &mut TaskFrames, p: PendingLock) -> bool {
+pub fn keep_pending(
+    t: &mut TaskFrames,
+    lock: u64,
+    ctx: u64,
+    ret: i64,
+    stack_id: i64,
+    func_ip: u64,
+    hook: u16,
+) -> bool {
+    if t.npending >= 2 {
+        return false;
+    }
+    let p = PendingLock {
+        // SAFETY: helpers without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        lock,
+        ctx,
+        ret,
+        stack_id,
+        func_ip,
+        cpu: unsafe { bpf_get_smp_processor_id() },
+        hook,
+        _pad: 0,
+    };
     if t.npending == 0 {
         t.pending[0] = p;
         t.npending = 1;
@@ -376,18 +400,9 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
             if !ok {
                 return Some(());
             }
-            let p = PendingLock {
-                ts_ns: unsafe { bpf_ktime_get_ns() },
-                lock: f.args[0],
-                ctx: f.args[1],
-                ret,
-                stack_id: f.stack_id,
-                func_ip: f.func_ip,
-                cpu: unsafe { bpf_get_smp_processor_id() },
-                hook: desc.hook,
-                _pad: 0,
-            };
-            if keep_pending(t, p) {
+            if keep_pending(
+                t, f.args[0], f.args[1], ret, f.stack_id, f.func_ip, desc.hook,
+            ) {
                 return Some(());
             }
         }

@@ -6,16 +6,15 @@
 //! and a nested one is sent with its call site's stack. The call site comes
 //! from the trampoline's frame (`tracing::tracing_caller`).
 //!
-//! A tracing program's target is fixed when it is loaded: one entry/exit slot
+//! Slot programs (`tracing_slots!` in main.rs): one entry/exit slot
 //! pair per lock function, one entry slot per unlock function.
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_func_ip, bpf_get_func_ret, bpf_get_smp_processor_id, bpf_ktime_get_ns},
-    macros::{fentry, fexit},
+    helpers::{bpf_get_func_ip, bpf_get_func_ret},
     programs::{FEntryContext, FExitContext},
 };
-use tracer_common::{PendingLock, RawKind, func_flags as ff};
+use tracer_common::{RawKind, func_flags as ff};
 
 use crate::{
     emit::{flush_pending, output, stack_id, task, traced_thread},
@@ -95,19 +94,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
         -1
     };
     if lone {
-        let p = PendingLock {
-            // SAFETY: helpers without arguments.
-            ts_ns: unsafe { bpf_ktime_get_ns() },
-            lock,
-            ctx: ww_ctx,
-            ret,
-            stack_id: stack,
-            func_ip: ip,
-            cpu: unsafe { bpf_get_smp_processor_id() },
-            hook: desc.hook,
-            _pad: 0,
-        };
-        if keep_pending(t, p) {
+        if keep_pending(t, lock, ww_ctx, ret, stack, ip, desc.hook) {
             return Some(());
         }
     }
@@ -161,41 +148,13 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     Some(())
 }
 
-macro_rules! lock_slots {
-    ($(($entry:ident, $exit:ident)),+ $(,)?) => {
-        $(
-            #[fentry]
-            pub fn $entry(ctx: FEntryContext) -> u32 {
-                let _ = lock_entry(&ctx);
-                0
-            }
-            #[fexit]
-            pub fn $exit(ctx: FExitContext) -> u32 {
-                let _ = lock_exit(&ctx);
-                0
-            }
-        )+
-    };
-}
-
 // ww_mutex_lock, ww_mutex_lock_interruptible, ww_mutex_trylock, and a spare.
-lock_slots!(
+tracing_slots!(
+    lock_entry, lock_exit;
     (lock_fentry_slot0, lock_fexit_slot0),
     (lock_fentry_slot1, lock_fexit_slot1),
     (lock_fentry_slot2, lock_fexit_slot2),
     (lock_fentry_slot3, lock_fexit_slot3),
 );
 
-macro_rules! unlock_slots {
-    ($($entry:ident),+ $(,)?) => {
-        $(
-            #[fentry]
-            pub fn $entry(ctx: FEntryContext) -> u32 {
-                let _ = unlock_entry(&ctx);
-                0
-            }
-        )+
-    };
-}
-
-unlock_slots!(unlock_fentry_slot0, unlock_fentry_slot1);
+tracing_slots!(unlock_entry; unlock_fentry_slot0, unlock_fentry_slot1);

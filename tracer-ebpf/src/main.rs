@@ -14,6 +14,36 @@
 #![no_std]
 #![no_main]
 
+/// fentry/fexit "slot" programs. A tracing program's target is fixed when it
+/// is loaded, so the object carries identical copies and user space gives one
+/// to each hooked function. `$entry_body`/`$exit_body` take `&FEntryContext` /
+/// `&FExitContext` and return `Option<()>`; the second form makes entries only.
+macro_rules! tracing_slots {
+    ($entry_body:path, $exit_body:path; $(($entry:ident, $exit:ident)),+ $(,)?) => {
+        $(
+            #[aya_ebpf::macros::fentry]
+            pub fn $entry(ctx: aya_ebpf::programs::FEntryContext) -> u32 {
+                let _ = $entry_body(&ctx);
+                0
+            }
+            #[aya_ebpf::macros::fexit]
+            pub fn $exit(ctx: aya_ebpf::programs::FExitContext) -> u32 {
+                let _ = $exit_body(&ctx);
+                0
+            }
+        )+
+    };
+    ($entry_body:path; $($entry:ident),+ $(,)?) => {
+        $(
+            #[aya_ebpf::macros::fentry]
+            pub fn $entry(ctx: aya_ebpf::programs::FEntryContext) -> u32 {
+                let _ = $entry_body(&ctx);
+                0
+            }
+        )+
+    };
+}
+
 mod emit;
 mod floor;
 mod funcs;

@@ -13,7 +13,6 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret, bpf_probe_read_kernel_buf},
-    macros::{fentry, fexit},
     programs::{FEntryContext, FExitContext},
 };
 use tracer_common::{RawKind, func_flags as ff};
@@ -138,25 +137,8 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
     Some(())
 }
 
-/// Identical entry and exit programs, one pair per traced function.
-macro_rules! slots {
-    ($(($entry:ident, $exit:ident)),+ $(,)?) => {
-        $(
-            #[fentry]
-            pub fn $entry(ctx: FEntryContext) -> u32 {
-                let _ = tracing_entry(&ctx);
-                0
-            }
-            #[fexit]
-            pub fn $exit(ctx: FExitContext) -> u32 {
-                let _ = tracing_exit(&ctx);
-                0
-            }
-        )+
-    };
-}
-
-slots!(
+tracing_slots!(
+    tracing_entry, tracing_exit;
     (fentry_slot0, fexit_slot0),
     (fentry_slot1, fexit_slot1),
     (fentry_slot2, fexit_slot2),

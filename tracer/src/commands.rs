@@ -292,6 +292,25 @@ pub(crate) struct RecFile {
     last_ts: u64,
 }
 
+/// One raw record through the live side, for `live`, `run` and the live view:
+/// its new hooks and stack are fetched, it goes to the recording if there is
+/// one, and a new stack reaches the engine's stack table.
+pub(crate) fn take_record(
+    live: &mut Live,
+    r: &tracer_common::RawEvent,
+    writer: Option<&mut RecFile>,
+    stacks: &mut StackTable,
+) -> Result<()> {
+    let x = live.process(r);
+    if let Some(w) = writer {
+        w.write(r, &x.new_hooks, &live.stacks)?;
+    }
+    if let Some((id, frames)) = x.new_stack {
+        stacks.insert(id, frames);
+    }
+    Ok(())
+}
+
 impl RecFile {
     pub(crate) fn create(path: &std::path::Path, meta: &Meta) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -870,13 +889,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
             live.drain(&mut batch);
         }
         for r in batch.drain(..) {
-            let x = live.process(&r);
-            if let Some(w) = writer.as_mut() {
-                w.write(&r, &x.new_hooks, &live.stacks)?;
-            }
-            if let Some((id, frames)) = x.new_stack {
-                engine.stacks_mut().insert(id, frames);
-            }
+            take_record(&mut live, &r, writer.as_mut(), engine.stacks_mut())?;
             let ev = match live.decoder.decode(&r) {
                 Ok(e) => e,
                 Err(_) => {

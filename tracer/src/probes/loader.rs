@@ -220,7 +220,7 @@ fn condense_verifier_log(s: &str) -> String {
                 && !l.starts_with("stack depth")
                 && !l.starts_with("processed ")
         })
-        .last()
+        .next_back()
         .unwrap_or("");
     format!("{}verifier: {verdict}", head.trim_end())
 }
@@ -300,7 +300,7 @@ impl Tracer {
                 })
             })
             .collect();
-        v.sort_by(|a, b| b.run_time.cmp(&a.run_time));
+        v.sort_by_key(|s| std::cmp::Reverse(s.run_time));
         v
     }
 

@@ -306,13 +306,7 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
             live.drain(&mut batch);
         }
         for r in batch.drain(..) {
-            let x = live.process(&r);
-            if let Some(w) = writer.as_mut() {
-                w.write(&r, &x.new_hooks, &live.stacks)?;
-            }
-            if let Some((id, frames)) = x.new_stack {
-                app.engine.stacks_mut().insert(id, frames);
-            }
+            commands::take_record(&mut live, &r, writer.as_mut(), app.engine.stacks_mut())?;
             match live.decoder.decode(&r) {
                 Ok(e) => {
                     app.feed(&e);
