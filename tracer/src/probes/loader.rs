@@ -213,14 +213,13 @@ fn condense_verifier_log(s: &str) -> String {
     let verdict = log
         .lines()
         .map(str::trim)
-        .filter(|l| {
+        .rfind(|l| {
             !l.is_empty()
                 && !l.starts_with(':')
                 && !l.starts_with("verification time")
                 && !l.starts_with("stack depth")
                 && !l.starts_with("processed ")
         })
-        .next_back()
         .unwrap_or("");
     format!("{}verifier: {verdict}", head.trim_end())
 }
