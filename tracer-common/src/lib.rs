@@ -134,6 +134,13 @@ pub const FUNC_SLOTS: u32 = 4096;
 pub struct FuncSlot {
     pub ip: u64,
     pub desc: FuncDesc,
+    /// fentry/fexit only: 1 + the index of the word above the program's
+    /// context that holds the return address into the traced function (the
+    /// word after it is the call site). 0 until the eBPF side has found it;
+    /// the trampoline's layout is fixed per function, so it is searched for
+    /// once, not on every call.
+    pub caller_word: u32,
+    pub _pad: u32,
 }
 
 /// The `FUNC_SLOTS` index of a function address (a kprobe's or a tracing
@@ -267,9 +274,18 @@ pub struct PendingLock {
     pub _pad: u16,
 }
 
+/// Slots of the direct-mapped per-thread state (map `THREADS`, index
+/// `tid % THREAD_SLOTS`): an array lookup, which the verifier inlines, instead
+/// of hashing the thread id three times per lock/unlock pair. A thread whose
+/// slot another live thread owns keeps its state in the `TASKS` hash map.
+pub const THREAD_SLOTS: u32 = 8192;
+
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TaskFrames {
+    /// In `THREADS`: the thread id that owns the slot, 0 when free (claimed
+    /// with a compare-and-swap, released by the owner when it exits).
+    pub owner: u64,
     pub depth: u32,
     /// Locks the task holds (successful lock returns minus unlock entries).
     pub held: u32,
@@ -315,7 +331,7 @@ mod tests {
         assert_eq!(RawEvent::SIZE, 160);
         assert_eq!(core::mem::size_of::<Config>(), 48);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
-        assert_eq!(core::mem::size_of::<FuncSlot>(), 16);
+        assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
     }
 
     #[test]

@@ -7,9 +7,9 @@ use aya_ebpf::{
     },
     programs::tracing::StackIdContext,
 };
-use tracer_common::{Config, PendingLock, RawEvent, RawKind, TaskFrames};
+use tracer_common::{Config, PendingLock, RawEvent, RawKind, THREAD_SLOTS, TaskFrames};
 
-use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, ZERO_TASK};
+use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, THREADS, ZERO_TASK};
 
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
@@ -28,11 +28,41 @@ pub fn traced_thread() -> Option<(&'static Config, u32)> {
     Some((cfg, pid_tgid as u32))
 }
 
-/// The calling thread's state, created on first use.
+/// The thread's `THREADS` slot (owned by it or not).
+#[inline(always)]
+fn thread_slot(tid: u32) -> Option<*mut TaskFrames> {
+    THREADS.get_ptr_mut(tid & (THREAD_SLOTS - 1))
+}
+
+/// The calling thread's state, created on first use: its `THREADS` slot if it
+/// owns it or can claim it, else an entry in `TASKS`.
 #[inline(always)]
 pub fn task(tid: u32) -> Option<*mut TaskFrames> {
+    let s = thread_slot(tid)?;
+    // SAFETY: a map value; only its owner writes it, others read `owner`.
+    let owner = unsafe { (*s).owner };
+    if owner == tid as u64 {
+        return Some(s);
+    }
     if let Some(p) = TASKS.get_ptr_mut(&tid) {
+        // State kept in TASKS stays there for the thread's life.
         return Some(p);
+    }
+    if owner == 0 && tid != 0 {
+        // SAFETY: an aligned u64 in a map value; the swap makes one of two
+        // threads racing for a free slot its owner.
+        let (_, claimed) = unsafe {
+            core::intrinsics::atomic_cxchg::<
+                u64,
+                { core::intrinsics::AtomicOrdering::SeqCst },
+                { core::intrinsics::AtomicOrdering::Relaxed },
+            >(&raw mut (*s).owner, 0, tid as u64)
+        };
+        if claimed {
+            // SAFETY: this thread now owns the slot.
+            reset(unsafe { &mut *s });
+            return Some(s);
+        }
     }
     let zero = ZERO_TASK.get_ptr(0)?;
     // SAFETY: a pointer to a map value, valid for the program's run.
@@ -40,12 +70,55 @@ pub fn task(tid: u32) -> Option<*mut TaskFrames> {
     TASKS.get_ptr_mut(&tid)
 }
 
-/// The thread's held count without creating state for it (tracepoints fire for
-/// every task; most never touch a hooked lock).
+/// Clears what a previous owner of a slot left (frames and pending entries
+/// are only read below `depth` and `npending`).
+#[inline(always)]
+fn reset(t: &mut TaskFrames) {
+    t.depth = 0;
+    t.held = 0;
+    t.npending = 0;
+    t.in_call = 0;
+    t.sites[0].caller = 0;
+    t.sites[1].caller = 0;
+    t.site_next = 0;
+}
+
+/// The calling thread's state if it has any (tracepoints fire for every task;
+/// most never touch a hooked lock).
+#[inline(always)]
+pub fn find_task(tid: u32) -> Option<*mut TaskFrames> {
+    let s = thread_slot(tid)?;
+    // SAFETY: as in `task`.
+    if unsafe { (*s).owner } == tid as u64 {
+        return Some(s);
+    }
+    TASKS.get_ptr_mut(&tid)
+}
+
+/// The thread's held count without creating state for it.
 #[inline(always)]
 pub fn held_of(tid: u32) -> u32 {
-    // SAFETY: read of a map value.
-    unsafe { TASKS.get(&tid) }.map(|t| t.held).unwrap_or(0)
+    // SAFETY: read of this thread's state.
+    find_task(tid).map(|t| unsafe { (*t).held }).unwrap_or(0)
+}
+
+/// At the thread's exit: its state goes, so a later thread with the same id
+/// starts clean and its `THREADS` slot is free for the next claimer. Only the
+/// owner releases a slot, and it does so last.
+#[inline(always)]
+pub fn release_thread(tid: u32) {
+    if let Some(s) = thread_slot(tid) {
+        // SAFETY: as in `task`.
+        let t = unsafe { &mut *s };
+        if t.owner == tid as u64 {
+            reset(t);
+            // A plain store (the bpf target's store-release needs cpu v4;
+            // x86 orders stores anyway). SAFETY: an aligned u64 in a map value.
+            unsafe { core::ptr::write_volatile(&raw mut t.owner, 0) };
+            return;
+        }
+    }
+    let _ = TASKS.remove(&tid);
 }
 
 /// Sends the thread's not-yet-sent lock acquisitions (oldest first, with
@@ -80,7 +153,7 @@ fn send_pending(p: &PendingLock, held: u32) {
 /// `flush_pending` for a thread that may have no state.
 #[inline(always)]
 pub fn flush_thread(tid: u32) {
-    if let Some(t) = TASKS.get_ptr_mut(&tid) {
+    if let Some(t) = find_task(tid) {
         // SAFETY: a map value of this thread's key.
         let t = unsafe { &mut *t };
         if t.npending > 0 {

@@ -13,6 +13,10 @@
 //! ring-buffer record), stacks, configuration and the loss counter.
 #![no_std]
 #![no_main]
+// Compare-and-swap (BPF_CMPXCHG, Linux 5.12+): the bpf target has no
+// `AtomicU64::compare_exchange`, the intrinsic lowers to the instruction.
+#![feature(core_intrinsics)]
+#![allow(internal_features, incomplete_features)]
 
 /// fentry/fexit "slot" programs. A tracing program's target is fixed when it
 /// is loaded, so the object carries identical copies and user space gives one
@@ -56,7 +60,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, TaskFrames};
+use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, THREAD_SLOTS, TaskFrames};
 
 /// Events to user space. Size set by user space at load time.
 #[map]
@@ -88,8 +92,14 @@ pub static SITES: LruHashMap<[u64; 3], i64> = LruHashMap::with_max_entries(8192,
 #[map]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Per-thread frames, held-lock count and unsent acquisitions (~1.3 KB each,
-/// preallocated: the size bounds start-up time and memory). LRU so exited
+/// Per-thread frames, held-lock count and unsent acquisitions (~1 KB each),
+/// direct-mapped by thread id (`emit::task`): the lock hot path reaches its
+/// thread's state without hashing.
+#[map]
+pub static THREADS: Array<TaskFrames> = Array::with_max_entries(THREAD_SLOTS, 0);
+
+/// The same state for threads whose `THREADS` slot another thread owns
+/// (preallocated: the size bounds start-up time and memory). LRU so exited
 /// threads age out.
 #[map]
 pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(8192, 0);

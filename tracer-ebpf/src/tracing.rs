@@ -12,13 +12,17 @@
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret, bpf_probe_read_kernel_buf},
+    helpers::{
+        bpf_get_func_arg, bpf_get_func_ip, bpf_get_func_ret, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_buf,
+    },
     programs::{FEntryContext, FExitContext},
 };
-use tracer_common::{RawKind, func_flags as ff};
+use tracer_common::{RawKind, func_flags as ff, func_slot};
 
 use crate::{
-    emit::{flush_pending, output, stack_id, task, traced_thread},
+    FUNC_SLOTS,
+    emit::{find_task, flush_pending, output, stack_id, task, traced_thread},
     funcs::{desc_for, fill_args, site_stack},
 };
 
@@ -47,8 +51,30 @@ const CALLER_SCAN_WORDS: usize = 16;
 /// from the trampoline's frame: the word after the one that returns into the
 /// traced function just past its patched `call` (ip + 5, or ip + 9 after an
 /// ENDBR). 0 if not found (then the caller gets a fresh stack).
+///
+/// The frame's layout is fixed per function (argument count, trampoline
+/// flags), so the word is searched for once and its index kept in the
+/// function's `FUNC_SLOTS` entry; later calls read two words and check the
+/// first, and search again if the layout changed (another program attached).
 #[inline(always)]
 pub fn tracing_caller(ctx: *mut core::ffi::c_void, ip: u64) -> u64 {
+    let slot = FUNC_SLOTS
+        .get_ptr_mut(func_slot(ip))
+        // SAFETY: a map value read.
+        .filter(|s| unsafe { (**s).ip } == ip);
+    if let Some(s) = slot {
+        // SAFETY: as above.
+        let k = unsafe { (*s).caller_word } as u64;
+        if k > 0 && k < CALLER_SCAN_WORDS as u64 {
+            // SAFETY: a checked read of two words of the trampoline's frame.
+            let pair: [u64; 2] =
+                unsafe { bpf_probe_read_kernel((ctx as u64 + (k - 1) * 8) as *const [u64; 2]) }
+                    .unwrap_or([0; 2]);
+            if pair[0] == ip + 5 || pair[0] == ip + 9 {
+                return pair[1];
+            }
+        }
+    }
     let mut words = [0u64; CALLER_SCAN_WORDS];
     // SAFETY: a checked read of the trampoline's stack frame above `ctx`.
     let bytes = unsafe {
@@ -61,6 +87,10 @@ pub fn tracing_caller(ctx: *mut core::ffi::c_void, ip: u64) -> u64 {
     while i < CALLER_SCAN_WORDS - 1 {
         let w = words[i];
         if w == ip + 5 || w == ip + 9 {
+            if let Some(s) = slot {
+                // SAFETY: every caller stores the same index for a function.
+                unsafe { (*s).caller_word = i as u32 + 1 };
+            }
             return words[i + 1];
         }
         i += 1;
@@ -119,7 +149,7 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
     // SAFETY: helper on an fexit context.
     unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut ret) };
     let mut held = 0;
-    if let Some(t) = crate::TASKS.get_ptr_mut(&tid) {
+    if let Some(t) = find_task(tid) {
         // SAFETY: this thread's map value.
         let t = unsafe { &mut *t };
         t.in_call = t.in_call.saturating_sub(1);

@@ -492,7 +492,15 @@ impl Tracer {
             let cur = slots.get(&i, 0).map_err(|e| errno_text(&e))?;
             if cur.ip == 0 || cur.ip == a {
                 slots
-                    .set(i, FuncSlot { ip: a, desc }, 0)
+                    .set(
+                        i,
+                        FuncSlot {
+                            ip: a,
+                            desc,
+                            ..Default::default()
+                        },
+                        0,
+                    )
                     .map_err(|e| errno_text(&e))?;
             }
         }

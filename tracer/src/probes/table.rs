@@ -206,6 +206,13 @@ pub const TRACEPOINTS: &[TracepointHook] = &[
         category: "raw_syscalls",
         why: "locks held on return to user space",
     },
+    TracepointHook {
+        program: "thread_exit",
+        older: None,
+        tracepoint: "sched_process_exit",
+        category: "sched",
+        why: "frees the thread's state (sends what it still held first)",
+    },
 ];
 
 /// `struct dma_buf_ops` members hooked as exporter callbacks, and

@@ -40,6 +40,23 @@ pub const CONFIGS: &[&str] = &[
     "tracer_kprobe",
 ];
 
+/// The configurations `--bench-configs` names, in [`CONFIGS`] order (all when none are named).
+pub fn select_configs(names: &[String]) -> Result<Vec<&'static str>> {
+    for n in names {
+        if !CONFIGS.contains(&n.as_str()) {
+            bail!(
+                "--bench-configs: unknown configuration {n:?} (known: {})",
+                CONFIGS.join(", ")
+            );
+        }
+    }
+    Ok(CONFIGS
+        .iter()
+        .copied()
+        .filter(|c| names.is_empty() || names.iter().any(|n| n == c))
+        .collect())
+}
+
 /// Configurations that start a tracing process (start-up, CPU and stop figures apply).
 fn is_traced(config: &str) -> bool {
     config != "none"
@@ -150,9 +167,9 @@ function flush() {
 
 /// The guest script: `reps` repetitions of every configuration in [`CONFIGS`] (bpftrace only if
 /// its bundle is in the guest), rotating which runs first.
-pub fn guest_script(iters: u32, first: u32, last: u32, extras: bool) -> String {
+pub fn guest_script(iters: u32, first: u32, last: u32, extras: bool, configs: &[&str]) -> String {
     let extras = extras as u32;
-    let configs = CONFIGS.join(" ");
+    let configs = configs.join(" ");
     format!(
         r#". /lab/lib.sh
 uptime_s() {{ cut -d' ' -f1 /proc/uptime; }}
@@ -517,7 +534,7 @@ pub fn timeout(iters: u32, reps: u32) -> Duration {
 }
 
 /// Build tracer_bench for `opts.kernel`, boot once, and print the table.
-pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
+pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Result<()> {
     if opts.tracer.is_none() {
         bail!("--bench needs the tracer");
     }
@@ -531,11 +548,15 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
         ..opts.clone()
     };
     // bpftrace is compared where its bundle can be built (Debian packages, cached).
-    let files = match super::bpftrace::bundle() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("lab: bench without bpftrace: {e:#}");
-            Vec::new()
+    let files = if !configs.contains(&"bpftrace") {
+        Vec::new()
+    } else {
+        match super::bpftrace::bundle() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("lab: bench without bpftrace: {e:#}");
+                Vec::new()
+            }
         }
     };
     // One boot per repetition (all configurations side by side in it), then one for the
@@ -548,7 +569,7 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
     while rep <= reps {
         let r = boot_guest(
             &opts,
-            &guest_script(iters, rep, rep, false),
+            &guest_script(iters, rep, rep, false, configs),
             &kos,
             &files,
             0,
@@ -567,7 +588,13 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32) -> Result<()> {
             retries -= 1;
         }
     }
-    let extras = boot_guest(&opts, &guest_script(iters, 1, 0, true), &kos, &[], 0)?;
+    let extras = boot_guest(
+        &opts,
+        &guest_script(iters, 1, 0, true, configs),
+        &kos,
+        &[],
+        0,
+    )?;
     if extras.guest_status != Some(0) {
         crashed.push(format!(
             "extra runs: {}",
@@ -756,12 +783,30 @@ mod tests {
     }
 
     #[test]
+    fn configs_are_selected_in_table_order() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(select_configs(&[]).unwrap(), CONFIGS);
+        assert_eq!(
+            select_configs(&names(&["tracer", "none", "floor"])).unwrap(),
+            ["none", "floor", "tracer"]
+        );
+        let e = select_configs(&names(&["none", "lockdep"])).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown configuration \"lockdep\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn script_interpolates() {
-        let s = guest_script(1234, 2, 3, false);
+        let s = guest_script(1234, 2, 3, false, CONFIGS);
         assert!(s.contains("echo 1234 > $B/run"));
         assert!(s.contains("r=2\nwhile [ $r -le 3 ]"));
         assert!(s.contains("[ 0 = 1 ] || exit 0"));
-        assert!(guest_script(1, 1, 0, true).contains("[ 1 = 1 ] || exit 0"));
+        assert!(guest_script(1, 1, 0, true, CONFIGS).contains("[ 1 = 1 ] || exit 0"));
+        assert!(
+            guest_script(1, 1, 1, false, &["none", "tracer"]).contains("CONFIGS=\"none tracer\"")
+        );
         assert!(s.contains("awk '{print $14 + $15}'"));
         assert!(s.contains("CONFIGS=\"none floor tracer bpftrace floor_kprobe tracer_kprobe\""));
         assert!(s.contains("record --floor -o"));

@@ -99,6 +99,10 @@ pub struct LabArgs {
     /// With --bench: repetitions of each configuration (medians are taken over them).
     #[arg(long, default_value_t = 5, requires = "bench")]
     pub bench_reps: u32,
+    /// With --bench: only these configurations (comma-separated, from none, floor, tracer,
+    /// bpftrace, floor_kprobe, tracer_kprobe), e.g. `none,floor,tracer` for a quick comparison.
+    #[arg(long, value_delimiter = ',', requires = "bench")]
+    pub bench_configs: Vec<String>,
 }
 
 pub fn run(args: LabArgs) -> Result<()> {
@@ -140,7 +144,13 @@ pub fn run(args: LabArgs) -> Result<()> {
     };
 
     if args.bench {
-        return bench::run(&opts(&kernels_[0]), args.bench_iters, args.bench_reps);
+        let configs = bench::select_configs(&args.bench_configs)?;
+        return bench::run(
+            &opts(&kernels_[0]),
+            args.bench_iters,
+            args.bench_reps,
+            &configs,
+        );
     }
 
     if let Some(cmd) = &args.shell_cmd {
