@@ -538,8 +538,8 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Resu
     if opts.tracer.is_none() {
         bail!("--bench needs the tracer");
     }
-    if iters == 0 || reps == 0 {
-        bail!("--bench-iters and --bench-reps must be at least 1");
+    if iters == 0 {
+        bail!("--bench-iters must be at least 1");
     }
     let dir = repo_root().join("tests/lab/modules/tracer_bench");
     let kos = modules::build_module(&opts.kernel, &dir)?;
@@ -602,7 +602,7 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Resu
         ));
     }
     let bench_dir = extras.files_dir.join("bench");
-    if runs.is_empty() {
+    if runs.is_empty() && reps > 0 {
         bail!("no bench results came back: {}", crashed.join("; "));
     }
     println!(
@@ -610,7 +610,9 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Resu
         opts.kernel.kver,
         bench_dir.display()
     );
-    print!("{}", report(&runs, iters));
+    if !runs.is_empty() {
+        print!("{}", report(&runs, iters));
+    }
     for (run, what, lp) in [
         (
             "ring16",

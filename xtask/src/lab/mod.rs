@@ -96,7 +96,8 @@ pub struct LabArgs {
     /// into the guest's RAM under the tracer; see docs/overhead.md).
     #[arg(long, default_value_t = 20_000, requires = "bench")]
     pub bench_iters: u32,
-    /// With --bench: repetitions of each configuration (medians are taken over them).
+    /// With --bench: repetitions of each configuration (medians are taken over them); 0 makes
+    /// only the extra runs (where the kernel time goes, losses at a small ring).
     #[arg(long, default_value_t = 5, requires = "bench")]
     pub bench_reps: u32,
     /// With --bench: only these configurations (comma-separated, from none, floor, tracer,
