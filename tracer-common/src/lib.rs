@@ -254,7 +254,7 @@ pub struct SiteStack {
 pub const TASK_SITES: usize = 2;
 
 /// Un-nested lock acquisitions a thread holds that were not sent yet: they are
-/// sent (as their lock return, with the original time and stack) only when
+/// sent (as their lock return, with their stack, stamped when sent) only when
 /// something the analysis judges happens while they are held; a lone
 /// lock/unlock pair costs no ring-buffer record at all.
 /// Fixed at 2: the eBPF side addresses the slots with constant indices.
@@ -263,7 +263,6 @@ pub const MAX_PENDING: usize = 2;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct PendingLock {
-    pub ts_ns: u64,
     pub lock: u64,
     pub ctx: u64,
     pub ret: i64,

@@ -126,7 +126,8 @@ pub fn release_thread(tid: u32) {
 }
 
 /// Sends the thread's not-yet-sent lock acquisitions (oldest first, with
-/// their own time, cpu and stack) before an event that needs them.
+/// their own cpu and stack, stamped now: see `funcs::keep_pending`) before an
+/// event that needs them.
 #[inline(always)]
 pub fn flush_pending(t: &mut TaskFrames) {
     let held = t.held;
@@ -144,7 +145,6 @@ pub fn flush_pending(t: &mut TaskFrames) {
 fn send_pending(p: &PendingLock, held: u32) {
     let p = *p;
     output(RawKind::FuncReturn as u16, p.hook, |ev| {
-        ev.ts_ns = p.ts_ns;
         ev.cpu = p.cpu;
         ev.func_ip = p.func_ip;
         ev.stack_id = p.stack_id;

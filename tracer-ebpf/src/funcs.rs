@@ -13,8 +13,8 @@
 use aya_ebpf::{
     EbpfContext,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_get_func_ip, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_pid_tgid, bpf_get_func_ip, bpf_get_smp_processor_id, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
     },
     macros::{kprobe, kretprobe},
     programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
@@ -24,9 +24,14 @@ use tracer_common::{
     buf_flags, func_flags as ff, func_slot,
 };
 
-/// Keeps an un-nested acquisition unsent, stamped with this time and CPU;
-/// false if both slots are taken (a third one is sent at once). Constant
-/// indices, as in `drop_pending`.
+/// Keeps an un-nested acquisition unsent, with its CPU; false if both slots
+/// are taken (a third one is sent at once). Constant indices, as in
+/// `drop_pending`.
+///
+/// No clock is read: most kept acquisitions are dropped at their unlock, and
+/// the clock read was two thirds of this path's cost (docs/overhead.md; the
+/// coarse clock is refused to tracing programs). A lock sent late is stamped
+/// when it is sent, just before the first event judged against it.
 #[inline(always)]
 pub fn keep_pending(
     t: &mut TaskFrames,
@@ -42,7 +47,6 @@ pub fn keep_pending(
     }
     let p = PendingLock {
         // SAFETY: helpers without arguments.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
         lock,
         ctx,
         ret,
