@@ -20,8 +20,8 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, MAX_FRAMES, PendingLock, RawEvent, RawKind, SiteStack, TaskFrames,
-    buf_flags, func_flags as ff, func_slot,
+    ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, SiteStack, TaskFrames, buf_flags,
+    func_flags as ff, func_slot,
 };
 
 /// Keeps an un-nested acquisition unsent, with its CPU; false if both slots
@@ -42,31 +42,25 @@ pub fn keep_pending(
     func_ip: u64,
     hook: u16,
 ) -> bool {
-    if t.npending >= 2 {
+    // Written field by field into the slot (no copy through the stack: this
+    // is the hot path of every lone lock).
+    let p = if t.npending == 0 {
+        &mut t.pending[0]
+    } else if t.npending == 1 {
+        &mut t.pending[1]
+    } else {
         return false;
-    }
-    let p = PendingLock {
-        // SAFETY: helpers without arguments.
-        lock,
-        ctx,
-        ret,
-        stack_id,
-        func_ip,
-        cpu: unsafe { bpf_get_smp_processor_id() },
-        hook,
-        _pad: 0,
     };
-    if t.npending == 0 {
-        t.pending[0] = p;
-        t.npending = 1;
-        return true;
-    }
-    if t.npending == 1 {
-        t.pending[1] = p;
-        t.npending = 2;
-        return true;
-    }
-    false
+    p.lock = lock;
+    p.ctx = ctx;
+    p.ret = ret;
+    p.stack_id = stack_id;
+    p.func_ip = func_ip;
+    // SAFETY: helper without arguments.
+    p.cpu = unsafe { bpf_get_smp_processor_id() };
+    p.hook = hook;
+    t.npending += 1;
+    true
 }
 
 /// Removes `lock` from the thread's unsent acquisitions; true if it was there.
@@ -76,7 +70,9 @@ pub fn keep_pending(
 pub fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
     if t.npending >= 1 && t.pending[0].lock == lock {
         // Keep the other one first (they are sent oldest first).
-        t.pending[0] = t.pending[1];
+        if t.npending >= 2 {
+            t.pending[0] = t.pending[1];
+        }
         t.npending -= 1;
         return true;
     }

@@ -8,10 +8,15 @@
 //!
 //! Slot programs (`tracing_slots!` in main.rs): one entry/exit slot
 //! pair per lock function, one entry slot per unlock function.
+//!
+//! Every lock function takes (lock, ctx) and returns int, and the unlock
+//! functions take the lock first: the programs read the context directly
+//! (checked by the verifier against each target's BTF at load), which the
+//! generic bodies of `tracing.rs` cannot do.
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_func_ip, bpf_get_func_ret},
+    helpers::bpf_get_func_ip,
     programs::{FEntryContext, FExitContext},
 };
 use tracer_common::{RawKind, func_flags as ff};
@@ -19,7 +24,7 @@ use tracer_common::{RawKind, func_flags as ff};
 use crate::{
     emit::{flush_pending, output, stack_id, task, traced_thread},
     funcs::{desc_for, drop_pending, fill_args, keep_pending, site_stack},
-    tracing::{arg, tracing_caller},
+    tracing::tracing_caller,
 };
 
 /// A lock function's entry: sent only when nested (the attempt is what a
@@ -45,7 +50,7 @@ fn lock_entry(ctx: &FEntryContext) -> Option<()> {
     };
     flush_pending(t);
     let held = t.held;
-    let args = [arg(ctx.as_ptr(), 0), arg(ctx.as_ptr(), 1), 0];
+    let args = [ctx.arg::<u64>(0), ctx.arg::<u64>(1), 0];
     output(RawKind::FuncEntry as u16, desc.hook, |ev| {
         ev.func_ip = ip;
         ev.stack_id = stack;
@@ -64,11 +69,9 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let (cfg, tid) = traced_thread()?;
     // SAFETY: this thread's map value.
     let t = unsafe { &mut *task(tid)? };
-    let mut raw: u64 = 0;
-    // SAFETY: helper on an fexit context.
-    unsafe { bpf_get_func_ret(ctx.as_ptr(), &mut raw) };
-    // The lock functions return int: only the low 32 bits are defined.
-    let r = raw as i32;
+    // After the two arguments, the return value. The lock functions return
+    // int: only the low 32 bits are defined.
+    let r = ctx.arg::<u64>(2) as i32;
     let ret = r as i64;
     let ok = if desc.flags & ff::TRYLOCK != 0 {
         r == 1
@@ -84,8 +87,8 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
         // A failed attempt holds nothing.
         return Some(());
     }
-    let lock = arg(ctx.as_ptr(), 0);
-    let ww_ctx = arg(ctx.as_ptr(), 1);
+    let lock = ctx.arg::<u64>(0);
+    let ww_ctx = ctx.arg::<u64>(1);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else if desc.flags & ff::STACK_NESTED != 0 {
@@ -121,7 +124,7 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     if t.held > 0 {
         t.held -= 1;
     }
-    let lock = arg(ctx.as_ptr(), 0);
+    let lock = ctx.arg::<u64>(0);
     if t.npending > 0 && drop_pending(t, lock) {
         return Some(());
     }
