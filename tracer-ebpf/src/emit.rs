@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use tracer_common::{Config, PendingLock, RawEvent, RawKind, THREAD_SLOTS, TaskFrames};
 
-use crate::{CONFIG, EVENTS, LOST, STACKS, TASKS, THREADS, ZERO_TASK};
+use crate::{CONFIG, EVENTS, LOST, STACKS, THREADS};
 
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
@@ -28,46 +28,52 @@ pub fn traced_thread() -> Option<(&'static Config, u32)> {
     Some((cfg, pid_tgid as u32))
 }
 
-/// The thread's `THREADS` slot (owned by it or not).
+/// Consecutive `THREADS` slots a thread may own, from `tid % THREAD_SLOTS` on
+/// (linear probing: a thread whose first slot another live thread owns takes
+/// the next free one).
+const PROBES: u32 = 4;
+
+/// The `i`th `THREADS` slot of thread `tid` (owned by it or not).
 #[inline(always)]
-fn thread_slot(tid: u32) -> Option<*mut TaskFrames> {
-    THREADS.get_ptr_mut(tid & (THREAD_SLOTS - 1))
+fn thread_slot(tid: u32, i: u32) -> Option<*mut TaskFrames> {
+    THREADS.get_ptr_mut(tid.wrapping_add(i) & (THREAD_SLOTS - 1))
 }
 
-/// The calling thread's state, created on first use: its `THREADS` slot if it
-/// owns it or can claim it, else an entry in `TASKS`.
+/// The calling thread's state, created on first use: a `THREADS` slot it
+/// owns, or the first free one of its `PROBES` slots, claimed. None (counted
+/// in `LOST[1]`) if other live threads own all of them. Every pointer this
+/// returns points into the one array map, so the verifier checks the rest of
+/// each program once (a second map for collisions made it check everything
+/// after the lookup twice, and start-up took 60% longer).
 #[inline(always)]
 pub fn task(tid: u32) -> Option<*mut TaskFrames> {
-    let s = thread_slot(tid)?;
-    // SAFETY: a map value; only its owner writes it, others read `owner`.
-    let owner = unsafe { (*s).owner };
-    if owner == tid as u64 {
+    if let Some(s) = find_task(tid) {
         return Some(s);
     }
-    if let Some(p) = TASKS.get_ptr_mut(&tid) {
-        // State kept in TASKS stays there for the thread's life.
-        return Some(p);
-    }
-    if owner == 0 && tid != 0 {
-        // SAFETY: an aligned u64 in a map value; the swap makes one of two
-        // threads racing for a free slot its owner.
-        let (_, claimed) = unsafe {
-            core::intrinsics::atomic_cxchg::<
-                u64,
-                { core::intrinsics::AtomicOrdering::SeqCst },
-                { core::intrinsics::AtomicOrdering::Relaxed },
-            >(&raw mut (*s).owner, 0, tid as u64)
-        };
-        if claimed {
-            // SAFETY: this thread now owns the slot.
-            reset(unsafe { &mut *s });
-            return Some(s);
+    let mut i = 0;
+    while i < PROBES {
+        let s = thread_slot(tid, i)?;
+        // SAFETY: a map value; only its owner writes it, others read `owner`.
+        if tid != 0 && unsafe { (*s).owner } == 0 {
+            // SAFETY: an aligned u64 in a map value; the swap makes one of
+            // two threads racing for a free slot its owner.
+            let (_, claimed) = unsafe {
+                core::intrinsics::atomic_cxchg::<
+                    u64,
+                    { core::intrinsics::AtomicOrdering::SeqCst },
+                    { core::intrinsics::AtomicOrdering::Relaxed },
+                >(&raw mut (*s).owner, 0, tid as u64)
+            };
+            if claimed {
+                // SAFETY: this thread now owns the slot.
+                reset(unsafe { &mut *s });
+                return Some(s);
+            }
         }
+        i += 1;
     }
-    let zero = ZERO_TASK.get_ptr(0)?;
-    // SAFETY: a pointer to a map value, valid for the program's run.
-    TASKS.insert(&tid, unsafe { &*zero }, 0).ok()?;
-    TASKS.get_ptr_mut(&tid)
+    count(LOST_STATELESS);
+    None
 }
 
 /// Clears what a previous owner of a slot left (frames and pending entries
@@ -84,15 +90,20 @@ fn reset(t: &mut TaskFrames) {
 }
 
 /// The calling thread's state if it has any (tracepoints fire for every task;
-/// most never touch a hooked lock).
+/// most never touch a hooked lock). The first probe is the thread's own slot
+/// unless it collided.
 #[inline(always)]
 pub fn find_task(tid: u32) -> Option<*mut TaskFrames> {
-    let s = thread_slot(tid)?;
-    // SAFETY: as in `task`.
-    if unsafe { (*s).owner } == tid as u64 {
-        return Some(s);
+    let mut i = 0;
+    while i < PROBES {
+        let s = thread_slot(tid, i)?;
+        // SAFETY: as in `task`.
+        if unsafe { (*s).owner } == tid as u64 {
+            return Some(s);
+        }
+        i += 1;
     }
-    TASKS.get_ptr_mut(&tid)
+    None
 }
 
 /// The thread's held count without creating state for it.
@@ -102,26 +113,24 @@ pub fn held_of(tid: u32) -> u32 {
     find_task(tid).map(|t| unsafe { (*t).held }).unwrap_or(0)
 }
 
-/// At the thread's exit: its state goes, so a later thread with the same id
-/// starts clean and its `THREADS` slot is free for the next claimer. Only the
-/// owner releases a slot, and it does so last.
+/// At the thread's exit: its slots are freed, so a later thread with the same
+/// id starts clean and the next claimer finds them free. Only the owner
+/// releases a slot, and it does so last.
 #[inline(always)]
 pub fn release_thread(tid: u32) {
-    if let Some(s) = thread_slot(tid) {
-        // SAFETY: as in `task`.
-        let t = unsafe { &mut *s };
-        if t.owner == tid as u64 {
-            reset(t);
-            // A plain store (the bpf target's store-release needs cpu v4;
-            // x86 orders stores anyway). SAFETY: an aligned u64 in a map value.
-            unsafe { core::ptr::write_volatile(&raw mut t.owner, 0) };
-            return;
+    let mut i = 0;
+    while i < PROBES {
+        if let Some(s) = thread_slot(tid, i) {
+            // SAFETY: as in `task`.
+            let t = unsafe { &mut *s };
+            if t.owner == tid as u64 {
+                reset(t);
+                // A plain store (the bpf target's store-release needs cpu v4;
+                // x86 orders stores anyway). SAFETY: an aligned u64 in a map value.
+                unsafe { core::ptr::write_volatile(&raw mut t.owner, 0) };
+            }
         }
-    }
-    // Most exiting threads never took a hooked lock: a lookup (inlined, no
-    // bucket lock) spares them the delete.
-    if TASKS.get_ptr_mut(&tid).is_some() {
-        let _ = TASKS.remove(&tid);
+        i += 1;
     }
 }
 
@@ -174,8 +183,13 @@ pub fn stack_id<C: EbpfContext + StackIdContext>(ctx: &C) -> i64 {
     }
 }
 
-fn count_lost() {
-    if let Some(p) = LOST.get_ptr_mut(0) {
+/// `LOST` index: events that did not fit in the ring buffer.
+pub const LOST_EVENTS: u32 = 0;
+/// `LOST` index: hooked calls of threads that got no state (see `task`).
+pub const LOST_STATELESS: u32 = 1;
+
+fn count(index: u32) {
+    if let Some(p) = LOST.get_ptr_mut(index) {
         // SAFETY: per-CPU value, no concurrent writer on this CPU.
         unsafe { *p += 1 };
     }
@@ -186,7 +200,7 @@ fn count_lost() {
 #[inline(always)]
 pub fn output(kind: u16, hook: u16, fill: impl FnOnce(&mut RawEvent)) {
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
-        count_lost();
+        count(LOST_EVENTS);
         return;
     };
     let ev = entry.as_mut_ptr();

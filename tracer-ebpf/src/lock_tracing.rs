@@ -31,13 +31,19 @@ use crate::{
 /// deadlock leaves behind) or when the user asked for every event.
 #[inline(always)]
 fn lock_entry(ctx: &FEntryContext) -> Option<()> {
-    // SAFETY: helper on the program's own context.
-    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
-    let desc = desc_for(ip)?;
     let (cfg, tid) = traced_thread()?;
     // SAFETY: this thread's map value.
     let t = unsafe { &mut *task(tid)? };
     let nested = t.held > 0;
+    // No lock function's entry is sent un-nested outside the full stream (a
+    // test of the hook table checks it), so that common case needs no
+    // descriptor.
+    if !nested && cfg.full_stream == 0 {
+        return None;
+    }
+    // SAFETY: helper on the program's own context.
+    let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
+    let desc = desc_for(ip)?;
     if desc.flags & ff::EMIT_ENTRY == 0
         || (desc.flags & ff::ENTRY_ONLY_NESTED != 0 && !nested && cfg.full_stream == 0)
     {

@@ -66,9 +66,10 @@ use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, THREAD_SLOTS, TaskFrame
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 
-/// Events that did not fit in `EVENTS`, per CPU.
+/// Per CPU: [0] events that did not fit in `EVENTS`; [1] hooked calls of
+/// threads that got no per-thread state (`emit::task`).
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
 
 /// Kernel stacks referenced by events' `stack_id`.
 #[map]
@@ -93,20 +94,10 @@ pub static SITES: LruHashMap<[u64; 3], i64> = LruHashMap::with_max_entries(8192,
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
 /// Per-thread frames, held-lock count and unsent acquisitions (~1 KB each),
-/// direct-mapped by thread id (`emit::task`): the lock hot path reaches its
-/// thread's state without hashing.
+/// indexed by thread id with linear probing (`emit::task`): the lock hot path
+/// reaches its thread's state without hashing. Slots are freed at thread exit.
 #[map]
 pub static THREADS: Array<TaskFrames> = Array::with_max_entries(THREAD_SLOTS, 0);
-
-/// The same state for threads whose `THREADS` slot another thread owns
-/// (preallocated: the size bounds start-up time and memory). LRU so exited
-/// threads age out.
-#[map]
-pub static TASKS: LruHashMap<u32, TaskFrames> = LruHashMap::with_max_entries(8192, 0);
-
-/// An all-zero `TaskFrames` to insert from (too large for the BPF stack).
-#[map]
-pub static ZERO_TASK: PerCpuArray<TaskFrames> = PerCpuArray::with_max_entries(1, 0);
 
 /// Result of the last `read_kmem` request.
 #[map]

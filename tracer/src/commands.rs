@@ -540,6 +540,8 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
             ""
         }
     );
+    // Lost events are in the line above; this adds untracked threads' calls.
+    live.warn_kernel_losses(&[]);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -917,10 +919,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
     if !args.json {
         write!(out, "{}", report::text::summary(engine.findings()))?;
     }
-    let lost_total: u64 = lost.iter().sum();
-    if lost_total > 0 {
-        eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
-    }
+    live.warn_kernel_losses(&lost);
     Ok(if engine.findings().is_empty() {
         ExitCode::SUCCESS
     } else {

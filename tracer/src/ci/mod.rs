@@ -600,10 +600,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     if let Some(w) = writer {
         w.finish(lost.clone(), decode_errors + live.short_records)?;
     }
-    let lost_total: u64 = lost.iter().sum();
-    if lost_total > 0 {
-        eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
-    }
+    live.warn_kernel_losses(&lost);
     let o = Outcome {
         judged: judge(
             engine.findings(),

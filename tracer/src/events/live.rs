@@ -113,6 +113,24 @@ impl Live {
     pub fn lost_per_cpu(&self) -> Vec<u64> {
         self.tracer.lost_per_cpu()
     }
+
+    /// Prints, at the end of a run, what the kernel side could not deliver:
+    /// events lost to a full ring buffer, and calls of threads it had no
+    /// state for. Silent when both are zero.
+    pub fn warn_kernel_losses(&self, lost: &[u64]) {
+        let lost_total: u64 = lost.iter().sum();
+        if lost_total > 0 {
+            eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
+        }
+        let stateless = self.tracer.stateless_calls();
+        if stateless > 0 {
+            eprintln!(
+                "tracer: {stateless} hooked calls were not tracked: their threads found no free \
+                 kernel-side slot (more than {} live threads with state); findings may be missing",
+                tracer_common::THREAD_SLOTS
+            );
+        }
+    }
 }
 
 /// Moves every queued record to `out`; returns the number of short records.

@@ -849,13 +849,24 @@ impl Tracer {
 
     /// Events lost in the kernel (ring buffer full), per CPU.
     pub fn lost_per_cpu(&self) -> Vec<u64> {
+        self.lost_counter(0)
+    }
+
+    /// Hooked calls made by threads that got no kernel-side state (more live
+    /// threads than the per-thread array holds): not tracked, not sent.
+    pub fn stateless_calls(&self) -> u64 {
+        self.lost_counter(1).iter().sum()
+    }
+
+    /// One index of the `LOST` per-CPU counters (tracer-ebpf/src/emit.rs).
+    fn lost_counter(&self, index: u32) -> Vec<u64> {
         let Some(m) = self.ebpf.map("LOST") else {
             return vec![];
         };
         let Ok(a) = PerCpuArray::<_, u64>::try_from(m) else {
             return vec![];
         };
-        a.get(&0, 0)
+        a.get(&index, 0)
             .map(|v| v.iter().copied().collect())
             .unwrap_or_default()
     }

@@ -251,6 +251,22 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
+    /// The ww_mutex entry program (lock_tracing.rs) drops an un-nested lock
+    /// entry before reading the function's descriptor: that is only right while
+    /// no lock function asks for its un-nested entries.
+    #[test]
+    fn no_lock_function_sends_un_nested_entries() {
+        for h in FUNC_HOOKS {
+            if matches!(h.kind, HookKind::Lock(_)) {
+                assert!(
+                    h.flags & ff::EMIT_ENTRY == 0 || h.flags & ff::ENTRY_ONLY_NESTED != 0,
+                    "{}",
+                    h.func
+                );
+            }
+        }
+    }
+
     #[test]
     fn hook_ids_and_names_are_unique() {
         let mut ids = HashSet::new();

@@ -329,9 +329,6 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
         w.finish(lost.clone(), app.decode_errors + live.short_records)?;
     }
     let code = finish(&app)?;
-    let lost_total: u64 = lost.iter().sum();
-    if lost_total > 0 {
-        eprintln!("tracer: {lost_total} events lost in the kernel (ring buffer full, per cpu {lost:?}): raise --ring-mib");
-    }
+    live.warn_kernel_losses(&lost);
     Ok(code)
 }
