@@ -18,7 +18,7 @@ enum Command {
     /// Install the host tools the workspace and the lab need.
     Setup,
     /// Boot real Debian kernels in qemu and run the tracer against real dma-buf traffic.
-    Lab(lab::LabArgs),
+    Lab(Box<lab::LabArgs>),
     /// Every test: setup, the workspace's tests (unit, engine, privileged host
     /// tests) and the lab scenarios on the default kernel. What CI runs.
     Test,
@@ -40,7 +40,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::run_setup(),
-        Command::Lab(args) => lab::run(args),
+        Command::Lab(args) => lab::run(*args),
         Command::Test => test(),
         Command::Demo => demo(),
     }

@@ -824,7 +824,10 @@ mod tests {
     fn script_interpolates() {
         let s = guest_script(1234, 2, 3, false, CONFIGS);
         assert!(s.contains("echo 1234 > $B/run"));
-        assert!(s.contains("echo 12340 > $B/run"), "resv_pair runs PAIR_FACTOR times longer");
+        assert!(
+            s.contains("echo 12340 > $B/run"),
+            "resv_pair runs PAIR_FACTOR times longer"
+        );
         assert!(s.contains("r=2\nwhile [ $r -le 3 ]"));
         assert!(s.contains("[ 0 = 1 ] || exit 0"));
         assert!(guest_script(1, 1, 0, true, CONFIGS).contains("[ 1 = 1 ] || exit 0"));

@@ -277,7 +277,7 @@ fn base64_decode(s: &str) -> Result<Vec<u8>> {
         } as u32)
     };
     let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         bail!("base64 length {} is not a multiple of 4", bytes.len());
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
