@@ -273,17 +273,19 @@ pub struct PendingLock {
     pub _pad: u16,
 }
 
-/// Slots of the direct-mapped per-thread state (map `THREADS`, index
-/// `tid % THREAD_SLOTS`): an array lookup, which the verifier inlines, instead
-/// of hashing the thread id three times per lock/unlock pair. A thread whose
-/// slot another live thread owns keeps its state in the `TASKS` hash map.
+/// Slots of the per-thread state (map `THREADS`, indexed by the scrambled
+/// thread id with linear probing, tracer-ebpf/src/emit.rs): an array lookup,
+/// which the verifier inlines, instead of hashing the thread id three times
+/// per lock/unlock pair. A power of two.
 pub const THREAD_SLOTS: u32 = 8192;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct TaskFrames {
-    /// In `THREADS`: the thread id that owns the slot, 0 when free (claimed
-    /// with a compare-and-swap, released by the owner when it exits).
+    /// The pid_tgid of the thread that owns the slot, 0 when free; bit 63 set
+    /// once the owner passed `sched_process_exit` (then any thread may take
+    /// the slot over). Changed only by a compare-and-swap from 0 or an exited
+    /// owner, and by the owner marking its exit.
     pub owner: u64,
     pub depth: u32,
     /// Locks the task holds (successful lock returns minus unlock entries).

@@ -16,53 +16,82 @@ pub fn config() -> Option<&'static Config> {
     CONFIG.get(0)
 }
 
-/// The configuration and the current thread id, or None for the tracer's own
+/// A thread's identity in `THREADS`: its pid_tgid (thread id in the low 32
+/// bits, process id in the high 32), so a thread id reused by another process
+/// does not match a slot its previous holder left.
+pub type ThreadId = u64;
+
+/// The configuration and the current thread, or None for the tracer's own
 /// threads (their lock traffic is the tracer's, not the workload's).
 #[inline(always)]
-pub fn traced_thread() -> Option<(&'static Config, u32)> {
+pub fn traced_thread() -> Option<(&'static Config, ThreadId)> {
     let cfg = config()?;
     let pid_tgid = bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 == cfg.self_tgid {
         return None;
     }
-    Some((cfg, pid_tgid as u32))
+    Some((cfg, pid_tgid))
 }
 
-/// Consecutive `THREADS` slots a thread may own, from `tid % THREAD_SLOTS` on
-/// (linear probing: a thread whose first slot another live thread owns takes
-/// the next free one).
+/// Consecutive `THREADS` slots a thread may own, from its home slot on
+/// (linear probing: a thread whose home slot another thread owns takes the
+/// next free one).
 const PROBES: u32 = 4;
 
-/// The `i`th `THREADS` slot of thread `tid` (owned by it or not).
+/// Bit of `TaskFrames::owner` set when the owner passed `sched_process_exit`:
+/// the owner still finds the slot (the last `fput` of its files runs later,
+/// in task work, and calls hooked dma-buf functions), and any other thread
+/// may take it over.
+const EXITED: u64 = 1 << 63;
+
+/// The `i`th `THREADS` slot of thread `id` (owned by it or not). The home slot
+/// is the thread id scrambled (Fibonacci hashing: one multiply): a process's
+/// consecutive thread ids would otherwise fill runs of slots that later
+/// threads' probes all collide with.
 #[inline(always)]
-fn thread_slot(tid: u32, i: u32) -> Option<*mut TaskFrames> {
-    THREADS.get_ptr_mut(tid.wrapping_add(i) & (THREAD_SLOTS - 1))
+fn thread_slot(id: ThreadId, i: u32) -> Option<*mut TaskFrames> {
+    let home = (id as u32).wrapping_mul(0x9E37_79B1) >> (32 - THREAD_SLOTS.trailing_zeros());
+    THREADS.get_ptr_mut(home.wrapping_add(i) & (THREAD_SLOTS - 1))
 }
 
-/// The calling thread's state, created on first use: a `THREADS` slot it
-/// owns, or the first free one of its `PROBES` slots, claimed. None (counted
-/// in `LOST[1]`) if other live threads own all of them. Every pointer this
-/// returns points into the one array map, so the verifier checks the rest of
-/// each program once (a second map for collisions made it check everything
-/// after the lookup twice, and start-up took 60% longer).
+/// The calling thread's state, created on first use: the `THREADS` slot it
+/// owns, or the first of its `PROBES` slots that is free or whose owner has
+/// exited, claimed. None (counted in `LOST[1]`) if live threads own all of
+/// them. Every pointer returned points into the one array map, so the verifier
+/// checks the rest of each program once (a second map for collisions made it
+/// check everything after the lookup twice, and start-up took 60% longer).
 #[inline(always)]
-pub fn task(tid: u32) -> Option<*mut TaskFrames> {
-    if let Some(s) = find_task(tid) {
-        return Some(s);
+pub fn task(id: ThreadId) -> Option<*mut TaskFrames> {
+    let s = find_task(id).or_else(|| claim(id));
+    if s.is_none() {
+        count(LOST_STATELESS);
+    }
+    s
+}
+
+/// Takes a free (or exited owner's) slot for `id`: two passes, so a thread
+/// that owns a later probe never claims an earlier one.
+#[inline(always)]
+fn claim(id: ThreadId) -> Option<*mut TaskFrames> {
+    if id as u32 == 0 {
+        // The idle tasks (pid 0 on every CPU at once) get no state.
+        return None;
     }
     let mut i = 0;
     while i < PROBES {
-        let s = thread_slot(tid, i)?;
-        // SAFETY: a map value; only its owner writes it, others read `owner`.
-        if tid != 0 && unsafe { (*s).owner } == 0 {
-            // SAFETY: an aligned u64 in a map value; the swap makes one of
-            // two threads racing for a free slot its owner.
+        let s = thread_slot(id, i)?;
+        // SAFETY: a map value; `owner` changes only by this swap, or by its
+        // owner marking its exit.
+        let owner = unsafe { (*s).owner };
+        if owner == 0 || owner & EXITED != 0 {
+            // SAFETY: an aligned u64 in a map value; of the threads racing
+            // for the slot, the one whose swap finds `owner` unchanged wins.
             let (_, claimed) = unsafe {
                 core::intrinsics::atomic_cxchg::<
                     u64,
                     { core::intrinsics::AtomicOrdering::SeqCst },
                     { core::intrinsics::AtomicOrdering::Relaxed },
-                >(&raw mut (*s).owner, 0, tid as u64)
+                >(&raw mut (*s).owner, owner, id)
             };
             if claimed {
                 // SAFETY: this thread now owns the slot.
@@ -72,7 +101,6 @@ pub fn task(tid: u32) -> Option<*mut TaskFrames> {
         }
         i += 1;
     }
-    count(LOST_STATELESS);
     None
 }
 
@@ -90,15 +118,19 @@ fn reset(t: &mut TaskFrames) {
 }
 
 /// The calling thread's state if it has any (tracepoints fire for every task;
-/// most never touch a hooked lock). The first probe is the thread's own slot
+/// most never touch a hooked lock). The first probe is the thread's home slot
 /// unless it collided.
 #[inline(always)]
-pub fn find_task(tid: u32) -> Option<*mut TaskFrames> {
+pub fn find_task(id: ThreadId) -> Option<*mut TaskFrames> {
+    if id as u32 == 0 {
+        // A free slot's owner is 0: the idle tasks must not match it.
+        return None;
+    }
     let mut i = 0;
     while i < PROBES {
-        let s = thread_slot(tid, i)?;
-        // SAFETY: as in `task`.
-        if unsafe { (*s).owner } == tid as u64 {
+        let s = thread_slot(id, i)?;
+        // SAFETY: as in `claim`.
+        if unsafe { (*s).owner } & !EXITED == id {
             return Some(s);
         }
         i += 1;
@@ -108,30 +140,31 @@ pub fn find_task(tid: u32) -> Option<*mut TaskFrames> {
 
 /// The thread's held count without creating state for it.
 #[inline(always)]
-pub fn held_of(tid: u32) -> u32 {
+pub fn held_of(id: ThreadId) -> u32 {
     // SAFETY: read of this thread's state.
-    find_task(tid).map(|t| unsafe { (*t).held }).unwrap_or(0)
+    find_task(id).map(|t| unsafe { (*t).held }).unwrap_or(0)
 }
 
-/// At the thread's exit: its slots are freed, so a later thread with the same
-/// id starts clean and the next claimer finds them free. Only the owner
-/// releases a slot, and it does so last.
+/// At the thread's `sched_process_exit`: acquisitions it still holds unsent
+/// go to user space (a recording shows what it died holding), and its slot is
+/// marked for takeover. A thread without a slot claims one to mark: its last
+/// `fput`s, which run after this tracepoint, then find it instead of claiming
+/// a slot that nothing would free.
 #[inline(always)]
-pub fn release_thread(tid: u32) {
-    let mut i = 0;
-    while i < PROBES {
-        if let Some(s) = thread_slot(tid, i) {
-            // SAFETY: as in `task`.
-            let t = unsafe { &mut *s };
-            if t.owner == tid as u64 {
-                reset(t);
-                // A plain store (the bpf target's store-release needs cpu v4;
-                // x86 orders stores anyway). SAFETY: an aligned u64 in a map value.
-                unsafe { core::ptr::write_volatile(&raw mut t.owner, 0) };
-            }
-        }
-        i += 1;
+pub fn thread_exits(id: ThreadId) {
+    let Some(s) = find_task(id).or_else(|| claim(id)) else {
+        return;
+    };
+    // SAFETY: this thread's slot.
+    let t = unsafe { &mut *s };
+    if t.npending > 0 {
+        flush_pending(t);
     }
+    // Only the owner writes a slot it owns (others swap only free or exited
+    // slots). A plain store: the bpf target's store-release needs cpu v4, and
+    // x86 orders stores anyway.
+    // SAFETY: an aligned u64 in a map value.
+    unsafe { core::ptr::write_volatile(&raw mut t.owner, id | EXITED) };
 }
 
 /// Sends the thread's not-yet-sent lock acquisitions (oldest first, with
@@ -165,8 +198,8 @@ fn send_pending(p: &PendingLock, held: u32) {
 
 /// `flush_pending` for a thread that may have no state.
 #[inline(always)]
-pub fn flush_thread(tid: u32) {
-    if let Some(t) = find_task(tid) {
+pub fn flush_thread(id: ThreadId) {
+    if let Some(t) = find_task(id) {
         // SAFETY: a map value of this thread's key.
         let t = unsafe { &mut *t };
         if t.npending > 0 {

@@ -9,7 +9,7 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::RawKind;
 
-use crate::emit::{flush_thread, held_of, output, release_thread, stack_id, traced_thread};
+use crate::emit::{flush_thread, held_of, output, stack_id, thread_exits, traced_thread};
 
 /// Common filter: the thread holds a hooked lock, or the user asked for all.
 #[inline(always)]
@@ -188,15 +188,11 @@ pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// A thread exits: acquisitions it still holds unsent go to user space first
-/// (a recording shows what it died holding), then its state is released.
+/// A thread exits: see `emit::thread_exits`.
 #[raw_tracepoint(tracepoint = "sched_process_exit")]
 pub fn thread_exit(_ctx: RawTracePointContext) -> i32 {
-    if let Some((_, tid)) = traced_thread() {
-        if held_of(tid) > 0 {
-            flush_thread(tid);
-        }
-        release_thread(tid);
+    if let Some((_, id)) = traced_thread() {
+        thread_exits(id);
     }
     0
 }

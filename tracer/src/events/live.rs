@@ -125,8 +125,8 @@ impl Live {
         let stateless = self.tracer.stateless_calls();
         if stateless > 0 {
             eprintln!(
-                "tracer: {stateless} hooked calls were not tracked: their threads found no free \
-                 kernel-side slot (more than {} live threads with state); findings may be missing",
+                "tracer: {stateless} hooked calls were not tracked: their threads found all four of \
+                 their kernel-side slots (of {}) taken by other live threads; findings may be missing",
                 tracer_common::THREAD_SLOTS
             );
         }
