@@ -215,6 +215,57 @@ fn read_attachment_flags(cfg: &Config, attachment: u64, ev: &mut RawEvent) {
     }
 }
 
+/// Sends a function event (entry or return) of the hooked function at `ip`,
+/// after the thread's kept-back acquisitions it may be judged against.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn send_call(
+    cfg: &Config,
+    t: &mut TaskFrames,
+    kind: RawKind,
+    desc: &FuncDesc,
+    ip: u64,
+    stack: i64,
+    ret: i64,
+    args: &[u64; 3],
+) {
+    flush_pending(t);
+    let held = t.held;
+    output(kind as u16, desc.hook, |ev| {
+        ev.func_ip = ip;
+        ev.stack_id = stack;
+        ev.ret = ret;
+        ev.held = held;
+        fill_args(cfg, desc, args, ev);
+    });
+}
+
+/// Counts a lock function's return in the thread's held locks. Returns
+/// whether it acquired the lock, and whether the thread held nothing and was
+/// inside no hooked call (callbacks push frames, the fentry-hooked API counts
+/// `in_call`): then nothing can judge the acquisition yet, and it is kept back
+/// (or, failed, dropped).
+#[inline(always)]
+pub fn count_lock_return(
+    cfg: &Config,
+    desc: &FuncDesc,
+    t: &mut TaskFrames,
+    ret: i64,
+) -> (bool, bool) {
+    // The lock functions return int: only the low 32 bits are defined.
+    let r = ret as i32;
+    let ok = if desc.flags & ff::TRYLOCK != 0 {
+        r == 1
+    } else {
+        r == 0
+    };
+    let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
+    if ok {
+        t.held = t.held.saturating_add(1);
+    }
+    (ok, lone)
+}
+
 #[inline(always)]
 pub fn fill_args(cfg: &Config, desc: &FuncDesc, args: &[u64; 3], ev: &mut RawEvent) {
     ev.args = [args[0], args[1], args[2], 0];
@@ -345,14 +396,7 @@ fn entry_body(
     let emit = desc.flags & ff::EMIT_ENTRY != 0
         && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
     if emit {
-        flush_pending(t);
-        let held_now = t.held;
-        output(RawKind::FuncEntry as u16, desc.hook, |ev| {
-            ev.func_ip = ip;
-            ev.stack_id = stack;
-            ev.held = held_now;
-            fill_args(cfg, &desc, &args, ev);
-        });
+        send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     }
     Some(())
 }
@@ -381,19 +425,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     let desc = f.desc;
     let ret: i64 = ctx.ret();
     if desc.flags & ff::LOCKS != 0 {
-        // The lock functions return int: only the low 32 bits of rax are defined.
-        let r = ret as i32;
-        let ok = if desc.flags & ff::TRYLOCK != 0 {
-            r == 1
-        } else {
-            r == 0
-        };
-        // Un-nested and outside every hooked call (callbacks push frames, the
-        // fentry-hooked API counts in_call): nothing can judge it yet.
-        let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
-        if ok {
-            t.held = t.held.saturating_add(1);
-        }
+        let (ok, lone) = count_lock_return(cfg, &desc, t, ret);
         if lone {
             // Nothing else held: keep the acquisition in the kernel until
             // something needs it (a failed attempt holds nothing: drop it).
@@ -407,15 +439,16 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
             }
         }
     }
-    flush_pending(t);
-    let held_now = t.held;
-    output(RawKind::FuncReturn as u16, desc.hook, |ev| {
-        ev.func_ip = f.func_ip;
-        ev.stack_id = f.stack_id;
-        ev.ret = ret;
-        ev.held = held_now;
-        fill_args(cfg, &desc, &f.args, ev);
-    });
+    send_call(
+        cfg,
+        t,
+        RawKind::FuncReturn,
+        &desc,
+        f.func_ip,
+        f.stack_id,
+        ret,
+        &f.args,
+    );
     Some(())
 }
 

@@ -22,8 +22,8 @@ use aya_ebpf::{
 use tracer_common::{RawKind, func_flags as ff};
 
 use crate::{
-    emit::{flush_pending, output, stack_id, task, traced_thread},
-    funcs::{desc_for, drop_pending, fill_args, keep_pending, site_stack},
+    emit::{stack_id, task, traced_thread},
+    funcs::{count_lock_return, desc_for, drop_pending, keep_pending, send_call, site_stack},
     tracing::tracing_caller,
 };
 
@@ -54,15 +54,8 @@ fn lock_entry(ctx: &FEntryContext) -> Option<()> {
     } else {
         site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)
     };
-    flush_pending(t);
-    let held = t.held;
     let args = [ctx.arg::<u64>(0), ctx.arg::<u64>(1), 0];
-    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
-        ev.func_ip = ip;
-        ev.stack_id = stack;
-        ev.held = held;
-        fill_args(cfg, &desc, &args, ev);
-    });
+    send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     Some(())
 }
 
@@ -75,20 +68,10 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let (cfg, tid) = traced_thread()?;
     // SAFETY: this thread's map value.
     let t = unsafe { &mut *task(tid)? };
-    // After the two arguments, the return value. The lock functions return
-    // int: only the low 32 bits are defined.
-    let r = ctx.arg::<u64>(2) as i32;
-    let ret = r as i64;
-    let ok = if desc.flags & ff::TRYLOCK != 0 {
-        r == 1
-    } else {
-        r == 0
-    };
-    // Un-nested and outside every hooked call: nothing can judge it yet.
-    let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
-    if ok {
-        t.held = t.held.saturating_add(1);
-    }
+    // After the two arguments, the return value (an int: only the low 32
+    // bits are defined).
+    let ret = ctx.arg::<u64>(2) as i32 as i64;
+    let (ok, lone) = count_lock_return(cfg, &desc, t, ret);
     if lone && !ok {
         // A failed attempt holds nothing.
         return Some(());
@@ -107,16 +90,8 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
             return Some(());
         }
     }
-    flush_pending(t);
-    let held = t.held;
     let args = [lock, ww_ctx, 0];
-    output(RawKind::FuncReturn as u16, desc.hook, |ev| {
-        ev.func_ip = ip;
-        ev.stack_id = stack;
-        ev.ret = ret;
-        ev.held = held;
-        fill_args(cfg, &desc, &args, ev);
-    });
+    send_call(cfg, t, RawKind::FuncReturn, &desc, ip, stack, ret, &args);
     Some(())
 }
 
@@ -145,15 +120,16 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     } else {
         -1
     };
-    flush_pending(t);
-    let held = t.held;
-    let args = [lock, 0, 0];
-    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
-        ev.func_ip = ip;
-        ev.stack_id = stack;
-        ev.held = held;
-        fill_args(cfg, &desc, &args, ev);
-    });
+    send_call(
+        cfg,
+        t,
+        RawKind::FuncEntry,
+        &desc,
+        ip,
+        stack,
+        0,
+        &[lock, 0, 0],
+    );
     Some(())
 }
 

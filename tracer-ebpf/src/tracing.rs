@@ -23,7 +23,7 @@ use tracer_common::{RawKind, func_flags as ff, func_slot};
 use crate::{
     FUNC_SLOTS,
     emit::{find_task, flush_pending, output, stack_id, task, traced_thread},
-    funcs::{desc_for, fill_args, site_stack},
+    funcs::{desc_for, fill_args, send_call, site_stack},
 };
 
 #[inline(always)]
@@ -123,15 +123,7 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
     } else {
         -1
     };
-    if t.npending > 0 {
-        flush_pending(t);
-    }
-    output(RawKind::FuncEntry as u16, desc.hook, |ev| {
-        ev.func_ip = ip;
-        ev.stack_id = stack;
-        ev.held = held;
-        fill_args(cfg, &desc, &args, ev);
-    });
+    send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     Some(())
 }
 
