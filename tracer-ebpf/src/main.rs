@@ -95,7 +95,7 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
 /// Per-thread frames, held-lock count and unsent acquisitions (~1 KB each),
 /// indexed by thread id with linear probing (`emit::task`): the lock hot path
-/// reaches its thread's state without hashing. Slots are freed at thread exit.
+/// reaches its thread's state without hashing. A slot is marked for takeover at its thread's exit.
 #[map]
 pub static THREADS: Array<TaskFrames> = Array::with_max_entries(THREAD_SLOTS, 0);
 

@@ -852,8 +852,8 @@ impl Tracer {
         self.lost_counter(0)
     }
 
-    /// Hooked calls made by threads that got no kernel-side state (more live
-    /// threads than the per-thread array holds): not tracked, not sent.
+    /// Hooked calls made by threads that got no kernel-side state (live
+    /// threads held all four of their candidate slots): not tracked, not sent.
     pub fn stateless_calls(&self) -> u64 {
         self.lost_counter(1).iter().sum()
     }

@@ -211,7 +211,7 @@ pub const TRACEPOINTS: &[TracepointHook] = &[
         older: None,
         tracepoint: "sched_process_exit",
         category: "sched",
-        why: "frees the thread's state (sends what it still held first)",
+        why: "marks the thread's state for takeover (sends what it still held first)",
     },
 ];
 
