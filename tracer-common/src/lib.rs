@@ -302,8 +302,26 @@ pub struct TaskFrames {
     pub sites: [SiteStack; TASK_SITES],
     /// Which `sites` slot the next new call site replaces.
     pub site_next: u32,
-    pub _pad: u32,
+    /// Whether the thread's lone acquisitions (kept back in the kernel) get
+    /// their call site read: `LONE_SITES_ALWAYS` once one of its kept-back
+    /// acquisitions was needed, otherwise how many more of them get it (from
+    /// `LONE_SITE_BUDGET`; at 0 they are kept with `STACK_SKIPPED`).
+    pub lone_sites: u32,
 }
+
+/// Lone acquisitions of a new thread that get their call site read before the
+/// thread, none of whose kept-back acquisitions was needed so far, stops
+/// paying for it (the read is a third of a lone lock's cost: docs/overhead.md).
+pub const LONE_SITE_BUDGET: u32 = 64;
+
+/// `TaskFrames::lone_sites` of a thread that needed a kept-back acquisition:
+/// every later one gets its call site.
+pub const LONE_SITES_ALWAYS: u32 = u32::MAX;
+
+/// `stack_id` of a lone acquisition kept back without its call site (see
+/// `TaskFrames::lone_sites`). Negative like the kernel's stack-walk errors:
+/// user space reads it as "no stack".
+pub const STACK_SKIPPED: i64 = i64::MIN;
 
 /// Bytes one kernel-memory read request returns (a `struct dma_buf_ops` is
 /// well under this on every kernel seen).

@@ -7,7 +7,10 @@ use aya_ebpf::{
     },
     programs::tracing::StackIdContext,
 };
-use tracer_common::{Config, PendingLock, RawEvent, RawKind, THREAD_SLOTS, TaskFrames};
+use tracer_common::{
+    Config, LONE_SITE_BUDGET, LONE_SITES_ALWAYS, PendingLock, RawEvent, RawKind, THREAD_SLOTS,
+    TaskFrames,
+};
 
 use crate::{CONFIG, EVENTS, LOST, STACKS, THREADS};
 
@@ -115,6 +118,7 @@ fn reset(t: &mut TaskFrames) {
     t.sites[0].caller = 0;
     t.sites[1].caller = 0;
     t.site_next = 0;
+    t.lone_sites = LONE_SITE_BUDGET;
 }
 
 /// The calling thread's state if it has any (tracepoints fire for every task;
@@ -173,6 +177,11 @@ pub fn thread_exits(id: ThreadId) {
 #[inline(always)]
 pub fn flush_pending(t: &mut TaskFrames) {
     let held = t.held;
+    if t.npending > 0 {
+        // A kept-back acquisition was needed: this thread's lone acquisitions
+        // are evidence, so every later one gets its call site.
+        t.lone_sites = LONE_SITES_ALWAYS;
+    }
     // Constant indices: old verifiers (6.1) reject variable offsets here.
     if t.npending >= 1 {
         send_pending(&t.pending[0], held);

@@ -20,8 +20,8 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, MAX_FRAMES, RawEvent, RawKind, SiteStack, TaskFrames, buf_flags,
-    func_flags as ff, func_slot,
+    ArgKind, Config, FuncDesc, LONE_SITES_ALWAYS, MAX_FRAMES, RawEvent, RawKind, STACK_SKIPPED,
+    SiteStack, TaskFrames, buf_flags, func_flags as ff, func_slot,
 };
 
 /// Keeps an un-nested acquisition unsent, with its CPU; false if both slots
@@ -60,6 +60,25 @@ pub fn keep_pending(
     p.cpu = unsafe { bpf_get_smp_processor_id() };
     p.hook = hook;
     t.npending += 1;
+    true
+}
+
+/// Whether a lone acquisition of this thread gets its call site read (and its
+/// stack, once per site): always once one of the thread's kept-back
+/// acquisitions was needed (`flush_pending`), else for the first
+/// `LONE_SITE_BUDGET` of them. A thread that has only ever taken lone locks
+/// nothing needed, the common lock/unlock pair, then skips the read: a third
+/// of the pair's cost (docs/overhead.md). If such an acquisition is needed
+/// after all, it is sent with `STACK_SKIPPED` (no "acquired at" stack) and the
+/// thread's later ones get their sites.
+#[inline(always)]
+pub fn lone_site_wanted(t: &mut TaskFrames) -> bool {
+    if t.lone_sites == 0 {
+        return false;
+    }
+    if t.lone_sites != LONE_SITES_ALWAYS {
+        t.lone_sites -= 1;
+    }
     true
 }
 
@@ -372,9 +391,18 @@ fn entry_body(
         ctx.arg(2).unwrap_or(0),
     ];
     // A lock keeps its call site's stack even when not nested: if it is
-    // found held later, that stack is the evidence.
+    // found held later, that stack is the evidence. Unless it will be lone
+    // (as `count_lock_return` decides at the return) and the thread's lone
+    // acquisitions have not been needed (`lone_site_wanted`).
+    let lone = desc.flags & ff::LOCKS != 0
+        && t.held == 0
+        && t.depth == 0
+        && t.in_call == 0
+        && cfg.full_stream == 0;
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
+    } else if lone && !lone_site_wanted(t) {
+        STACK_SKIPPED
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
         site_stack(ctx, t, kprobe_caller(ctx), ip)
     } else {

@@ -19,11 +19,14 @@ use aya_ebpf::{
     helpers::bpf_get_func_ip,
     programs::{FEntryContext, FExitContext},
 };
-use tracer_common::{RawKind, func_flags as ff};
+use tracer_common::{RawKind, STACK_SKIPPED, func_flags as ff};
 
 use crate::{
     emit::{stack_id, task, traced_thread},
-    funcs::{count_lock_return, desc_for, drop_pending, keep_pending, send_call, site_stack},
+    funcs::{
+        count_lock_return, desc_for, drop_pending, keep_pending, lone_site_wanted, send_call,
+        site_stack,
+    },
     tracing::tracing_caller,
 };
 
@@ -80,6 +83,8 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let ww_ctx = ctx.arg::<u64>(1);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
+    } else if lone && !lone_site_wanted(t) {
+        STACK_SKIPPED
     } else if desc.flags & ff::STACK_NESTED != 0 {
         site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)
     } else {

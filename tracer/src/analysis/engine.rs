@@ -569,7 +569,7 @@ impl Engine {
                     to_stack: stack,
                 };
                 let new_ev = mk();
-                if let Some(old) = self.instances.record(h.lock, id, mk) {
+                if let Some(old) = self.instances.record(h.lock, id, (h.stack, stack), mk) {
                     out.extend(checks::lock_order_inversion::check_abba(
                         &env, task, &acq, &new_ev, old, store,
                     ));
@@ -597,17 +597,19 @@ impl Engine {
             if h.class == target {
                 continue;
             }
-            let r = self.graph.add(h.class, target, || EdgeEvidence {
-                primed: false,
-                pid: ev.pid,
-                tgid: ev.tgid,
-                comm: ev.comm.clone(),
-                ts_ns: ev.ts_ns,
-                from_lock: h.lock.addr,
-                from_stack: h.stack,
-                to_lock: acq.lock.addr,
-                to_stack: acq.stack,
-            });
+            let r = self
+                .graph
+                .add(h.class, target, (h.stack, acq.stack), || EdgeEvidence {
+                    primed: false,
+                    pid: ev.pid,
+                    tgid: ev.tgid,
+                    comm: ev.comm.clone(),
+                    ts_ns: ev.ts_ns,
+                    from_lock: h.lock.addr,
+                    from_stack: h.stack,
+                    to_lock: acq.lock.addr,
+                    to_stack: acq.stack,
+                });
             if let Insert::Cycle(path) = r {
                 let env = env!(self, ev);
                 out.extend(checks::lock_order_inversion::check_cycle(

@@ -34,7 +34,26 @@ pub struct EdgeEvidence {
     pub to_stack: Option<StackId>,
 }
 
+/// The stacks of one observation of an ordering: the held lock's acquisition
+/// and the attempt.
+pub type EdgeStacks = (Option<StackId>, Option<StackId>);
+
 impl EdgeEvidence {
+    /// Fills stacks the first observation lacked from a later one of the same
+    /// ordering (a lone acquisition kept back in the kernel may come without
+    /// its call site: docs/probes.md), keeping the rest of the first.
+    fn fill_stacks(&mut self, (from, to): EdgeStacks) {
+        if self.primed {
+            return;
+        }
+        if self.from_stack.is_none() {
+            self.from_stack = from;
+        }
+        if self.to_stack.is_none() {
+            self.to_stack = to;
+        }
+    }
+
     fn primed() -> Self {
         EdgeEvidence {
             primed: true,
@@ -117,10 +136,21 @@ impl LockGraph {
         self.edges.contains_key(&(a, b))
     }
 
-    /// Records "a held while acquiring b". Only a new edge costs a search:
-    /// a path b ~> a in the graph before the insert means a cycle.
-    pub fn add(&mut self, a: ClassId, b: ClassId, ev: impl FnOnce() -> EdgeEvidence) -> Insert {
-        if a == b || self.has_edge(a, b) {
+    /// Records "a held while acquiring b" (`stacks`: this observation's, to
+    /// fill what a known edge's first one lacked). Only a new edge costs a
+    /// search: a path b ~> a in the graph before the insert means a cycle.
+    pub fn add(
+        &mut self,
+        a: ClassId,
+        b: ClassId,
+        stacks: EdgeStacks,
+        ev: impl FnOnce() -> EdgeEvidence,
+    ) -> Insert {
+        if a == b {
+            return Insert::Known;
+        }
+        if let Some(&e) = self.edges.get(&(a, b)) {
+            self.graph[e].fill_stacks(stacks);
             return Insert::Known;
         }
         let back = match (
@@ -220,18 +250,22 @@ impl InstanceOrder {
         }
     }
 
-    /// Records "a held while acquiring b"; returns the evidence of "b held
-    /// while acquiring a" if that was seen (an ABBA).
+    /// Records "a held while acquiring b" (`stacks` as in `LockGraph::add`);
+    /// returns the evidence of "b held while acquiring a" if that was seen
+    /// (an ABBA).
     pub fn record(
         &mut self,
         a: LockId,
         b: LockId,
+        stacks: EdgeStacks,
         ev: impl FnOnce() -> EdgeEvidence,
     ) -> Option<&EdgeEvidence> {
         if a == b {
             return None;
         }
-        if !self.pairs.contains_key(&(a, b)) {
+        if let Some(known) = self.pairs.get_mut(&(a, b)) {
+            known.fill_stacks(stacks);
+        } else {
             if self.pairs.len() >= self.cap {
                 self.dropped += 1;
             } else {
@@ -276,6 +310,8 @@ impl InstanceOrder {
 mod tests {
     use super::*;
 
+    const NO_STACKS: EdgeStacks = (None, None);
+
     fn ev() -> EdgeEvidence {
         EdgeEvidence {
             primed: false,
@@ -288,7 +324,7 @@ mod tests {
     fn primed_order_makes_resv_to_mmap_a_cycle() {
         let mut g = LockGraph::new();
         assert!(g.has_edge(MMAP_LOCK, RESERVATION_CTX));
-        match g.add(RESERVATION, MMAP_LOCK, ev) {
+        match g.add(RESERVATION, MMAP_LOCK, NO_STACKS, ev) {
             Insert::Cycle(path) => {
                 assert_eq!(path.len(), 3);
                 let (a, b, e) = g.edge(path[0]);
@@ -298,16 +334,56 @@ mod tests {
             }
             other => panic!("expected a cycle, got {other:?}"),
         }
-        assert_eq!(g.add(RESERVATION, MMAP_LOCK, ev), Insert::Known);
+        assert_eq!(g.add(RESERVATION, MMAP_LOCK, NO_STACKS, ev), Insert::Known);
     }
 
     #[test]
     fn consistent_order_is_not_a_cycle() {
         let mut g = LockGraph::new();
-        assert_eq!(g.add(MMAP_LOCK, RESERVATION, ev), Insert::New);
-        assert_eq!(g.add(10, 11, ev), Insert::New);
-        assert_eq!(g.add(11, 12, ev), Insert::New);
-        assert!(matches!(g.add(12, 10, ev), Insert::Cycle(p) if p.len() == 3));
+        assert_eq!(g.add(MMAP_LOCK, RESERVATION, NO_STACKS, ev), Insert::New);
+        assert_eq!(g.add(10, 11, NO_STACKS, ev), Insert::New);
+        assert_eq!(g.add(11, 12, NO_STACKS, ev), Insert::New);
+        assert!(matches!(g.add(12, 10, NO_STACKS, ev), Insert::Cycle(p) if p.len() == 3));
+    }
+
+    #[test]
+    fn a_known_edge_gets_the_stacks_its_first_observation_lacked() {
+        let mut g = LockGraph::new();
+        assert_eq!(g.add(10, 11, (None, Some(5)), ev), Insert::New);
+        let e = g.edges().find(|(a, b, _)| (*a, *b) == (10, 11)).unwrap().2;
+        assert_eq!((e.from_stack, e.to_stack), (None, None));
+        // The first observation's own stacks are in its evidence (ev() has none);
+        // a later one fills the gaps and never replaces a stack already there.
+        assert_eq!(g.add(10, 11, (Some(7), Some(8)), ev), Insert::Known);
+        assert_eq!(g.add(10, 11, (Some(9), Some(9)), ev), Insert::Known);
+        let e = g.edges().find(|(a, b, _)| (*a, *b) == (10, 11)).unwrap().2;
+        assert_eq!((e.from_stack, e.to_stack), (Some(7), Some(8)));
+        // Primed edges stay without stacks (they were not observed).
+        g.add(MMAP_LOCK, RESERVATION_CTX, (Some(1), Some(2)), ev);
+        let p = g
+            .edges()
+            .find(|(a, b, _)| (*a, *b) == (MMAP_LOCK, RESERVATION_CTX))
+            .unwrap()
+            .2;
+        assert!(p.primed);
+        assert_eq!((p.from_stack, p.to_stack), (None, None));
+    }
+
+    #[test]
+    fn a_known_instance_pair_gets_missing_stacks() {
+        let a = LockId {
+            addr: 1,
+            generation: 1,
+        };
+        let b = LockId {
+            addr: 2,
+            generation: 2,
+        };
+        let mut o = InstanceOrder::new(16);
+        assert!(o.record(a, b, NO_STACKS, ev).is_none());
+        assert!(o.record(a, b, (Some(3), None), ev).is_none());
+        assert_eq!(o.get(a, b).unwrap().from_stack, Some(3));
+        assert_eq!(o.get(a, b).unwrap().to_stack, None);
     }
 
     #[test]
@@ -321,8 +397,8 @@ mod tests {
             generation: 2,
         };
         let mut o = InstanceOrder::new(16);
-        assert!(o.record(a, b, ev).is_none());
-        assert!(o.record(b, a, ev).is_some());
+        assert!(o.record(a, b, NO_STACKS, ev).is_none());
+        assert!(o.record(b, a, NO_STACKS, ev).is_some());
         o.forget(a);
         assert!(o.is_empty());
         // A new object at a's address does not inherit a's orderings.
@@ -330,6 +406,6 @@ mod tests {
             addr: 1,
             generation: 3,
         };
-        assert!(o.record(b, a2, ev).is_none());
+        assert!(o.record(b, a2, NO_STACKS, ev).is_none());
     }
 }
