@@ -26,6 +26,9 @@ pub struct Live {
     seen_ops: HashSet<u64>,
     /// Records shorter than RawEvent (never expected; counted, not fatal).
     pub short_records: u64,
+    /// Kept-back acquisitions sent without their call site (docs/probes.md,
+    /// "Call sites of lone acquisitions"): said at exit.
+    pub skipped_sites: u64,
 }
 
 /// What one raw event brought beyond itself.
@@ -62,6 +65,7 @@ impl Live {
             stacks: StackTable::new(),
             seen_ops: HashSet::new(),
             short_records: 0,
+            skipped_sites: 0,
         })
     }
 
@@ -85,6 +89,9 @@ impl Live {
     /// Resolves the event's stack if new and hooks a new exporter's callbacks.
     pub fn process(&mut self, r: &RawEvent) -> Extras {
         let mut x = Extras::default();
+        if r.stack_id == tracer_common::STACK_SKIPPED {
+            self.skipped_sites += 1;
+        }
         if r.stack_id >= 0 {
             let id = r.stack_id as u32;
             if !self.stacks.contains(id) {
@@ -128,6 +135,15 @@ impl Live {
                 "tracer: {stateless} hooked calls were not tracked: their threads found all four of \
                  their kernel-side slots (of {}) taken by other live threads; findings may be missing",
                 tracer_common::THREAD_SLOTS
+            );
+        }
+        if self.skipped_sites > 0 {
+            eprintln!(
+                "tracer: {} held locks came without their acquisition stack: their threads had taken \
+                 {} un-nested locks none of which mattered, so the call site was not read (docs/probes.md; \
+                 --all-stacks reads every one)",
+                self.skipped_sites,
+                tracer_common::LONE_SITE_BUDGET
             );
         }
     }

@@ -879,7 +879,9 @@ mod tests {
             guest_script(1, 1, 1, false, &["none", "tracer"]).contains("CONFIGS=\"none tracer\"")
         );
         assert!(s.contains("awk '{print $14 + $15}'"));
-        assert!(s.contains("CONFIGS=\"none floor tracer tracer_sites bpftrace floor_kprobe tracer_kprobe\""));
+        assert!(s.contains(
+            "CONFIGS=\"none floor tracer tracer_sites bpftrace floor_kprobe tracer_kprobe\""
+        ));
         assert!(s.contains("record --floor -o"));
         assert!(s.contains("record --floor --lock-kprobes -o"));
     }
