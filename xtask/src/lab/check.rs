@@ -83,6 +83,77 @@ impl TracerCheck {
                 ));
             }
         }
+        if v.status == Status::Pass {
+            if let Some(want) = s.held_lock_stacks {
+                v = held_lock_stacks(&doc, want, v);
+            }
+        }
         Ok(v)
+    }
+}
+
+/// Judges `held_lock_stacks`: every held lock of every finding has an acquisition stack
+/// (`want`) or none has (`!want`).
+fn held_lock_stacks(doc: &serde_json::Value, want: bool, v: Verdict) -> Verdict {
+    let held: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|f| f["held_locks"].as_array().into_iter().flatten())
+        .collect();
+    if held.is_empty() {
+        return Verdict::fail("no held locks in the findings");
+    }
+    let with = held.iter().filter(|l| !l["stack"].is_null()).count();
+    let ok = if want { with == held.len() } else { with == 0 };
+    let what = format!(
+        "{with} of {} held locks with an acquisition stack",
+        held.len()
+    );
+    if ok {
+        Verdict::pass(format!("{}; {what}", v.detail))
+    } else {
+        Verdict::fail(format!(
+            "{what}, expected {}",
+            if want { "all" } else { "none" }
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(stacks: &[Option<u32>]) -> serde_json::Value {
+        let held: Vec<serde_json::Value> = stacks
+            .iter()
+            .map(|s| serde_json::json!({ "addr": 1, "stack": s }))
+            .collect();
+        serde_json::json!({ "findings": [ { "id": "held-at-return-to-user", "held_locks": held } ] })
+    }
+
+    #[test]
+    fn held_lock_stacks_all_or_none() {
+        let pass = || Verdict::pass("held-at-return-to-user");
+        assert_eq!(
+            held_lock_stacks(&doc(&[Some(3), Some(4)]), true, pass()).status,
+            Status::Pass
+        );
+        assert_eq!(
+            held_lock_stacks(&doc(&[Some(3), None]), true, pass()).status,
+            Status::Fail
+        );
+        assert_eq!(
+            held_lock_stacks(&doc(&[None, None]), false, pass()).status,
+            Status::Pass
+        );
+        let v = held_lock_stacks(&doc(&[None, Some(1)]), false, pass());
+        assert_eq!(v.status, Status::Fail);
+        assert!(v.detail.contains("1 of 2 held locks"), "{}", v.detail);
+        // A finding without held locks cannot show either.
+        assert_eq!(
+            held_lock_stacks(&doc(&[]), false, pass()).status,
+            Status::Fail
+        );
     }
 }

@@ -49,6 +49,10 @@ pub struct Scenario {
     /// tracer read in-kernel (`tracer dump --resv-links`).
     #[serde(default)]
     pub expect_resv_link: bool,
+    /// Whether the held locks of the findings come with their acquisition stack (true) or
+    /// without it (false: kept back without their call site, docs/probes.md).
+    #[serde(default)]
+    pub held_lock_stacks: Option<bool>,
 }
 
 impl Scenario {
@@ -465,6 +469,7 @@ mod tests {
             expect: vec!["exporter-relock".into()],
             expect_on: BTreeMap::new(),
             expect_resv_link: false,
+            held_lock_stacks: None,
         };
         assert_eq!(
             compare_findings(&s, &["exporter-relock".into()]).status,

@@ -95,6 +95,7 @@ int tsc_abba_no_ctx(void);
 int tsc_ww_no_backoff(void);
 int tsc_fence_wait_under_resv(void);
 int tsc_return_to_user_holding(void);
+int tsc_return_to_user_holding_after_pairs(void);
 int tsc_return_to_user_holding_release(void);
 void tsc_return_to_user_holding_cleanup(void);
 

@@ -64,6 +64,8 @@ static const struct tsc_scenario tsc_scenarios[] = {
 	TSC_PRESENT("ww-no-backoff", tsc_ww_no_backoff),
 	TSC_PRESENT("fence-wait-under-resv", tsc_fence_wait_under_resv),
 	TSC_PRESENT("return-to-user-holding", tsc_return_to_user_holding),
+	TSC_PRESENT("return-to-user-holding-after-pairs",
+		    tsc_return_to_user_holding_after_pairs),
 	TSC_PRESENT("return-to-user-holding-release",
 		    tsc_return_to_user_holding_release),
 	TSC_PRESENT("clean-i915-style-attach-transaction",
