@@ -618,6 +618,35 @@ fn synthetic_abba_without_ctx_is_lock_order_inversion() {
 }
 
 #[test]
+fn synthetic_ordering_first_seen_without_the_held_stack_gets_it_from_a_later_observation() {
+    // Task 1's first A -> B: A was kept back in the kernel without its call site
+    // (a thread past its lone-site budget, docs/probes.md). The next A -> B has A's
+    // stack, and the inversion reports that one.
+    let mut s = S::new();
+    s.init(RESV_A).init(RESV_B);
+    s.lock_with(1, RESV_A, 0, LockFn::Lock, None)
+        .lock_with(1, RESV_B, 0, LockFn::Lock, Some(21))
+        .unlock(1, RESV_B)
+        .unlock(1, RESV_A);
+    s.lock_with(1, RESV_A, 0, LockFn::Lock, Some(11))
+        .lock_with(1, RESV_B, 0, LockFn::Lock, Some(23))
+        .unlock(1, RESV_B)
+        .unlock(1, RESV_A);
+    s.lock_with(2, RESV_B, 0, LockFn::Lock, Some(12))
+        .lock_with(2, RESV_A, 0, LockFn::Lock, Some(22))
+        .unlock(2, RESV_A)
+        .unlock(2, RESV_B);
+    let e = run(&s.evs);
+    let f = only(&e, FindingKind::LockOrderInversion);
+    let old = &f.chains[1].links[0];
+    assert_eq!(old.task.as_ref().unwrap().pid, 1);
+    // The held lock's stack from the second observation, the attempt's from the first.
+    assert_eq!((old.from_stack, old.to_stack), (Some(11), Some(21)));
+    let new = &f.chains[0].links[0];
+    assert_eq!((new.from_stack, new.to_stack), (Some(12), Some(22)));
+}
+
+#[test]
 fn synthetic_same_order_twice_is_not_an_inversion() {
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
