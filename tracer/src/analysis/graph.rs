@@ -34,23 +34,31 @@ pub struct EdgeEvidence {
     pub to_stack: Option<StackId>,
 }
 
-/// The stacks of one observation of an ordering: the held lock's acquisition
-/// and the attempt.
-pub type EdgeStacks = (Option<StackId>, Option<StackId>);
+/// A later observation of an ordering already known: who, and the stacks it
+/// has (the held lock's acquisition, the attempt).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observation {
+    pub pid: u32,
+    pub from_lock: u64,
+    pub from_stack: Option<StackId>,
+    pub to_lock: u64,
+    pub to_stack: Option<StackId>,
+}
 
 impl EdgeEvidence {
-    /// Fills stacks the first observation lacked from a later one of the same
-    /// ordering (a lone acquisition kept back in the kernel may come without
-    /// its call site: docs/probes.md), keeping the rest of the first.
-    fn fill_stacks(&mut self, (from, to): EdgeStacks) {
-        if self.primed {
+    /// Fills a stack the first observation lacked (a lone acquisition kept
+    /// back in the kernel may come without its call site: docs/probes.md)
+    /// from a later observation by the same task of the same lock, so the
+    /// evidence stays one task's: its pid, comm and addresses are the first's.
+    fn fill_stacks(&mut self, o: &Observation) {
+        if self.primed || o.pid != self.pid {
             return;
         }
-        if self.from_stack.is_none() {
-            self.from_stack = from;
+        if self.from_stack.is_none() && o.from_lock == self.from_lock {
+            self.from_stack = o.from_stack;
         }
-        if self.to_stack.is_none() {
-            self.to_stack = to;
+        if self.to_stack.is_none() && o.to_lock == self.to_lock {
+            self.to_stack = o.to_stack;
         }
     }
 
@@ -136,21 +144,21 @@ impl LockGraph {
         self.edges.contains_key(&(a, b))
     }
 
-    /// Records "a held while acquiring b" (`stacks`: this observation's, to
-    /// fill what a known edge's first one lacked). Only a new edge costs a
-    /// search: a path b ~> a in the graph before the insert means a cycle.
+    /// Records "a held while acquiring b" (`seen`: this observation, to fill
+    /// what a known edge's first one lacked). Only a new edge costs a search:
+    /// a path b ~> a in the graph before the insert means a cycle.
     pub fn add(
         &mut self,
         a: ClassId,
         b: ClassId,
-        stacks: EdgeStacks,
+        seen: &Observation,
         ev: impl FnOnce() -> EdgeEvidence,
     ) -> Insert {
         if a == b {
             return Insert::Known;
         }
         if let Some(&e) = self.edges.get(&(a, b)) {
-            self.graph[e].fill_stacks(stacks);
+            self.graph[e].fill_stacks(seen);
             return Insert::Known;
         }
         let back = match (
@@ -250,21 +258,21 @@ impl InstanceOrder {
         }
     }
 
-    /// Records "a held while acquiring b" (`stacks` as in `LockGraph::add`);
+    /// Records "a held while acquiring b" (`seen` as in `LockGraph::add`);
     /// returns the evidence of "b held while acquiring a" if that was seen
     /// (an ABBA).
     pub fn record(
         &mut self,
         a: LockId,
         b: LockId,
-        stacks: EdgeStacks,
+        seen: &Observation,
         ev: impl FnOnce() -> EdgeEvidence,
     ) -> Option<&EdgeEvidence> {
         if a == b {
             return None;
         }
         if let Some(known) = self.pairs.get_mut(&(a, b)) {
-            known.fill_stacks(stacks);
+            known.fill_stacks(seen);
         } else {
             if self.pairs.len() >= self.cap {
                 self.dropped += 1;
@@ -310,7 +318,22 @@ impl InstanceOrder {
 mod tests {
     use super::*;
 
-    const NO_STACKS: EdgeStacks = (None, None);
+    const NO_STACKS: &Observation = &Observation {
+        pid: 0,
+        from_lock: 0,
+        from_stack: None,
+        to_lock: 0,
+        to_stack: None,
+    };
+
+    fn seen(pid: u32, from_stack: Option<StackId>, to_stack: Option<StackId>) -> Observation {
+        Observation {
+            pid,
+            from_stack,
+            to_stack,
+            ..Default::default()
+        }
+    }
 
     fn ev() -> EdgeEvidence {
         EdgeEvidence {
@@ -349,17 +372,31 @@ mod tests {
     #[test]
     fn a_known_edge_gets_the_stacks_its_first_observation_lacked() {
         let mut g = LockGraph::new();
-        assert_eq!(g.add(10, 11, (None, Some(5)), ev), Insert::New);
-        let e = g.edges().find(|(a, b, _)| (*a, *b) == (10, 11)).unwrap().2;
-        assert_eq!((e.from_stack, e.to_stack), (None, None));
-        // The first observation's own stacks are in its evidence (ev() has none);
-        // a later one fills the gaps and never replaces a stack already there.
-        assert_eq!(g.add(10, 11, (Some(7), Some(8)), ev), Insert::Known);
-        assert_eq!(g.add(10, 11, (Some(9), Some(9)), ev), Insert::Known);
-        let e = g.edges().find(|(a, b, _)| (*a, *b) == (10, 11)).unwrap().2;
-        assert_eq!((e.from_stack, e.to_stack), (Some(7), Some(8)));
+        // The first observation's evidence is ev(): task 0, no stacks.
+        assert_eq!(g.add(10, 11, NO_STACKS, ev), Insert::New);
+        let stacks = |g: &LockGraph| {
+            let e = g.edges().find(|(a, b, _)| (*a, *b) == (10, 11)).unwrap().2;
+            (e.from_stack, e.to_stack)
+        };
+        assert_eq!(stacks(&g), (None, None));
+        // Another task's observation does not lend its stacks to task 0's evidence.
+        assert_eq!(g.add(10, 11, &seen(5, Some(6), Some(6)), ev), Insert::Known);
+        assert_eq!(stacks(&g), (None, None));
+        // Nor does one of other locks.
+        let other_lock = Observation {
+            from_lock: 0x99,
+            to_lock: 0x98,
+            ..seen(0, Some(6), Some(6))
+        };
+        assert_eq!(g.add(10, 11, &other_lock, ev), Insert::Known);
+        assert_eq!(stacks(&g), (None, None));
+        // The same task's later observation fills the gaps and never replaces a
+        // stack already there.
+        assert_eq!(g.add(10, 11, &seen(0, Some(7), Some(8)), ev), Insert::Known);
+        assert_eq!(g.add(10, 11, &seen(0, Some(9), Some(9)), ev), Insert::Known);
+        assert_eq!(stacks(&g), (Some(7), Some(8)));
         // Primed edges stay without stacks (they were not observed).
-        g.add(MMAP_LOCK, RESERVATION_CTX, (Some(1), Some(2)), ev);
+        g.add(MMAP_LOCK, RESERVATION_CTX, &seen(0, Some(1), Some(2)), ev);
         let p = g
             .edges()
             .find(|(a, b, _)| (*a, *b) == (MMAP_LOCK, RESERVATION_CTX))
@@ -381,7 +418,7 @@ mod tests {
         };
         let mut o = InstanceOrder::new(16);
         assert!(o.record(a, b, NO_STACKS, ev).is_none());
-        assert!(o.record(a, b, (Some(3), None), ev).is_none());
+        assert!(o.record(a, b, &seen(0, Some(3), None), ev).is_none());
         assert_eq!(o.get(a, b).unwrap().from_stack, Some(3));
         assert_eq!(o.get(a, b).unwrap().to_stack, None);
     }
