@@ -179,6 +179,9 @@ pub struct Config {
     pub attachment_importer_ops: u32,
     /// `offsetof(struct dma_buf_ops, pin)` (non-NULL: dynamic exporter).
     pub ops_pin: u32,
+    /// 1: every lone acquisition reads its call site, whatever the thread's
+    /// `TaskFrames::lone_sites` says (`--lone-sites`).
+    pub lone_sites_always: u32,
 }
 
 /// The record written to the ring buffer. 160 bytes.
@@ -309,9 +312,10 @@ pub struct TaskFrames {
     pub lone_sites: u32,
 }
 
-/// Lone acquisitions of a new thread that get their call site read before the
-/// thread, none of whose kept-back acquisitions was needed so far, stops
-/// paying for it (the read is a third of a lone lock's cost: docs/overhead.md).
+/// How many lone acquisitions of a new thread read their call site. Past
+/// them, a thread none of whose kept-back acquisitions has been needed stops
+/// reading it (the read was about 140 ns of a lone lock's 377 ns exit program
+/// under TCG: docs/overhead.md).
 pub const LONE_SITE_BUDGET: u32 = 64;
 
 /// `TaskFrames::lone_sites` of a thread that needed a kept-back acquisition:

@@ -64,15 +64,18 @@ pub fn keep_pending(
 }
 
 /// Whether a lone acquisition of this thread gets its call site read (and its
-/// stack, once per site): always once one of the thread's kept-back
-/// acquisitions was needed (`flush_pending`), else for the first
-/// `LONE_SITE_BUDGET` of them. A thread that has only ever taken lone locks
-/// nothing needed, the common lock/unlock pair, then skips the read: a third
-/// of the pair's cost (docs/overhead.md). If such an acquisition is needed
+/// stack, once per site): always with `--lone-sites` or once one of the
+/// thread's kept-back acquisitions was needed (`flush_pending`), else for its
+/// first `LONE_SITE_BUDGET`. Past those, a thread whose lone locks nothing has
+/// needed (the common lock/unlock pair) skips the read, about a third of what
+/// the tracer adds to such a pair (docs/overhead.md). If one of them is needed
 /// after all, it is sent with `STACK_SKIPPED` (no "acquired at" stack) and the
 /// thread's later ones get their sites.
 #[inline(always)]
-pub fn lone_site_wanted(t: &mut TaskFrames) -> bool {
+pub fn lone_site_wanted(cfg: &Config, t: &mut TaskFrames) -> bool {
+    if cfg.lone_sites_always != 0 {
+        return true;
+    }
     if t.lone_sites == 0 {
         return false;
     }
@@ -401,7 +404,7 @@ fn entry_body(
         && cfg.full_stream == 0;
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
-    } else if lone && !lone_site_wanted(t) {
+    } else if lone && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
         site_stack(ctx, t, kprobe_caller(ctx), ip)

@@ -83,7 +83,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let ww_ctx = ctx.arg::<u64>(1);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
-    } else if lone && !lone_site_wanted(t) {
+    } else if lone && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & ff::STACK_NESTED != 0 {
         site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)

@@ -144,6 +144,14 @@ pub struct LiveArgs {
     /// adds evidence).
     #[arg(long)]
     pub all_stacks: bool,
+    /// Read the call site (and its stack, once per site) of every un-nested
+    /// lock, so a lock found held later always shows where it was taken. By
+    /// default a thread stops reading them after 64 un-nested locks none of
+    /// which was needed, until one is (docs/probes.md): a one-off leak in
+    /// such a thread is then reported without its acquisition stack. Costs
+    /// about 0.2x the hooks' floor per lock/unlock pair (docs/overhead.md).
+    #[arg(long)]
+    pub lone_sites: bool,
     /// Create this file once every hook is attached (for scripts that must
     /// not start their workload earlier).
     #[arg(long, value_name = "PATH")]

@@ -101,6 +101,7 @@ pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
         ring_bytes: bytes,
         full_stream: a.all_events,
         stack_all: a.all_stacks,
+        lone_sites: a.lone_sites,
         floor: a.floor,
         lock_kprobes: a.lock_kprobes,
     })

@@ -665,7 +665,11 @@ fn synthetic_lock_of_unknown_class_orders_nothing() {
         .unlock(2, OTHER_WW2)
         .unlock(2, RESV_A);
     let e = run(&s.evs);
-    assert!(!kinds(&e).contains(&FindingKind::LockOrderInversion), "{:?}", kinds(&e));
+    assert!(
+        !kinds(&e).contains(&FindingKind::LockOrderInversion),
+        "{:?}",
+        kinds(&e)
+    );
     assert_eq!(e.stats().unclassified_orderings, 2);
     // Only the orderings primed at boot are in the graph.
     assert!(e.graph().edges().all(|(_, _, ev)| ev.primed));

@@ -139,9 +139,9 @@ impl Live {
         }
         if self.skipped_sites > 0 {
             eprintln!(
-                "tracer: {} held locks came without their acquisition stack: their threads had taken \
-                 {} un-nested locks none of which mattered, so the call site was not read (docs/probes.md; \
-                 --all-stacks reads every one)",
+                "tracer: {} held lock(s) came without their acquisition stack: their threads were past \
+                 their first {} un-nested locks and none had been needed, so call sites were no longer \
+                 read (docs/probes.md; --lone-sites reads every one)",
                 self.skipped_sites,
                 tracer_common::LONE_SITE_BUDGET
             );

@@ -66,6 +66,8 @@ pub struct LoadOptions {
     pub full_stream: bool,
     /// Stack on every function event.
     pub stack_all: bool,
+    /// Every un-nested lock reads its call site (`Config::lone_sites_always`).
+    pub lone_sites: bool,
     /// Attach programs that only return (tracer-ebpf/src/floor.rs) instead of
     /// the tracer's, on the same hooks through the same mechanisms: the cost
     /// floor of an overhead benchmark. Nothing is sent.
@@ -80,6 +82,7 @@ impl Default for LoadOptions {
             ring_bytes: 64 << 20,
             full_stream: false,
             stack_all: false,
+            lone_sites: false,
             floor: false,
             lock_kprobes: false,
         }
@@ -234,6 +237,7 @@ impl Tracer {
         config.self_tgid = std::process::id();
         config.full_stream = opts.full_stream as u32;
         config.stack_all = opts.stack_all as u32;
+        config.lone_sites_always = opts.lone_sites as u32;
         let kallsyms = Kallsyms::load()?;
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)

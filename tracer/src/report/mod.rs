@@ -165,6 +165,11 @@ mod tests {
         assert!(out.contains("what to do: "));
         assert!(out.contains("SEVERITY  KIND"));
         assert!(out.contains("exporter-relock"));
+        // Task 3's held lock came without a stack: the report says why that happens.
+        assert!(
+            out.contains("   acquired at:\n    (no stack taken: most likely an un-nested lock"),
+            "{out}"
+        );
         // Deterministic: the same findings render the same text.
         assert_eq!(out, super::text::report(e.findings(), e.stacks()));
         assert_eq!(super::text::report(&[], None), "no findings\n");

@@ -27,6 +27,8 @@ fn lock_fn(f: Option<LockFn>) -> &'static str {
 fn write_stack(out: &mut String, indent: &str, id: Option<StackId>, stacks: Option<&StackTable>) {
     match (id, stacks) {
         (None, _) => {
+            // A lone lock kept back without its call site (docs/probes.md,
+            // `--lone-sites`), or a stack walk that failed.
             let _ = writeln!(out, "{indent}(no stack taken)");
         }
         (Some(id), Some(t)) => match t.get(id) {
@@ -131,7 +133,16 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
             let _ = write!(o, " #{i}: ");
             write_lock(&mut o, l);
             let _ = writeln!(o, "   acquired at:");
-            write_stack(&mut o, "    ", l.stack, stacks);
+            if l.stack.is_none() {
+                // Mostly a lone lock kept back without its call site.
+                let _ = writeln!(
+                    o,
+                    "    (no stack taken: most likely an un-nested lock past its thread's first 64, \
+                     none of which had been needed, docs/probes.md; --lone-sites records every one)"
+                );
+            } else {
+                write_stack(&mut o, "    ", l.stack, stacks);
+            }
         }
     }
     for (i, c) in f.chains.iter().enumerate() {

@@ -239,6 +239,7 @@ run_loops() {{
 }}
 
 run_none() {{
+	PRIME=0
 	run_loops $D/r$1.none || {{ echo "LAB: bench run failed"; return 1; }}
 	ship $D/r$1.none bench/r$1.none
 }}

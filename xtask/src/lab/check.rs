@@ -85,24 +85,29 @@ impl TracerCheck {
         }
         if v.status == Status::Pass {
             if let Some(want) = s.held_lock_stacks {
-                v = held_lock_stacks(&doc, want, v);
+                v = held_lock_stacks(&doc, &s.expect, want, v);
             }
         }
         Ok(v)
     }
 }
 
-/// Judges `held_lock_stacks`: every held lock of every finding has an acquisition stack
-/// (`want`) or none has (`!want`).
-fn held_lock_stacks(doc: &serde_json::Value, want: bool, v: Verdict) -> Verdict {
+/// Judges `held_lock_stacks`: every held lock of the findings of the `expect`ed kinds has an
+/// acquisition stack (`want`) or none has (`!want`); there must be held locks to judge.
+fn held_lock_stacks(doc: &serde_json::Value, expect: &[String], want: bool, v: Verdict) -> Verdict {
     let held: Vec<&serde_json::Value> = doc["findings"]
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|f| {
+            f["id"]
+                .as_str()
+                .is_some_and(|id| expect.iter().any(|e| e == id))
+        })
         .flat_map(|f| f["held_locks"].as_array().into_iter().flatten())
         .collect();
     if held.is_empty() {
-        return Verdict::fail("no held locks in the findings");
+        return Verdict::fail("no held locks in the expected findings");
     }
     let with = held.iter().filter(|l| !l["stack"].is_null()).count();
     let ok = if want { with == held.len() } else { with == 0 };
@@ -129,30 +134,38 @@ mod tests {
             .iter()
             .map(|s| serde_json::json!({ "addr": 1, "stack": s }))
             .collect();
-        serde_json::json!({ "findings": [ { "id": "held-at-return-to-user", "held_locks": held } ] })
+        serde_json::json!({ "findings": [
+            { "id": "held-at-return-to-user", "held_locks": held },
+            // Not expected: its held lock is not judged.
+            { "id": "ww-protocol", "held_locks": [ { "addr": 2, "stack": 9 } ] },
+        ] })
+    }
+
+    fn expect() -> Vec<String> {
+        vec!["held-at-return-to-user".to_string()]
     }
 
     #[test]
     fn held_lock_stacks_all_or_none() {
         let pass = || Verdict::pass("held-at-return-to-user");
         assert_eq!(
-            held_lock_stacks(&doc(&[Some(3), Some(4)]), true, pass()).status,
+            held_lock_stacks(&doc(&[Some(3), Some(4)]), &expect(), true, pass()).status,
             Status::Pass
         );
         assert_eq!(
-            held_lock_stacks(&doc(&[Some(3), None]), true, pass()).status,
+            held_lock_stacks(&doc(&[Some(3), None]), &expect(), true, pass()).status,
             Status::Fail
         );
         assert_eq!(
-            held_lock_stacks(&doc(&[None, None]), false, pass()).status,
+            held_lock_stacks(&doc(&[None, None]), &expect(), false, pass()).status,
             Status::Pass
         );
-        let v = held_lock_stacks(&doc(&[None, Some(1)]), false, pass());
+        let v = held_lock_stacks(&doc(&[None, Some(1)]), &expect(), false, pass());
         assert_eq!(v.status, Status::Fail);
         assert!(v.detail.contains("1 of 2 held locks"), "{}", v.detail);
         // A finding without held locks cannot show either.
         assert_eq!(
-            held_lock_stacks(&doc(&[]), false, pass()).status,
+            held_lock_stacks(&doc(&[]), &expect(), false, pass()).status,
             Status::Fail
         );
     }
