@@ -33,11 +33,13 @@ pub const LOOPS: &[(&str, &str)] = &[
 /// functions on kprobes, the tracer's fallback where fentry is refused). `tracer_sites`: the
 /// tracer on a thread that already needed a kept-back acquisition (one importer_cycle
 /// iteration first), so that every lone lock reads its call site (docs/probes.md).
+/// `lone_sites`: `tracer record --lone-sites`, every lone lock reads its call site.
 pub const CONFIGS: &[&str] = &[
     "none",
     "floor",
     "tracer",
     "tracer_sites",
+    "lone_sites",
     "bpftrace",
     "floor_kprobe",
     "tracer_kprobe",
@@ -68,7 +70,7 @@ fn is_traced(config: &str) -> bool {
 /// The floor a configuration is compared with: programs that only return on its mechanisms.
 fn floor_of(config: &str) -> Option<&'static str> {
     match config {
-        "tracer" | "tracer_sites" | "bpftrace" => Some("floor"),
+        "tracer" | "tracer_sites" | "lone_sites" | "bpftrace" => Some("floor"),
         "tracer_kprobe" => Some("floor_kprobe"),
         _ => None,
     }
@@ -110,6 +112,17 @@ pub fn parse_run(text: &str) -> RunResult {
 
 /// From the tracer's last stderr line `tracer: N events in Xs, S stacks, L lost...`:
 /// (events, lost).
+/// The `tracer: N held lock(s) came without their acquisition stack` count (0 when the tracer
+/// did not say it).
+pub fn parse_skipped_sites(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("tracer: "))
+        .find(|l| l.contains(" held lock(s) came without their acquisition stack"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn parse_tracer_summary(stderr: &str) -> Option<(u64, u64)> {
     let line = stderr
         .lines()
@@ -255,6 +268,7 @@ run_traced() {{
 	floor) /bin/tracer record --floor -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer_sites) PRIME=1; /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	lone_sites) /bin/tracer record --lone-sites -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	floor_kprobe) /bin/tracer record --floor --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer_kprobe) /bin/tracer record --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	profile_floor) /bin/tracer record --floor --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
@@ -377,6 +391,10 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
             if let Some((events, lost)) = parse_tracer_summary(&stderr) {
                 r.keys.insert("events".into(), events.to_string());
                 r.keys.insert("lost".into(), lost.to_string());
+                r.keys.insert(
+                    "skipped_sites".into(),
+                    parse_skipped_sites(&stderr).to_string(),
+                );
             }
         }
         out.insert((config.to_string(), rep), r);
@@ -515,6 +533,25 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
             median(&events).unwrap()
         ));
     }
+    // Held locks sent without their acquisition stack (the lone-site rule, docs/probes.md):
+    // the evidence the cheaper default gives up, per configuration.
+    let skipped: Vec<String> = traced
+        .iter()
+        .filter_map(|c| {
+            let v: Vec<u64> = runs
+                .iter()
+                .filter(|((k, _), _)| k == c)
+                .filter_map(|(_, r)| r.keys.get("skipped_sites")?.parse().ok())
+                .collect();
+            (!v.is_empty()).then(|| format!("{c} {}", v.iter().max().unwrap()))
+        })
+        .collect();
+    if !skipped.is_empty() {
+        s.push_str(&format!(
+            "held locks without their acquisition stack, worst run: {}\n",
+            skipped.join(", ")
+        ));
+    }
     if let (Some(b), _) = med("tracer", &key("recording_bytes")) {
         s.push_str(&format!(
             "tracer recording size per run, median: {:.0} KiB\n",
@@ -540,6 +577,12 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
         x_floor("tracer"),
         x_floor("bpftrace")
     ));
+    if runs.keys().any(|(c, _)| c == "lone_sites") {
+        s.push_str(&format!(
+            "with --lone-sites (every lone lock reads its call site): tracer {}\n",
+            x_floor("lone_sites")
+        ));
+    }
     if runs.keys().any(|(c, _)| c == "tracer_sites") {
         s.push_str(&format!(
             "on a thread that needed a kept-back lock (lone locks read their call site): tracer {}\n",
@@ -831,6 +874,16 @@ mod tests {
     }
 
     #[test]
+    fn skipped_sites_are_read_from_the_exit_line() {
+        let e = "tracer: 10 hooks attached in 0.3 s\ntracer: 640000 events in 1.8s, 13 stacks, 0 lost\ntracer: 1 held lock(s) came without their acquisition stack: their threads were past ...\n";
+        assert_eq!(parse_skipped_sites(e), 1);
+        assert_eq!(
+            parse_skipped_sites("tracer: 5 events in 1s, 0 stacks, 0 lost\n"),
+            0
+        );
+    }
+
+    #[test]
     fn a_primed_configuration_runs_one_importer_cycle_first() {
         let g = guest_script(1, 1, 1, false, &["tracer_sites"]);
         assert!(g.contains("tracer_sites) PRIME=1;"), "{g}");
@@ -881,7 +934,7 @@ mod tests {
         );
         assert!(s.contains("awk '{print $14 + $15}'"));
         assert!(s.contains(
-            "CONFIGS=\"none floor tracer tracer_sites bpftrace floor_kprobe tracer_kprobe\""
+            "CONFIGS=\"none floor tracer tracer_sites lone_sites bpftrace floor_kprobe tracer_kprobe\""
         ));
         assert!(s.contains("record --floor -o"));
         assert!(s.contains("record --floor --lock-kprobes -o"));
