@@ -47,6 +47,25 @@ fn write_stack(out: &mut String, indent: &str, id: Option<StackId>, stacks: Opti
     }
 }
 
+/// A held lock's acquisition stack; a missing one is mostly a lone lock kept
+/// back without its call site (docs/probes.md), which the reader is told.
+fn write_acquired(
+    out: &mut String,
+    indent: &str,
+    id: Option<StackId>,
+    stacks: Option<&StackTable>,
+) {
+    if id.is_some() {
+        write_stack(out, indent, id, stacks);
+    } else {
+        let _ = writeln!(
+            out,
+            "{indent}(no stack taken: most likely an un-nested lock past its thread's first 64, \
+             none of which had been needed, docs/probes.md; --lone-sites records every one)"
+        );
+    }
+}
+
 fn write_lock(out: &mut String, l: &LockRef) {
     let _ = write!(out, "{} {:#x}", l.class, l.addr);
     if l.generation != 0 {
@@ -115,7 +134,11 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
         o.push_str("\nlock:\n ");
         write_lock(&mut o, l);
         let _ = writeln!(o, " at:");
-        write_stack(&mut o, "  ", f.stack.or(l.stack), stacks);
+        match f.stack {
+            Some(_) => write_stack(&mut o, "  ", f.stack, stacks),
+            None if l.since_ns.is_some() => write_acquired(&mut o, "  ", l.stack, stacks),
+            None => write_stack(&mut o, "  ", l.stack, stacks),
+        }
     } else if f.stack.is_some() {
         let _ = writeln!(o, "\nat:");
         write_stack(&mut o, "  ", f.stack, stacks);
@@ -133,16 +156,7 @@ pub fn finding(f: &Finding, stacks: Option<&StackTable>) -> String {
             let _ = write!(o, " #{i}: ");
             write_lock(&mut o, l);
             let _ = writeln!(o, "   acquired at:");
-            if l.stack.is_none() {
-                // Mostly a lone lock kept back without its call site.
-                let _ = writeln!(
-                    o,
-                    "    (no stack taken: most likely an un-nested lock past its thread's first 64, \
-                     none of which had been needed, docs/probes.md; --lone-sites records every one)"
-                );
-            } else {
-                write_stack(&mut o, "    ", l.stack, stacks);
-            }
+            write_acquired(&mut o, "    ", l.stack, stacks);
         }
     }
     for (i, c) in f.chains.iter().enumerate() {
