@@ -352,7 +352,7 @@ mod tests {
         // The recording format stores RawEvent bytes: a layout change must bump
         // the format version (tracer/src/events/record.rs).
         assert_eq!(RawEvent::SIZE, 160);
-        assert_eq!(core::mem::size_of::<Config>(), 48);
+        assert_eq!(core::mem::size_of::<Config>(), 52);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
         assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
     }

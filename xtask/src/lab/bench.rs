@@ -385,7 +385,7 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
             continue;
         };
         let mut r = parse_run(&fs::read_to_string(e.path())?);
-        if config.starts_with("tracer") || config.starts_with("floor") {
+        if is_traced(config) && config != "bpftrace" {
             let stderr =
                 fs::read_to_string(dir.join(format!("r{rep}.{config}.stderr"))).unwrap_or_default();
             if let Some((events, lost)) = parse_tracer_summary(&stderr) {
@@ -871,6 +871,44 @@ mod tests {
         // Left out when not run.
         let t = report(&runs_of(&[("floor", 1000), ("tracer", 1300)]), 1000);
         assert!(!t.contains("needed a kept-back lock"), "{t}");
+    }
+
+    #[test]
+    fn every_tracer_configuration_gets_its_exit_figures() {
+        let dir = std::env::temp_dir().join(format!("bench-collect-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let exit = "tracer: 640000 events in 1.8s, 13 stacks, 0 lost\n";
+        for c in ["tracer", "lone_sites", "floor"] {
+            fs::write(
+                dir.join(format!("r1.{c}")),
+                "resv_pair ns_per_op=900 iters=1 total_ns=900\n",
+            )
+            .unwrap();
+            fs::write(dir.join(format!("r1.{c}.stderr")), exit).unwrap();
+        }
+        fs::write(
+            dir.join("r1.bpftrace"),
+            "resv_pair ns_per_op=9000 iters=1 total_ns=9000\n",
+        )
+        .unwrap();
+        let runs = collect(&dir).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        for c in ["tracer", "lone_sites", "floor"] {
+            let r = &runs[&(c.to_string(), 1)];
+            assert_eq!(
+                r.keys.get("events").map(String::as_str),
+                Some("640000"),
+                "{c}"
+            );
+            assert_eq!(
+                r.keys.get("skipped_sites").map(String::as_str),
+                Some("0"),
+                "{c}"
+            );
+        }
+        assert!(!runs[&("bpftrace".to_string(), 1)]
+            .keys
+            .contains_key("events"));
     }
 
     #[test]
