@@ -406,16 +406,23 @@ mod tests {
         assert_eq!((p.from_stack, p.to_stack), (None, None));
     }
 
+    /// Two reservation objects (addresses 1 and 2).
+    fn two_objects() -> (LockId, LockId) {
+        (
+            LockId {
+                addr: 1,
+                generation: 1,
+            },
+            LockId {
+                addr: 2,
+                generation: 2,
+            },
+        )
+    }
+
     #[test]
     fn a_known_instance_pair_gets_missing_stacks() {
-        let a = LockId {
-            addr: 1,
-            generation: 1,
-        };
-        let b = LockId {
-            addr: 2,
-            generation: 2,
-        };
+        let (a, b) = two_objects();
         let mut o = InstanceOrder::new(16);
         assert!(o.record(a, b, NO_STACKS, ev).is_none());
         assert!(o.record(a, b, &seen(0, Some(3), None), ev).is_none());
@@ -425,14 +432,7 @@ mod tests {
 
     #[test]
     fn instance_abba_and_forget() {
-        let a = LockId {
-            addr: 1,
-            generation: 1,
-        };
-        let b = LockId {
-            addr: 2,
-            generation: 2,
-        };
+        let (a, b) = two_objects();
         let mut o = InstanceOrder::new(16);
         assert!(o.record(a, b, NO_STACKS, ev).is_none());
         assert!(o.record(b, a, NO_STACKS, ev).is_some());
