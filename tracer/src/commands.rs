@@ -749,6 +749,9 @@ fn analyze(file: &std::path::Path, json: bool, expect: Option<&str>) -> Result<E
     } else {
         write!(out, "{}", report::text::report(findings, engine.stacks()))?;
     }
+    for n in engine.stats().notes() {
+        eprintln!("tracer: {n}");
+    }
     if let Some(s) = &rec.summary {
         let lost: u64 = s.lost_per_cpu.iter().sum();
         if lost > 0 {

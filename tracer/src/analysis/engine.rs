@@ -98,7 +98,8 @@ pub struct Stats {
     pub graph_edges: u64,
     pub instance_orders: u64,
     pub instance_orders_dropped: u64,
-    /// Orderings not recorded because one of the locks had no known class: a
+    /// Observations of an ordering (held lock, lock taken) not recorded
+    /// because one of the two locks had no known class: a
     /// ww_mutex that is not a known reservation object and came without the
     /// stack that names its class (kept back in the kernel without its call
     /// site, docs/probes.md, or a failed stack walk). One "unknown" class
@@ -106,6 +107,23 @@ pub struct Stats {
     #[serde(default)]
     pub unclassified_orderings: u64,
     pub findings: u64,
+}
+
+impl Stats {
+    /// What the counters say about findings the engine could not make, one
+    /// line each, for the end of a report (empty when nothing was missed).
+    pub fn notes(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.unclassified_orderings > 0 {
+            v.push(format!(
+                "{} lock orderings were not recorded: a ww_mutex that is not a known reservation \
+                 object came without the stack that names its class (docs/probes.md; \
+                 --lone-sites keeps un-nested locks' stacks)",
+                self.unclassified_orderings
+            ));
+        }
+        v
+    }
 }
 
 /// A held lock as the live view shows it.

@@ -380,6 +380,9 @@ fn emit(engine: &Engine, o: &Outcome, gate: &GateArgs, json: bool) -> Result<Exi
         write!(out, "{}", text_report(o, stacks))?;
     }
     out.flush()?;
+    for n in engine.stats().notes() {
+        eprintln!("tracer: {n}");
+    }
     if let Some(a) = &o.allow {
         for (i, e) in a.entries.iter().enumerate() {
             if !o

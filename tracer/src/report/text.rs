@@ -60,8 +60,10 @@ fn write_acquired(
     } else {
         let _ = writeln!(
             out,
-            "{indent}(no stack taken: most likely an un-nested lock past its thread's first 64, \
-             none of which had been needed, docs/probes.md; --lone-sites records every one)"
+            "{indent}(no stack taken: most likely an un-nested lock past its thread's first {}, \
+             none of which had been needed, docs/probes.md; --lone-sites records every one; \
+             otherwise a stack walk that failed)",
+            tracer_common::LONE_SITE_BUDGET
         );
     }
 }
