@@ -510,7 +510,16 @@ pub fn run_scenarios(
     }
     if !runnable.is_empty() {
         let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
-        let r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
+        let mut r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
+        if r.died_before_init() {
+            // Nothing of the lab ran: not a verdict on anything, so one more boot.
+            eprintln!(
+                "lab: the {} guest kernel died before its init ran ({}); booting it again",
+                k.kver,
+                r.failure_report().lines().next().unwrap_or("")
+            );
+            r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
+        }
         let end = r.describe_end();
         for s in &runnable {
             let mut run = scenarios::judge(s, &series, &r.files_dir, opts.tracer.is_some(), check);

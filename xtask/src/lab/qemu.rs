@@ -64,6 +64,17 @@ impl BootResult {
         }
     }
 
+    /// The guest kernel died before its init said anything (`LAB-INIT`, tests/lab/guest/init):
+    /// nothing of the lab (modules, tracer, scenarios) had run. Under TCG that has been the
+    /// kernel's own text patching at boot (`Oops: int3` in `sched_clock_cpu` 1.5 s in).
+    pub fn died_before_init(&self) -> bool {
+        !self.timed_out
+            && self.guest_status.is_none()
+            && !fs::read_to_string(&self.console_log)
+                .map(|c| console_reached_init(&c))
+                .unwrap_or(false)
+    }
+
     /// `describe_end` plus the console's last lines, for when something went wrong.
     pub fn failure_report(&self) -> String {
         format!(
@@ -73,6 +84,11 @@ impl BootResult {
             tail(&self.console_log, 25)
         )
     }
+}
+
+/// Whether the guest's init printed its first line.
+fn console_reached_init(console: &str) -> bool {
+    console.lines().any(|l| l.contains("LAB-INIT"))
 }
 
 pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
@@ -304,5 +320,33 @@ mod tests {
         assert!(base64_decode("aGk").is_err());
         assert_eq!(base64_decode("YWJj\nZGVm").unwrap(), b"abcdef");
         assert_eq!(base64_decode("").unwrap(), b"");
+    }
+
+    fn ended(console: &str, guest_status: Option<i32>, timed_out: bool) -> BootResult {
+        let dir = std::env::temp_dir().join(format!("qemu-end-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("console-{}.log", console.len()));
+        fs::write(&log, console).unwrap();
+        BootResult {
+            elapsed: Duration::from_secs(1),
+            console_log: log,
+            guest_status,
+            timed_out,
+            files_dir: dir,
+            files: Vec::new(),
+            channel_errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_kernel_that_died_before_init_is_booted_again() {
+        let early = "[    1.48] Oops: int3: 0000 [#2] PREEMPT SMP NOPTI\n[    1.49] Kernel panic - not syncing\n";
+        assert!(ended(early, None, false).died_before_init());
+        // Once init has spoken, a death is the lab's to judge (a module, the tracer).
+        let late = "\x1b[2JLAB-INIT\r\nLAB-BOOTED 6.12\n[   20.1] Oops: int3\n";
+        assert!(!ended(late, None, false).died_before_init());
+        // A finished script or a timeout is not a death before init.
+        assert!(!ended(early, Some(0), false).died_before_init());
+        assert!(!ended(early, None, true).died_before_init());
     }
 }
