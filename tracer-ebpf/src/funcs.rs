@@ -262,6 +262,14 @@ pub fn send_call(
     });
 }
 
+/// Whether an acquisition now would be lone: the thread holds nothing and is
+/// inside no hooked call (kretprobe frames or fentry-hooked API calls), and
+/// the user did not ask for every event. Then nothing can judge it yet.
+#[inline(always)]
+pub fn is_lone(cfg: &Config, t: &TaskFrames) -> bool {
+    t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0
+}
+
 /// Counts a lock function's return in the thread's held locks. Returns
 /// whether it acquired the lock, and whether the thread held nothing and was
 /// inside no hooked call (callbacks push frames, the fentry-hooked API counts
@@ -281,7 +289,7 @@ pub fn count_lock_return(
     } else {
         r == 0
     };
-    let lone = t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0;
+    let lone = is_lone(cfg, t);
     if ok {
         t.held = t.held.saturating_add(1);
     }
@@ -397,11 +405,9 @@ fn entry_body(
     // found held later, that stack is the evidence. Unless it will be lone
     // (as `count_lock_return` decides at the return) and the thread's lone
     // acquisitions have not been needed (`lone_site_wanted`).
-    let lone = desc.flags & ff::LOCKS != 0
-        && t.held == 0
-        && t.depth == 0
-        && t.in_call == 0
-        && cfg.full_stream == 0;
+    // (At the entry, before its own frame is pushed, as the return sees it
+    // after popping.)
+    let lone = desc.flags & ff::LOCKS != 0 && is_lone(cfg, t);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else if lone && !lone_site_wanted(cfg, t) {

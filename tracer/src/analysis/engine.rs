@@ -594,14 +594,7 @@ impl Engine {
                     to_stack: stack,
                 };
                 let new_ev = mk();
-                let seen = Observation {
-                    pid: ev.pid,
-                    from_lock: h.lock.addr,
-                    from_stack: h.stack,
-                    to_lock: addr,
-                    to_stack: stack,
-                };
-                if let Some(old) = self.instances.record(h.lock, id, &seen, mk) {
+                if let Some(old) = self.instances.record(h.lock, id, &new_ev.observation(), mk) {
                     out.extend(checks::lock_order_inversion::check_abba(
                         &env, task, &acq, &new_ev, old, store,
                     ));

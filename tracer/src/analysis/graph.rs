@@ -46,6 +46,17 @@ pub struct Observation {
 }
 
 impl EdgeEvidence {
+    /// This evidence as an observation of its ordering.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            pid: self.pid,
+            from_lock: self.from_lock,
+            from_stack: self.from_stack,
+            to_lock: self.to_lock,
+            to_stack: self.to_stack,
+        }
+    }
+
     /// Fills a stack the first observation lacked (a lone acquisition kept
     /// back in the kernel may come without its call site: docs/probes.md)
     /// from a later observation by the same task of the same lock, so the
