@@ -182,6 +182,10 @@ pub struct Config {
     /// 1: every lone acquisition reads its call site, whatever the thread's
     /// `TaskFrames::lone_sites` says (`--lone-sites`).
     pub lone_sites_always: u32,
+    /// 1 once every hook is attached: until then the programs send nothing
+    /// and keep no state (hooks go live one by one; a lock taken before its
+    /// unlock hook was live would stay "held" forever).
+    pub armed: u32,
 }
 
 /// The record written to the ring buffer. 160 bytes.
@@ -352,7 +356,7 @@ mod tests {
         // The recording format stores RawEvent bytes: a layout change must bump
         // the format version (tracer/src/events/record.rs).
         assert_eq!(RawEvent::SIZE, 160);
-        assert_eq!(core::mem::size_of::<Config>(), 52);
+        assert_eq!(core::mem::size_of::<Config>(), 56);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
         assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
     }

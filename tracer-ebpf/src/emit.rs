@@ -29,6 +29,9 @@ pub type ThreadId = u64;
 #[inline(always)]
 pub fn traced_thread() -> Option<(&'static Config, ThreadId)> {
     let cfg = config()?;
+    if cfg.armed == 0 {
+        return None;
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 == cfg.self_tgid {
         return None;

@@ -118,7 +118,7 @@ impl Gen {
             resv,
             ops: 0xffff_ffff_c100_0000,
             exp_name: EXPORTERS[i % 3].to_string(),
-            dynamic: false,
+            dynamic_importer: false,
         }
     }
 

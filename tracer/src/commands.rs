@@ -152,6 +152,17 @@ pub(crate) fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
         probes: t.status.clone(),
         mechanisms: t.mechanism_summary(),
         full_stream,
+        init_mm: t.kallsyms.get("init_mm").map(|s| s.addr).filter(|&a| a != 0),
+    }
+}
+
+/// The engine's configuration for the kernel a recording or live session
+/// describes: its convention, and the static locks it knows by address.
+pub fn engine_config(meta: &Meta) -> EngineConfig {
+    EngineConfig {
+        convention: convention_of(meta),
+        init_mm: meta.init_mm.unwrap_or(0),
+        ..Default::default()
     }
 }
 
@@ -710,13 +721,7 @@ pub fn format_event(e: &Event, t0: u64) -> String {
 pub const EXIT_FINDINGS: u8 = 1;
 
 pub(crate) fn engine_for(meta: &Meta, stacks: StackTable) -> Engine {
-    Engine::with_stacks(
-        EngineConfig {
-            convention: convention_of(meta),
-            ..Default::default()
-        },
-        stacks,
-    )
+    Engine::with_stacks(engine_config(meta), stacks)
 }
 
 fn analyze(file: &std::path::Path, json: bool, expect: Option<&str>) -> Result<ExitCode> {
@@ -872,13 +877,7 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }
     eprintln!("tracer: tracing (Ctrl-C to stop)");
-    let mut engine = Engine::with_stacks(
-        EngineConfig {
-            convention: conv,
-            ..Default::default()
-        },
-        StackTable::new(),
-    );
+    let mut engine = Engine::with_stacks(engine_config(&meta), StackTable::new());
     let deadline = crate::stop::deadline(args.duration);
     tokio::pin!(deadline);
     let mut batch = Vec::with_capacity(1024);

@@ -14,18 +14,19 @@ use crate::events::{
     EDEADLK,
 };
 
-use super::checks::{self, Acquire, Env};
+use super::checks::{self, is_plumbing, Acquire, Env};
 use super::finding::{Finding, Severity};
 use super::graph::{EdgeEvidence, Insert, InstanceOrder, LockGraph, Observation};
 use super::identity::{
-    ClassId, ClassTable, LockClass, LockId, ObjectTable, MMAP_LOCK, RESERVATION, RESERVATION_CTX,
-    WW_UNKNOWN,
+    ClassId, ClassTable, LockClass, LockId, ObjectTable, INIT_MM_MMAP_LOCK, MMAP_LOCK, RESERVATION,
+    RESERVATION_CTX, WW_UNKNOWN,
 };
 use super::rules::Convention;
 use super::state::{
     ApiFrame, Backoff, CbFrame, HeldLock, Pending, TaskTable, MAX_FRAMES, MAX_HELD,
 };
 use super::store::FindingStore;
+use super::ww_homes::{home_of, Home};
 use super::{FastMap, Interner};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,10 @@ pub struct EngineConfig {
     pub max_other_classes: usize,
     /// Cap on remembered context-less reservation instance orderings.
     pub max_instance_orders: usize,
+    /// Address of `init_mm` (0: unknown): its mmap_lock is a static lock, a
+    /// lockdep class of its own; every user mm shares the other one.
+    #[serde(default)]
+    pub init_mm: u64,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +55,7 @@ impl Default for EngineConfig {
             fence_wait_interruptible_severity: None,
             max_other_classes: 4096,
             max_instance_orders: 1 << 16,
+            init_mm: 0,
         }
     }
 }
@@ -323,17 +329,24 @@ impl Engine {
                 // (acquire_returned without start_locking) cannot deadlock.
                 if acquired.is_none() {
                     self.stats.mmap_locks += 1;
+                    // init_mm's lock (kernel page tables: set_memory_wc under
+                    // a resv on 7.3) is not the user mms' class lockdep primes.
+                    let class = if self.cfg.init_mm != 0 && *mm == self.cfg.init_mm {
+                        INIT_MM_MMAP_LOCK
+                    } else {
+                        MMAP_LOCK
+                    };
                     let acq = Acquire {
                         lock: LockId {
                             addr: *mm,
                             generation: 0,
                         },
-                        class: MMAP_LOCK,
+                        class,
                         ctx: 0,
                         func: LockFn::Lock,
                         stack: ev.stack,
                     };
-                    self.order_edges(ev, &acq, MMAP_LOCK, &mut out);
+                    self.order_edges(ev, &acq, class, &mut out);
                 }
             }
             EventKind::MmapUnlock { .. } => {}
@@ -355,7 +368,11 @@ impl Engine {
         out
     }
 
-    /// Class of a ww_mutex at `addr` acquired by task `pid` now.
+    /// Class of a ww_mutex at `addr` acquired by task `pid` now: a known
+    /// reservation object; else the class of the locks the same acquire
+    /// context already holds (one ctx locks one ww class: `ww_acquire_init`
+    /// binds it to the class); else the class the acquiring function's home
+    /// names (`ww_homes`); else a per-site class.
     fn classify(
         &mut self,
         pid: u32,
@@ -370,17 +387,8 @@ impl Engine {
             addr,
             generation: 0,
         };
-        // ww_acquire_ctx has one class: a lock taken with a ctx that already
-        // holds reservation locks is a reservation lock (its init predates the trace).
-        if ctx != 0 {
-            if let Some(t) = self.tasks.get(pid) {
-                if t.held
-                    .iter()
-                    .any(|h| h.ctx == ctx && h.class == RESERVATION)
-                {
-                    return (id, RESERVATION);
-                }
-            }
+        if let Some(c) = self.ctx_class(pid, ctx) {
+            return (id, c);
         }
         let Some(stack) = stack else {
             return (id, WW_UNKNOWN);
@@ -388,28 +396,21 @@ impl Engine {
         if let Some(&c) = self.site_classes.get(&stack) {
             return (id, c);
         }
-        let site = {
-            let env_stacks = self.stacks.as_ref();
-            env_stacks.and_then(|st| st.get(stack)).and_then(|frames| {
-                frames.iter().find_map(|f| {
-                    let s = f.symbol.as_deref()?;
-                    let plumbing = s.starts_with("ww_mutex")
-                        || s.starts_with("__ww_mutex")
-                        || s.starts_with("mutex_")
-                        || s.starts_with("__mutex")
-                        || s.starts_with("bpf_")
-                        || s.starts_with("kprobe")
-                        || s.starts_with("ftrace")
-                        || s.starts_with("rethook");
-                    (!plumbing).then(|| s.to_string())
-                })
-            })
-        };
+        let site = self.stacks.as_ref().and_then(|st| st.get(stack)).and_then(|frames| {
+            frames
+                .iter()
+                .find_map(|f| f.symbol.as_deref().filter(|s| !is_plumbing(s)))
+                .map(str::to_string)
+        });
         let class = match site {
-            Some(s) => self
-                .classes
-                .intern(LockClass::WwSite(s))
-                .unwrap_or(WW_UNKNOWN),
+            Some(s) => {
+                let c = match home_of(&s) {
+                    Some(Home::Reservation) => Some(RESERVATION),
+                    Some(Home::Static(name)) => self.classes.intern(LockClass::WwClass(name.into())),
+                    None => self.classes.intern(LockClass::WwSite(s)),
+                };
+                c.unwrap_or(WW_UNKNOWN)
+            }
             // Not resolvable (yet): do not cache, the table may learn it.
             None => return (id, WW_UNKNOWN),
         };
@@ -417,6 +418,20 @@ impl Engine {
             self.site_classes.insert(stack, class);
         }
         (id, class)
+    }
+
+    /// The ww class of acquire context `ctx` of task `pid`: the class of a
+    /// lock of known class it holds, if any.
+    fn ctx_class(&self, pid: u32, ctx: u64) -> Option<ClassId> {
+        if ctx == 0 {
+            return None;
+        }
+        self.tasks
+            .get(pid)?
+            .held
+            .iter()
+            .find(|h| h.ctx == ctx && h.class != WW_UNKNOWN)
+            .map(|h| h.class)
     }
 
     fn on_attempt(
@@ -472,6 +487,7 @@ impl Engine {
             let since = ev.ts_ns;
             let t = self.tasks.entry(ev.pid, ev.tgid, &ev.comm);
             if t.held.len() < MAX_HELD {
+                let taken_in_api = t.api.last().map(|a| a.ts_ns);
                 t.held.push(HeldLock {
                     lock: id,
                     class,
@@ -479,6 +495,7 @@ impl Engine {
                     func,
                     since_ns: since,
                     stack,
+                    taken_in_api,
                 });
             } else {
                 self.stats.dropped_held += 1;
@@ -546,7 +563,14 @@ impl Engine {
                     out.extend(checks::ww_protocol::no_backoff(&env, task, &acq, &b, store));
                 }
             }
-            if let Some(other) = task.held.iter().find(|h| h.ctx != 0 && h.ctx != ctx) {
+            // Only two live contexts of one ww class are wrong: lockdep keys
+            // ww_acquire_init on the class's acquire key, so a reservation
+            // transaction inside a modeset one (i915's prepare_fb) is legal.
+            // Unknown classes judge nothing: a false error costs more.
+            let same_class = |h: &&HeldLock| {
+                h.ctx != 0 && h.ctx != ctx && h.class == class && class != WW_UNKNOWN
+            };
+            if let Some(other) = task.held.iter().find(same_class) {
                 out.extend(checks::ww_protocol::second_ctx(
                     &env, task, &acq, other, store,
                 ));
@@ -617,9 +641,11 @@ impl Engine {
             return;
         };
         for h in task.held.iter() {
-            // Same class: a ww transaction (same ctx) orders nothing, and
-            // context-less same-class nesting is judged per instance above.
-            if h.class == target {
+            // Locks of one acquire context never order each other (the ww
+            // protocol resolves their order at run time), whatever class the
+            // engine could give each; context-less same-class nesting is
+            // judged per instance above.
+            if (acq.ctx != 0 && h.ctx == acq.ctx) || h.class == target {
                 continue;
             }
             if h.class == WW_UNKNOWN || target == WW_UNKNOWN {

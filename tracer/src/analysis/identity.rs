@@ -32,12 +32,20 @@ pub enum LockClass {
     /// models `ww_acquire_init` as taking it, which is why "resv held, then a
     /// new transaction" inverts the primed order.
     ReservationCtx,
-    /// Another ww class (e.g. `crtc_ww_class`) told apart by the acquiring function.
+    /// A static ww class the kernel defines (`DEFINE_WW_CLASS`), known from
+    /// the function that locked it (`ww_homes::HOMES`), e.g. `crtc_ww_class`.
+    WwClass(String),
+    /// Another ww class, told apart by the acquiring function (the best guess
+    /// when neither the object nor the function names the class).
     WwSite(String),
     /// A ww_mutex that is not a known resv and whose acquisition had no resolvable stack.
     WwUnknown,
-    /// `mm->mmap_lock` (from the `mmap_lock:*` tracepoints).
+    /// `mm->mmap_lock` of a user mm (from the `mmap_lock:*` tracepoints): every
+    /// mm made by `mm_init` shares lockdep's one class.
     MmapLock,
+    /// `init_mm.mmap_lock`: a static lock, its own lockdep class (the kernel's
+    /// page-table updates, e.g. `set_memory_wc`, take it under other locks).
+    InitMmMmapLock,
     /// A kernel lock seen only through `lock:contention_begin` (keyed by address).
     Other(u64),
 }
@@ -48,9 +56,11 @@ impl LockClass {
         match self {
             LockClass::Reservation => "reservation_ww_class_mutex".into(),
             LockClass::ReservationCtx => "reservation_ww_class_acquire".into(),
+            LockClass::WwClass(s) => format!("{s}_mutex"),
             LockClass::WwSite(s) => format!("ww_mutex@{s}"),
             LockClass::WwUnknown => "ww_mutex (unknown class)".into(),
             LockClass::MmapLock => "&mm->mmap_lock".into(),
+            LockClass::InitMmMmapLock => "init_mm.mmap_lock".into(),
             LockClass::Other(a) => format!("lock@{a:#x}"),
         }
     }
@@ -59,7 +69,10 @@ impl LockClass {
     pub fn is_ww(&self) -> bool {
         matches!(
             self,
-            LockClass::Reservation | LockClass::WwSite(_) | LockClass::WwUnknown
+            LockClass::Reservation
+                | LockClass::WwClass(_)
+                | LockClass::WwSite(_)
+                | LockClass::WwUnknown
         )
     }
 }
@@ -71,6 +84,7 @@ pub const RESERVATION: ClassId = 0;
 pub const RESERVATION_CTX: ClassId = 1;
 pub const MMAP_LOCK: ClassId = 2;
 pub const WW_UNKNOWN: ClassId = 3;
+pub const INIT_MM_MMAP_LOCK: ClassId = 4;
 
 /// Interns classes so the hot path handles small integers.
 #[derive(Debug)]
@@ -94,6 +108,7 @@ impl ClassTable {
             LockClass::ReservationCtx,
             LockClass::MmapLock,
             LockClass::WwUnknown,
+            LockClass::InitMmMmapLock,
         ] {
             t.intern(c);
         }

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod rules;
 pub mod state;
 pub mod store;
+pub mod ww_homes;
 
 #[cfg(test)]
 mod tests;

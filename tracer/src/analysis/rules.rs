@@ -168,13 +168,17 @@ pub fn detect(kernel_release: &str, has_symbol: impl Fn(&str) -> bool) -> Conven
 pub enum FnReq {
     /// `dma_resv_assert_held()` in the function.
     MustHold,
-    /// The function takes the lock itself (or the documented convention says not to hold it).
+    /// The function takes the lock itself: holding it self-deadlocks.
     MustNotHold,
+    /// The documented convention says to call without the lock, but the
+    /// function does not take it (export, fd, get, put: the last put runs
+    /// `ops->release`, invoked unlocked).
+    ShouldNotHold,
     /// No rule in this era (or one the tracer cannot evaluate, see the note).
     None,
     /// The function does not exist in this era.
     Absent,
-    /// MustHold for a dynamic attachment or exporter, no rule otherwise (6.1's map/unmap).
+    /// MustHold for a dynamic importer's attachment, no rule otherwise (6.1's map/unmap).
     MustHoldIfDynamic,
 }
 
@@ -210,31 +214,35 @@ struct CbSpec {
 }
 
 use CbReq::{InvokedLocked as L, InvokedUnlocked as U, LockedIfDynamic as LD, Varies as V};
-use FnReq::{Absent as A, MustHold as H, MustHoldIfDynamic as HD, MustNotHold as N, None as X};
+use FnReq::{
+    Absent as A, MustHold as H, MustHoldIfDynamic as HD, MustNotHold as N, None as X,
+    ShouldNotHold as C,
+};
 
-const PRE62_MAP_NOTE: &str = "before 6.2 the lock is asserted only for dynamic attachments or \
-     exporters (importer_ops / ops->pin, read in-kernel with the call)";
+const PRE62_MAP_NOTE: &str = "before 6.2 the lock is asserted only for a dynamic importer \
+     (attach->importer_ops, read in-kernel with the call); a static importer of a pin-capable \
+     exporter gets the sg_table cached at attach time, before any assert";
 
 const FN_TABLE: [FnSpec; 21] = [
     FnSpec {
         f: DmaBufFn::Export,
-        req: [X, N, N, N],
-        note: "no rule before the 6.2 convention document",
+        req: [X, C, C, C],
+        note: "documented convention (6.2+); takes no lock",
     },
     FnSpec {
         f: DmaBufFn::Fd,
-        req: [X, N, N, N],
-        note: "no rule before the 6.2 convention document",
+        req: [X, C, C, C],
+        note: "documented convention (6.2+); takes no lock",
     },
     FnSpec {
         f: DmaBufFn::Get,
-        req: [X, N, N, N],
-        note: "no rule before the 6.2 convention document",
+        req: [X, C, C, C],
+        note: "documented convention (6.2+); takes no lock",
     },
     FnSpec {
         f: DmaBufFn::Put,
-        req: [X, N, N, N],
-        note: "the last put runs ops->release, invoked unlocked",
+        req: [X, C, C, C],
+        note: "documented convention (6.2+); takes no lock itself, but the last put runs ops->release, invoked unlocked",
     },
     FnSpec {
         f: DmaBufFn::Attach,
@@ -399,11 +407,11 @@ pub fn fn_rule(conv: Convention, f: DmaBufFn) -> FnReq {
     spec.req[conv.era as usize]
 }
 
-/// The requirement on a call of `f` on a buffer whose attachment/exporter is
+/// The requirement on a call of `f` through an attachment whose importer is
 /// (or is not) dynamic: resolves the dynamic-dependent rules of old kernels.
-pub fn fn_rule_for(conv: Convention, f: DmaBufFn, dynamic: bool) -> FnReq {
+pub fn fn_rule_for(conv: Convention, f: DmaBufFn, dynamic_importer: bool) -> FnReq {
     match fn_rule(conv, f) {
-        FnReq::MustHoldIfDynamic if dynamic => FnReq::MustHold,
+        FnReq::MustHoldIfDynamic if dynamic_importer => FnReq::MustHold,
         FnReq::MustHoldIfDynamic => FnReq::None,
         r => r,
     }
@@ -454,10 +462,13 @@ fn fn_req_text(r: FnReq) -> &'static str {
     match r {
         FnReq::MustHold => "caller MUST hold dmabuf->resv",
         FnReq::MustNotHold => "caller must NOT hold dmabuf->resv (it takes the lock)",
+        FnReq::ShouldNotHold => {
+            "caller should not hold dmabuf->resv (documented convention; it takes no lock)"
+        }
         FnReq::None => "no rule checked",
         FnReq::Absent => "function does not exist",
         FnReq::MustHoldIfDynamic => {
-            "caller MUST hold dmabuf->resv for a dynamic attachment or exporter"
+            "caller MUST hold dmabuf->resv for a dynamic importer's attachment"
         }
     }
 }

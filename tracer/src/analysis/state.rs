@@ -31,6 +31,26 @@ pub struct HeldLock {
     /// Stack of the acquisition (the nested attempt's stack; None for a
     /// first lock in the filtered stream).
     pub stack: Option<StackId>,
+    /// The dma-buf API call the task was inside when it took the lock (its
+    /// entry time, which names the frame), if any: a lock the core took
+    /// itself (attach, the `_unlocked` wrappers) while that call is open.
+    pub taken_in_api: Option<u64>,
+}
+
+impl TaskState {
+    /// Whether `h` was taken by a dma-buf core function that is still
+    /// running and has not called out to a driver since: the core's own
+    /// locking, not the driver's.
+    pub fn taken_by_open_core_call(&self, h: &HeldLock) -> bool {
+        let Some(ts) = h.taken_in_api else {
+            return false;
+        };
+        let open = self
+            .api
+            .iter()
+            .any(|a| a.ts_ns == ts && a.resv == h.lock.addr);
+        open && self.callbacks.last().is_none_or(|c| c.ts_ns < ts)
+    }
 }
 
 /// A lock attempt whose return has not been seen yet.
@@ -221,6 +241,7 @@ mod tests {
             func: LockFn::Lock,
             since_ns: 0,
             stack: None,
+            taken_in_api: None,
         }
     }
 

@@ -28,7 +28,7 @@ fn buf(resv: u64, exp: &str) -> BufRef {
         resv,
         ops: 0xffff_ffff_c000_0000,
         exp_name: exp.to_string(),
-        dynamic: false,
+        dynamic_importer: false,
     }
 }
 
@@ -961,7 +961,7 @@ fn synthetic_convention_differences() {
     assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
     assert!(!run_cfg(conv(Era::V6_2), &s.evs).findings().is_empty());
     let dynb = BufRef {
-        dynamic: true,
+        dynamic_importer: true,
         ..b.clone()
     };
     let mut s = S::new();

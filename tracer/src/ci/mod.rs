@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::{
-    analysis::{Engine, EngineConfig, Finding, Severity},
+    analysis::{Engine, Finding, Severity},
     cli::LiveArgs,
     commands::{self, EXIT_FAILURE},
     events::{live::Live, record::Recording, StackTable},
@@ -513,13 +513,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         Some(p) => Some(commands::RecFile::create(p, &meta)?),
         None => None,
     };
-    let mut engine = Engine::with_stacks(
-        EngineConfig {
-            convention: commands::convention_of(&meta),
-            ..Default::default()
-        },
-        StackTable::new(),
-    );
+    let mut engine = Engine::with_stacks(commands::engine_config(&meta), StackTable::new());
     if let Some(p) = &args.live.ready_file {
         std::fs::File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }

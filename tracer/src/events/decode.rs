@@ -53,7 +53,7 @@ impl Decoder {
             resv: r.resv,
             ops: r.ops,
             exp_name: cstr(&r.exp_name),
-            dynamic: r.buf_flags & (buf_flags::DYNAMIC_IMPORTER | buf_flags::DYNAMIC_EXPORTER) != 0,
+            dynamic_importer: r.buf_flags & buf_flags::DYNAMIC_IMPORTER != 0,
         };
         let ek = match kind {
             RawKind::FuncEntry | RawKind::FuncReturn => {

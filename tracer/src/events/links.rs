@@ -111,7 +111,7 @@ mod tests {
                 resv,
                 ops: 2,
                 exp_name: "udmabuf".into(),
-                dynamic: false,
+                dynamic_importer: false,
             },
             ret: None,
         }

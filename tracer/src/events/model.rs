@@ -195,11 +195,13 @@ pub struct BufRef {
     pub ops: u64,
     /// `dmabuf->exp_name` (the exporter's name), may be empty.
     pub exp_name: String,
-    /// The attachment is dynamic (`importer_ops`) or the exporter is
-    /// (`ops->pin`): before 6.2 the core applies the lock rules to map/unmap
-    /// only then.
-    #[serde(default)]
-    pub dynamic: bool,
+    /// The call's attachment belongs to a dynamic importer
+    /// (`attach->importer_ops`): before 6.2 `dma_buf_map_attachment` /
+    /// `dma_buf_unmap_attachment` assert the lock only then (a static
+    /// importer of a pin-capable exporter gets the sg_table cached at attach
+    /// time, returned before any assert; docs/findings.md).
+    #[serde(default, alias = "dynamic")]
+    pub dynamic_importer: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,6 +48,10 @@ pub struct Meta {
     pub mechanisms: Vec<String>,
     /// true: every lock event was sent; false: lock entries only while nested.
     pub full_stream: bool,
+    /// Address of `init_mm` (kallsyms): its mmap_lock is a lock class of its
+    /// own, apart from user mms'. Absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_mm: Option<u64>,
 }
 
 /// Written last; absent if the tracer was killed.

@@ -365,7 +365,17 @@ impl Tracer {
         }
         self.attach_kmem_reader();
         self.discover_exporters();
-        Ok(())
+        self.arm()
+    }
+
+    /// Lets the programs send events: only once every hook is live, so that
+    /// no lock is seen taken whose release could not be seen yet.
+    fn arm(&mut self) -> Result<()> {
+        self.config.armed = 1;
+        let mut cfg: Array<_, Config> =
+            Array::try_from(self.ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+        cfg.set(0, self.config, 0)
+            .context("writing the CONFIG map (arming the programs)")
     }
 
     fn attach_tracepoints(&mut self) {

@@ -46,7 +46,7 @@ mod tests {
             resv: a,
             ops: 0x20,
             exp_name: "radeon".into(),
-            dynamic: false,
+            dynamic_importer: false,
         };
         let mut st = StackTable::new();
         st.insert(

@@ -34,9 +34,9 @@ use tokio::sync::mpsc;
 pub use app::{Action, App, SourceInfo, View};
 
 use crate::{
-    analysis::{Engine, EngineConfig},
+    analysis::Engine,
     cli::LiveCmd,
-    commands::{self, convention_of, EXIT_FINDINGS},
+    commands::{self, engine_config, EXIT_FINDINGS},
     events::{live::Live, record::Recording, Event, StackTable},
     report,
 };
@@ -161,13 +161,7 @@ pub fn replay_app(rec: &Recording, label: &str) -> (App, Vec<Event>) {
     let (mut events, errors) = rec.events();
     // Per-CPU buffers interleave: replay in event time (stable for ties).
     events.sort_by_key(|e| e.ts_ns);
-    let engine = Engine::with_stacks(
-        EngineConfig {
-            convention: convention_of(&rec.meta),
-            ..Default::default()
-        },
-        rec.stacks.clone(),
-    );
+    let engine = Engine::with_stacks(engine_config(&rec.meta), rec.stacks.clone());
     let mut app = App::new(engine, SourceInfo::from_meta(label, &rec.meta));
     app.decode_errors = errors;
     app.lost = rec
@@ -273,13 +267,7 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
     if let Some(p) = &args.live.ready_file {
         std::fs::File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
     }
-    let engine = Engine::with_stacks(
-        EngineConfig {
-            convention: convention_of(&meta),
-            ..Default::default()
-        },
-        StackTable::new(),
-    );
+    let engine = Engine::with_stacks(engine_config(&meta), StackTable::new());
     let mut app = App::new(engine, SourceInfo::from_meta("live", &meta));
     let deadline = crate::stop::deadline(args.duration);
     tokio::pin!(deadline);

@@ -4,7 +4,8 @@
 //! bell". A fence that never signals (GPU hang) then leaves an unkillable task
 //! holding the buffer's lock, and everything that needs the buffer piles up
 //! behind it. Waits under interruptibly taken locks are reported only when the
-//! configuration asks for it.
+//! configuration asks for it. Waits of the dma-buf core under a lock the core
+//! took itself are not a driver's finding (docs/findings.md).
 
 use crate::events::LockFn;
 
@@ -33,16 +34,22 @@ pub fn check(
     out: &mut FindingStore,
 ) -> Option<Finding> {
     let task = task?;
-    let uninterruptible = task
-        .held
-        .iter()
-        .rev()
-        .find(|h| h.class == RESERVATION && h.func == LockFn::Lock);
+    // A wait inside a dma-buf core function under the lock that function
+    // took (6.2-6.15 dma_buf_dynamic_attach -> __map_dma_buf's
+    // dma_resv_wait_timeout for a static importer; 6.16+ the map path) is the
+    // core's design: no driver can change how that lock was taken.
+    let drivers = || {
+        task.held
+            .iter()
+            .rev()
+            .filter(|h| h.class == RESERVATION && !task.taken_by_open_core_call(h))
+    };
+    let uninterruptible = drivers().find(|h| h.func == LockFn::Lock);
     let (held, severity, variant) = match uninterruptible {
         Some(h) => (h, env.cfg.fence_wait_severity, "uninterruptible"),
         None => {
             let sev = env.cfg.fence_wait_interruptible_severity?;
-            let h = task.held.iter().rev().find(|h| h.class == RESERVATION)?;
+            let h = drivers().next()?;
             (h, sev, "interruptible")
         }
     };

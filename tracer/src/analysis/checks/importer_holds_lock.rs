@@ -1,7 +1,9 @@
 //! `importer-holds-lock`: a dma-buf API function that takes `dmabuf->resv`
 //! itself (attach, detach, the `*_unlocked` variants, cpu access, mmap...) was
 //! called by a task already holding that lock. ww_mutex is not recursive: the
-//! function's own `dma_resv_lock(resv, NULL)` blocks forever.
+//! function's own `dma_resv_lock(resv, NULL)` blocks forever. For export, fd,
+//! get and put, which take no lock, only the documented convention is broken:
+//! variant `convention`, a warning that says so.
 
 use crate::events::{BufRef, DmaBufFn};
 
@@ -32,9 +34,14 @@ pub fn check(
     stack_in: Option<u32>,
     out: &mut FindingStore,
 ) -> Option<Finding> {
-    if buf.resv == 0 || fn_rule(env.conv, f) != FnReq::MustNotHold {
+    let rule = fn_rule(env.conv, f);
+    if buf.resv == 0 || !matches!(rule, FnReq::MustNotHold | FnReq::ShouldNotHold) {
         return None;
     }
+    // export/fd/get/put take no lock: holding it there breaks the documented
+    // convention (the last put's ops->release runs as if unlocked), it does not
+    // deadlock by itself. Said as such, at warning.
+    let convention_only = rule == FnReq::ShouldNotHold;
     let task = task?;
     let held = task.held_index(buf.resv).map(|i| task.held[i])?;
     let name = env.conv.fn_name(f);
@@ -43,16 +50,24 @@ pub fn check(
         .unwrap_or_else(|| format!("{name}/{}", buf.exp_name));
     let key = DedupKey {
         kind: INFO.kind,
-        variant: "",
+        variant: if convention_only { "convention" } else { "" },
         location,
     };
     out.report(key, env.ev, || {
+        let why = if convention_only {
+            format!(
+                "{name} takes no lock itself, but the dma-buf locking convention (6.2+) says to \
+                 call it without the reservation lock: exporters may rely on it (the last \
+                 dma_buf_put runs ops->release, which is invoked unlocked and may lock)"
+            )
+        } else {
+            format!("{name} takes that lock itself, and a ww_mutex is not recursive")
+        };
         let mut fi = env.base(
             &INFO,
             format!(
                 "{} called {name}() on a dma-buf exported by \"{}\" while holding its reservation \
-                 lock {:#x} ({} since {} ns); {name} takes that lock itself, and a ww_mutex is not \
-                 recursive",
+                 lock {:#x} ({} since {} ns); {why}",
                 env.who(),
                 buf.exp_name,
                 buf.resv,
@@ -60,7 +75,17 @@ pub fn check(
                 held.since_ns
             ),
         );
-        fi.title = format!("dma-buf importer called {name} while holding the reservation lock");
+        if convention_only {
+            fi.severity = Severity::Warning;
+            fi.title =
+                format!("dma-buf importer called {name} while holding the reservation lock (convention)");
+            fi.advice = format!(
+                "call {name} after dma_resv_unlock: the convention keeps export, fd, get and put \
+                 outside the reservation lock"
+            );
+        } else {
+            fi.title = format!("dma-buf importer called {name} while holding the reservation lock");
+        }
         fi.function = Some(name.to_string());
         fi.buffer = Some(BufferRef {
             exp_name: buf.exp_name.clone(),

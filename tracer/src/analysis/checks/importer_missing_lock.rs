@@ -33,7 +33,7 @@ pub fn check(
     stack_in: Option<u32>,
     out: &mut FindingStore,
 ) -> Option<Finding> {
-    if buf.resv == 0 || fn_rule_for(env.conv, f, buf.dynamic) != FnReq::MustHold {
+    if buf.resv == 0 || fn_rule_for(env.conv, f, buf.dynamic_importer) != FnReq::MustHold {
         return None;
     }
     if task.is_some_and(|t| t.holds(buf.resv)) {
