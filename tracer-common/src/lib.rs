@@ -40,6 +40,10 @@ pub enum RawKind {
     /// `raw_syscalls:sys_exit` of a task that holds hooked locks
     /// (args[0] = syscall nr, args[1] = locks held per the kernel-side count).
     SyscallExitHolding = 10,
+    /// `sched:sched_process_exit` of a thread that used a hooked function
+    /// (args[0] = locks it held per the kernel-side count): its thread id
+    /// may be reused from now on, so user space forgets its state.
+    ThreadExit = 11,
 }
 
 impl RawKind {
@@ -55,6 +59,7 @@ impl RawKind {
             8 => Self::MmapLockAcquired,
             9 => Self::MmapLockReleased,
             10 => Self::SyscallExitHolding,
+            11 => Self::ThreadExit,
             _ => return None,
         })
     }

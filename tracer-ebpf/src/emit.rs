@@ -159,13 +159,24 @@ pub fn held_of(id: ThreadId) -> u32 {
 /// a slot that nothing would free.
 #[inline(always)]
 pub fn thread_exits(id: ThreadId) {
-    let Some(s) = find_task(id).or_else(|| claim(id)) else {
+    let found = find_task(id);
+    let had_slot = found.is_some();
+    let Some(s) = found.or_else(|| claim(id)) else {
         return;
     };
     // SAFETY: this thread's slot.
     let t = unsafe { &mut *s };
     if t.npending > 0 {
         flush_pending(t);
+    }
+    // A thread that used a hooked function: user space forgets its state
+    // (its id may be reused; lost events must not leave a reused id "holding").
+    if had_slot {
+        let held = t.held;
+        output(RawKind::ThreadExit as u16, 0, |ev| {
+            ev.args = [held as u64, 0, 0, 0];
+            ev.held = held;
+        });
     }
     // Only the owner writes a slot it owns (others swap only free or exited
     // slots). A plain store: the bpf target's store-release needs cpu v4, and

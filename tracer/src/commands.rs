@@ -705,6 +705,7 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             format!("contention-end   lock={lock:#x} ret={ret}")
         }
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
+        EventKind::ThreadExit { held } => format!("thread-exit holding={held}"),
     };
     format!(
         "{:>12.6} cpu{:<2} {:>7} {:<16} {}{}",

@@ -94,6 +94,17 @@ pub struct Stats {
     /// Contended kernel locks not given a class (over `max_other_classes`).
     pub contention_classes_dropped: u64,
     pub syscall_exits: u64,
+    /// Threads that exited (their state is forgotten: the id may be reused).
+    #[serde(default)]
+    pub thread_exits: u64,
+    /// Held locks the engine still had for a thread when it exited (a leak,
+    /// or an unlock lost to the ring buffer).
+    #[serde(default)]
+    pub held_at_thread_exit: u64,
+    /// Fence waits of the dma-buf core under a lock it took itself (not a
+    /// driver's finding).
+    #[serde(default)]
+    pub core_fence_waits: u64,
     /// Finding occurrences (including repeats of a known finding).
     pub finding_occurrences: u64,
     // Gauges, filled by `Engine::stats()`.
@@ -316,6 +327,13 @@ impl Engine {
                 self.stats.fence_waits += 1;
                 let env = env!(self, ev);
                 let task = self.tasks.get(ev.pid);
+                if task.is_some_and(|t| {
+                    t.held
+                        .iter()
+                        .any(|h| h.class == RESERVATION && t.taken_by_open_core_call(h))
+                }) {
+                    self.stats.core_fence_waits += 1;
+                }
                 out.extend(checks::fence_wait_under_resv::check(
                     &env,
                     task,
@@ -352,6 +370,10 @@ impl Engine {
             EventKind::MmapUnlock { .. } => {}
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
+            EventKind::ThreadExit { .. } => {
+                self.stats.thread_exits += 1;
+                self.stats.held_at_thread_exit += self.tasks.forget(ev.pid) as u64;
+            }
             EventKind::SyscallExit { nr, held } => {
                 self.stats.syscall_exits += 1;
                 let env = env!(self, ev);

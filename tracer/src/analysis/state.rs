@@ -213,6 +213,19 @@ impl TaskTable {
         }
     }
 
+    /// Drops the task's state whatever it holds (the thread exited); returns
+    /// how many held locks it still had.
+    pub fn forget(&mut self, pid: u32) -> usize {
+        let Some(t) = self.tasks.remove(&pid) else {
+            return 0;
+        };
+        let held = t.held.len();
+        if self.pool.len() < POOL {
+            self.pool.push(t);
+        }
+        held
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &TaskState> {
         self.tasks.values()
     }

@@ -1348,3 +1348,262 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
         assert_eq!(a, b, "seed {seed}: full and filtered findings differ");
     }
 }
+
+// ---------------------------------------------------------------- rules on real drivers' patterns
+
+/// Stacks of i915's atomic commit: modeset locks by drm_modeset_lock and, after
+/// -EDEADLK, drm_modeset_backoff; then prepare_fb pins the framebuffer's object
+/// in a reservation transaction of its own (i915_gem_ww_ctx).
+fn i915_commit_stacks() -> StackTable {
+    stack_table(&[
+        (
+            40,
+            &["ww_mutex_lock_interruptible", "drm_modeset_lock", "drm_atomic_get_crtc_state", "intel_atomic_check"],
+        ),
+        (
+            41,
+            &["ww_mutex_lock_slow_interruptible", "drm_modeset_backoff", "drm_atomic_helper_commit"],
+        ),
+        (
+            42,
+            &["ww_mutex_lock_interruptible", "__i915_gem_object_lock", "intel_plane_pin_fb", "intel_prepare_plane_fb"],
+        ),
+        (
+            43,
+            &["ww_mutex_lock_interruptible", "i915_gem_object_pin_pages", "intel_plane_pin_fb"],
+        ),
+    ])
+}
+
+#[test]
+fn synthetic_i915_reservation_txn_inside_modeset_commit_is_clean() {
+    // i915 prepare_fb: a crtc_ww_class transaction (CTX1) holds modeset locks
+    // while a reservation_ww_class transaction (CTX2) pins the fb object.
+    // Lockdep keys ww_acquire_init on each class's acquire key: two contexts of
+    // different classes are legal.
+    let crtc = MODESET;
+    let plane = MODESET + 0x100;
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock_with(1, crtc, CTX1, LockFn::LockInterruptible, Some(40))
+        .lock_with(1, plane, CTX1, LockFn::LockInterruptible, Some(40))
+        .lock_with(1, RESV_A, CTX2, LockFn::LockInterruptible, Some(42))
+        .unlock(1, RESV_A)
+        .unlock(1, plane)
+        .unlock(1, crtc);
+    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    // The same nesting with two reservation contexts is the bug.
+    let mut s = S::new();
+    s.init(RESV_A).init(RESV_B);
+    s.lock_with(1, RESV_B, CTX1, LockFn::LockInterruptible, Some(42))
+        .lock_with(1, RESV_A, CTX2, LockFn::LockInterruptible, Some(42));
+    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    let f = only(&e, FindingKind::WwProtocol);
+    assert!(f.title.contains("second acquire context"));
+}
+
+#[test]
+fn synthetic_modeset_locks_by_lock_and_backoff_are_one_class() {
+    // drm_modeset_lock and drm_modeset_backoff both lock crtc_ww_class mutexes
+    // (modeset_lock inlined into each): one class, no edge between "two".
+    let mut s = S::new();
+    s.lock_with(1, MODESET, CTX1, LockFn::LockInterruptible, Some(41))
+        .lock_with(1, MODESET + 0x100, CTX1, LockFn::LockInterruptible, Some(40))
+        .unlock(1, MODESET + 0x100)
+        .unlock(1, MODESET)
+        // Another commit, another context, the other order.
+        .lock_with(2, MODESET + 0x100, CTX2, LockFn::LockInterruptible, Some(40))
+        .lock_with(2, MODESET, CTX2, LockFn::LockInterruptible, Some(41));
+    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    let names: Vec<String> = e.held_locks(0).iter().map(|h| h.class.clone()).collect();
+    assert_eq!(names, vec!["crtc_ww_class_mutex", "crtc_ww_class_mutex"]);
+    // Only the two primed edges: no ordering between "two" modeset classes.
+    assert_eq!(e.graph().edge_count(), 2);
+}
+
+#[test]
+fn synthetic_transactions_in_opposite_orders_over_site_classed_objects_are_clean() {
+    // Driver BOs never seen as dma-bufs get a class per call site; two legal
+    // transactions taking them in opposite orders must not invert (the ww
+    // protocol orders locks of one context at run time).
+    let stacks = stack_table(&[
+        (50, &["ww_mutex_lock", "amdgpu_vm_lock_pd", "amdgpu_cs_ioctl"]),
+        (51, &["ww_mutex_lock", "amdgpu_bo_list_lock", "amdgpu_cs_ioctl"]),
+    ]);
+    const BO_X: u64 = 0xffff_8880_5000_0000;
+    const BO_Y: u64 = 0xffff_8880_6000_0000;
+    let mut s = S::new();
+    s.lock_with(1, BO_X, CTX1, LockFn::Lock, Some(50))
+        .lock_with(1, BO_Y, CTX1, LockFn::Lock, Some(51))
+        .unlock(1, BO_Y)
+        .unlock(1, BO_X)
+        .lock_with(2, BO_Y, CTX2, LockFn::Lock, Some(51))
+        .lock_with(2, BO_X, CTX2, LockFn::Lock, Some(50))
+        .unlock(2, BO_X)
+        .unlock(2, BO_Y);
+    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+}
+
+#[test]
+fn synthetic_61_static_importer_of_pin_capable_exporter_maps_without_lock_is_clean() {
+    // 6.1: dma_buf_map_attachment asserts the resv only for a dynamic importer;
+    // a static importer of a pin-capable exporter (amdgpu exporting to a camera)
+    // gets the sg_table mapped at attach time and returned before any assert.
+    let mut b = buf(RESV_A, "amdgpu");
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
+        .api(1, DmaBufFn::MapAttachment, Phase::Return, &b)
+        .api(1, DmaBufFn::UnmapAttachment, Phase::Entry, &b)
+        .api(1, DmaBufFn::UnmapAttachment, Phase::Return, &b);
+    assert!(run_cfg(conv(Era::Pre6_2), &s.evs).findings().is_empty());
+    // A dynamic importer (importer_ops) mapping without the lock is the bug.
+    b.dynamic_importer = true;
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
+        .api(1, DmaBufFn::MapAttachment, Phase::Return, &b);
+    only(&run_cfg(conv(Era::Pre6_2), &s.evs), FindingKind::ImporterMissingLock);
+}
+
+#[test]
+fn synthetic_core_wait_in_dynamic_attach_of_static_importer_is_not_a_finding() {
+    // 6.2-6.15: dma_buf_dynamic_attach locks the resv (ctx NULL, uninterruptible)
+    // for a static importer of a dynamic exporter, and __map_dma_buf waits for
+    // the kernel fences under it (dma_resv_wait_timeout): the core's design.
+    let b = buf(RESV_A, "amdgpu");
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::DynamicAttach, Phase::Entry, &b)
+        .lock(1, RESV_A, 0)
+        .cb(1, Callback::Pin, Phase::Entry, "amdgpu_dma_buf_pin", &b)
+        .cb(1, Callback::Pin, Phase::Return, "amdgpu_dma_buf_pin", &b)
+        .cb(1, Callback::MapDmaBuf, Phase::Entry, "amdgpu_dma_buf_map", &b)
+        .cb(1, Callback::MapDmaBuf, Phase::Return, "amdgpu_dma_buf_map", &b)
+        .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 })
+        .ev(1, None, EventKind::FenceWaitEnd { fence: 0xf00 })
+        .unlock(1, RESV_A)
+        .api(1, DmaBufFn::DynamicAttach, Phase::Return, &b);
+    let e = run(&s.evs);
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    assert_eq!(e.stats().core_fence_waits, 1);
+    // An exporter callback waiting under the core's lock is the exporter's wait.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::DynamicAttach, Phase::Entry, &b)
+        .lock(1, RESV_A, 0)
+        .cb(1, Callback::MapDmaBuf, Phase::Entry, "amdgpu_dma_buf_map", &b)
+        .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 });
+    only(&run(&s.evs), FindingKind::FenceWaitUnderResv);
+    // An importer that took the lock itself and then called into the core
+    // still owns the wait.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
+        .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 });
+    only(&run(&s.evs), FindingKind::FenceWaitUnderResv);
+}
+
+#[test]
+fn synthetic_dma_buf_put_under_resv_is_a_convention_warning() {
+    // dma_buf_put/get/fd/export take no lock: under the resv they break the
+    // documented convention, not the lock. Said as such, at warning.
+    let b = buf(RESV_A, "vgem");
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::Put, Phase::Entry, &b)
+        .api(1, DmaBufFn::Put, Phase::Return, &b)
+        .unlock(1, RESV_A);
+    let e = run(&s.evs);
+    let f = only(&e, FindingKind::ImporterHoldsLock);
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.explanation.contains("takes no lock itself"), "{}", f.explanation);
+    assert!(!f.explanation.contains("takes that lock itself"));
+    // attach under the lock is still the self-deadlock, an error.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::Attach, Phase::Entry, &b);
+    let e = run(&s.evs);
+    let f = only(&e, FindingKind::ImporterHoldsLock);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.explanation.contains("takes that lock itself"));
+}
+
+#[test]
+fn synthetic_reused_thread_id_after_exit_holds_nothing() {
+    // A thread exits holding a lock whose unlock was lost; its id is reused by a
+    // new thread that takes the same resv: not a recursive lock.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(7, RESV_A, 0)
+        .ev(7, None, EventKind::ThreadExit { held: 0 })
+        .lock(7, RESV_B, 0)
+        .lock(7, RESV_A, 0);
+    let mut s2 = S::new();
+    s2.evs = s.evs.clone();
+    let e = run(&s.evs);
+    assert!(
+        !e.findings().iter().any(|f| f.id == FindingKind::RecursiveLock),
+        "{:#?}",
+        e.findings()
+    );
+    assert_eq!(e.stats().held_at_thread_exit, 1);
+    // Without the exit event the stale state makes the false relock.
+    let without: Vec<Event> = s2
+        .evs
+        .into_iter()
+        .filter(|ev| !matches!(ev.kind, EventKind::ThreadExit { .. }))
+        .collect();
+    assert!(run(&without)
+        .findings()
+        .iter()
+        .any(|f| f.id == FindingKind::RecursiveLock));
+}
+
+#[test]
+fn synthetic_vgem_mmap_wc_takes_init_mm_not_a_user_mm() {
+    // 7.3: vgem's mmap under the resv sets write-combining pages, and
+    // change_page_attr_set_clr takes init_mm's mmap_lock: a static lock, its
+    // own lockdep class, not the user mms' class dma_resv_lockdep primes.
+    const INIT_MM: u64 = 0xffff_ffff_8300_0000;
+    let mm_event = |mm: u64| EventKind::MmapLock {
+        mm,
+        write: true,
+        acquired: None,
+    };
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .ev(1, Some(30), mm_event(INIT_MM))
+        .unlock(1, RESV_A);
+    let cfg = EngineConfig {
+        init_mm: INIT_MM,
+        ..conv(Era::V6_16)
+    };
+    let e = run_cfg(cfg.clone(), &s.evs);
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    // A user mm under the resv is the real inversion.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .ev(1, Some(30), mm_event(0xffff_8881_0000_0000));
+    only(&run_cfg(cfg, &s.evs), FindingKind::LockOrderInversion);
+}

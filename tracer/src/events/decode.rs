@@ -127,6 +127,9 @@ impl Decoder {
                 nr: r.args[0] as i64,
                 held: r.args[1] as u32,
             },
+            RawKind::ThreadExit => EventKind::ThreadExit {
+                held: r.args[0] as u32,
+            },
         };
         Ok(Event {
             ts_ns: r.ts_ns,
@@ -224,6 +227,37 @@ mod tests {
             k => panic!("unexpected {k:?}"),
         }
         assert_eq!(e.stack, Some(7));
+    }
+
+    #[test]
+    fn only_a_dynamic_importer_makes_the_6_1_map_rule_apply() {
+        // 6.1: a static importer of a pin-capable exporter (DYNAMIC_EXPORTER
+        // alone) maps a cached sg_table without the lock; only importer_ops
+        // makes dma_buf_map_attachment assert it.
+        let d = decoder();
+        let dynamic_importer = |flags: u32| {
+            let mut r = raw(RawKind::FuncEntry, 29, 42, 101);
+            r.resv = 0x2000;
+            r.buf_flags = flags;
+            match d.decode(&r).unwrap().kind {
+                EventKind::DmaBufCall { buf, .. } => buf.dynamic_importer,
+                k => panic!("unexpected {k:?}"),
+            }
+        };
+        assert!(!dynamic_importer(buf_flags::DYNAMIC_EXPORTER));
+        assert!(dynamic_importer(buf_flags::DYNAMIC_IMPORTER));
+        assert!(dynamic_importer(
+            buf_flags::DYNAMIC_IMPORTER | buf_flags::DYNAMIC_EXPORTER
+        ));
+        assert!(!dynamic_importer(0));
+    }
+
+    #[test]
+    fn thread_exit_decodes() {
+        let d = decoder();
+        let mut r = raw(RawKind::ThreadExit, 0, 42, 5);
+        r.args = [2, 0, 0, 0];
+        assert_eq!(d.decode(&r).unwrap().kind, EventKind::ThreadExit { held: 2 });
     }
 
     #[test]

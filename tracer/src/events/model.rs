@@ -282,6 +282,9 @@ pub enum EventKind {
         nr: i64,
         held: u32,
     },
+    /// The thread exited (`sched_process_exit`), holding `held` hooked locks
+    /// by the kernel-side count. Its id may be reused from now on.
+    ThreadExit { held: u32 },
 }
 
 pub const EALREADY: i64 = -114;
