@@ -14,6 +14,7 @@ use crate::events::{
     EDEADLK,
 };
 
+use super::checks::resv_lock_after_fini::Fini;
 use super::checks::{self, is_plumbing, Acquire, Env};
 use super::finding::{Finding, Severity};
 use super::graph::{EdgeEvidence, Insert, InstanceOrder, LockGraph, Observation};
@@ -81,6 +82,9 @@ pub struct Stats {
     pub resv_init: u64,
     pub resv_fini: u64,
     pub resv_reinit_without_fini: u64,
+    /// `dma_resv_fini`s not remembered for the lock-after-fini check (over its cap).
+    #[serde(default)]
+    pub finis_not_remembered: u64,
     pub api_calls: u64,
     pub callbacks: u64,
     /// API/callback returns without a matching entry.
@@ -169,8 +173,15 @@ pub struct Engine {
     names: Interner,
     stacks: Option<StackTable>,
     site_classes: FastMap<StackId, ClassId>,
+    /// Addresses of reservation objects torn down (`dma_resv_fini`) and not
+    /// initialised since, at most `MAX_FINIS`.
+    finis: FastMap<u64, Fini>,
     stats: Stats,
 }
+
+/// Remembered `dma_resv_fini`s, at most this many (past it, new ones are
+/// counted and not remembered).
+const MAX_FINIS: usize = 1 << 16;
 
 /// Site classes cached per stack id, at most this many.
 const MAX_SITE_CACHE: usize = 1 << 16;
@@ -201,6 +212,7 @@ impl Engine {
             names: Interner::new(),
             stacks: None,
             site_classes: FastMap::default(),
+            finis: FastMap::default(),
             stats: Stats::default(),
         }
     }
@@ -301,6 +313,7 @@ impl Engine {
             EventKind::Unlock { lock } => self.on_unlock(ev, *lock),
             EventKind::ResvInit { resv } => {
                 self.stats.resv_init += 1;
+                self.finis.remove(resv);
                 let (_, old) = self.objects.init(*resv);
                 if let Some(old) = old {
                     self.stats.resv_reinit_without_fini += 1;
@@ -311,6 +324,17 @@ impl Engine {
                 self.stats.resv_fini += 1;
                 if let Some(id) = self.objects.fini(*resv) {
                     self.instances.forget(id);
+                }
+                let fini = Fini {
+                    ts_ns: ev.ts_ns,
+                    pid: ev.pid,
+                    tgid: ev.tgid,
+                    stack: ev.stack,
+                };
+                if self.finis.len() < MAX_FINIS || self.finis.contains_key(resv) {
+                    self.finis.insert(*resv, fini);
+                } else {
+                    self.stats.finis_not_remembered += 1;
                 }
             }
             EventKind::DmaBufCall {
@@ -504,6 +528,16 @@ impl Engine {
         if acquired {
             self.stats.acquisitions += 1;
             let (id, class) = self.classify(ev.pid, lock, ctx, stack);
+            if func == LockFn::Trylock {
+                let acq = Acquire {
+                    lock: id,
+                    class,
+                    ctx,
+                    func,
+                    stack,
+                };
+                self.check_after_fini(ev, &acq, out);
+            }
             // Acquired at the return: the attempt may be missing (filtered
             // stream), and the time must not depend on it.
             let since = ev.ts_ns;
@@ -569,6 +603,7 @@ impl Engine {
             func,
             stack,
         };
+        self.check_after_fini(ev, &acq, out);
         let Some(task) = self.tasks.get(ev.pid) else {
             return;
         };
@@ -657,6 +692,24 @@ impl Engine {
         self.order_edges(ev, &acq, target, out);
     }
 
+    /// A lock of a reservation object torn down and not re-initialised.
+    fn check_after_fini(&mut self, ev: &Event, acq: &Acquire, out: &mut Vec<Finding>) {
+        if self.finis.is_empty() {
+            return;
+        }
+        let Some(fini) = self.finis.get(&acq.lock.addr).copied() else {
+            return;
+        };
+        let env = env!(self, ev);
+        out.extend(checks::resv_lock_after_fini::check(
+            &env,
+            self.tasks.get(ev.pid),
+            acq,
+            &fini,
+            &mut self.store,
+        ));
+    }
+
     /// Records "each held class before `target`" and reports cycles.
     fn order_edges(&mut self, ev: &Event, acq: &Acquire, target: ClassId, out: &mut Vec<Finding>) {
         let Some(task) = self.tasks.get(ev.pid) else {
@@ -731,6 +784,7 @@ impl Engine {
             return;
         }
         let id = self.objects.learn(resv);
+        self.finis.remove(&resv);
         // Rare (first sight of an object whose init predates the trace), so a
         // walk over the tasks is acceptable.
         let pids: Vec<u32> = self

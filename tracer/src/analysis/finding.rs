@@ -35,10 +35,11 @@ pub enum FindingKind {
     WwProtocol,
     FenceWaitUnderResv,
     HeldAtReturnToUser,
+    ResvLockAfterFini,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 8] = [
+    pub const ALL: [FindingKind; 9] = [
         FindingKind::ImporterMissingLock,
         FindingKind::ImporterHoldsLock,
         FindingKind::ExporterRelock,
@@ -47,6 +48,7 @@ impl FindingKind {
         FindingKind::WwProtocol,
         FindingKind::FenceWaitUnderResv,
         FindingKind::HeldAtReturnToUser,
+        FindingKind::ResvLockAfterFini,
     ];
 
     pub fn id(self) -> &'static str {
@@ -65,6 +67,7 @@ impl FindingKind {
             FindingKind::WwProtocol => &ww_protocol::INFO,
             FindingKind::FenceWaitUnderResv => &fence_wait_under_resv::INFO,
             FindingKind::HeldAtReturnToUser => &held_at_return_to_user::INFO,
+            FindingKind::ResvLockAfterFini => &resv_lock_after_fini::INFO,
         }
     }
 }

@@ -268,7 +268,11 @@ mod tests {
         let mut kinds: Vec<_> = e.findings().iter().map(|f| f.id).collect();
         kinds.sort();
         kinds.dedup();
-        assert_eq!(cases, 1 + (8 - kinds.len()) + e.findings().len(), "{x}");
+        assert_eq!(
+            cases,
+            1 + (crate::analysis::FindingKind::ALL.len() - kinds.len()) + e.findings().len(),
+            "{x}"
+        );
         assert!(x.contains("allowed: a &lt;reason&gt; &amp; more"), "{x}");
         assert!(!x.contains('\u{1}'));
         assert!(x.contains("radeon_bo_reserve+0x1c [radeon]"));

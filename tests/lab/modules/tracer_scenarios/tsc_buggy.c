@@ -14,10 +14,13 @@
 #include <linux/delay.h>
 #include <linux/dma-fence.h>
 #include <linux/kthread.h>
+#include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <linux/workqueue.h>
 
 #include "tsc_common.h"
@@ -767,4 +770,141 @@ void tsc_return_to_user_holding_cleanup(void)
 	if (tsc_rtu_buf)
 		tsc_rtu_release_locked();
 	mutex_unlock(&tsc_rtu_mutex);
+}
+
+/* ---- gem-pin-relock ---- */
+
+/*
+ * panfrost/lima after the 2024 move of the lock into drm_gem_pin() (6.10;
+ * on 7.3 drm_gem_map_attach locks around obj->funcs->pin itself): the PRIME
+ * attach callback takes the object's reservation lock and calls the driver's
+ * GEM pin, which still locked it too (drm_gem_shmem_pin). The attach callback
+ * is invoked unlocked, so this is not the core's lock: the GEM helper's, taken
+ * again by the driver. The three functions stand for drm_gem_map_attach,
+ * drm_gem_pin and panfrost_gem_pin; noinline so each is a frame.
+ */
+static noinline int tsc_panfrost_gem_pin(struct dma_buf *dmabuf)
+{
+	struct tsc_buf *b = dmabuf->priv;
+
+	complete(&b->about_to_block);
+	/* drm_gem_shmem_pin() before the fix: dma_resv_lock_interruptible. */
+	return dma_resv_lock_interruptible(dmabuf->resv, NULL);
+}
+
+static noinline int tsc_drm_gem_pin(struct dma_buf *dmabuf)
+{
+	int ret;
+
+	dma_resv_lock(dmabuf->resv, NULL);
+	ret = tsc_panfrost_gem_pin(dmabuf);
+	dma_resv_unlock(dmabuf->resv);
+	return ret;
+}
+
+static int tsc_gem_map_attach(struct dma_buf *dmabuf,
+			      struct dma_buf_attachment *attach)
+{
+	pr_info("%s: PRIME attach pins the GEM object: the GEM helper locks resv %px, the driver's pin locks it again\n",
+		dmabuf->exp_name, dmabuf->resv);
+	return tsc_drm_gem_pin(dmabuf);
+}
+
+const struct dma_buf_ops tsc_gem_prime_dmabuf_ops = {
+	.attach = tsc_gem_map_attach,
+	.detach = tsc_exp_detach,
+	.map_dma_buf = tsc_exp_map,
+	.unmap_dma_buf = tsc_exp_unmap,
+	.release = tsc_exp_release,
+	.vmap = tsc_exp_vmap,
+	.vunmap = tsc_exp_vunmap,
+};
+
+static int tsc_gem_pin_relock_body(struct tsc_blocker *bl)
+{
+	struct dma_buf_attachment *att;
+
+	att = dma_buf_attach(bl->b->dmabuf, tsc_dev);
+	if (!IS_ERR(att))
+		dma_buf_detach(bl->b->dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_gem_pin_relock(void)
+{
+	return tsc_run_blocker("gem-pin-relock", "tsc-gem-pin",
+			       &tsc_gem_prime_dmabuf_ops,
+			       tsc_gem_pin_relock_body);
+}
+
+/* ---- debugfs-read-fault-under-resv ---- */
+
+/*
+ * amdgpu: a debugfs read dumped a BO while holding its reservation lock and
+ * copied to user space under it; the user page faults, and the fault takes
+ * mmap_lock: reservation -> mmap_lock, the reverse of the order
+ * dma_resv_lockdep() primes (mmap_lock -> reservation, e.g. a page fault in a
+ * GEM mmap that locks the BO). Lockdep's might_fault() flags it on every call;
+ * without lockdep the fault takes mmap_lock with a trylock first, and only a
+ * contended fault blocks on it. The contention is made here: a helper holds
+ * the reader's mmap_lock for writing while the reader copies, as a concurrent
+ * mmap()/munmap() of the same process would. The reader's buffer must be
+ * fresh anonymous memory (no anon_vma yet), so the fault cannot be handled
+ * under the per-VMA lock and falls back to mmap_lock.
+ */
+struct tsc_mmap_holder {
+	struct mm_struct *mm;
+	struct completion held;
+	struct completion done;
+};
+
+static int tsc_mmap_holder_fn(void *data)
+{
+	struct tsc_mmap_holder *h = data;
+
+	mmap_write_lock(h->mm);
+	complete(&h->held);
+	msleep(200);
+	mmap_write_unlock(h->mm);
+	complete(&h->done);
+	return 0;
+}
+
+static DEFINE_MUTEX(tsc_dbg_mutex);
+
+ssize_t tsc_debugfs_read_fault_under_resv(char __user *ubuf, size_t count)
+{
+	static const char dump[] = "bo 0: vram 4096 bytes, 0 fences\n";
+	struct tsc_mmap_holder h;
+	struct task_struct *t;
+	struct tsc_buf *b;
+	size_t n = min(count, sizeof(dump) - 1);
+	unsigned long left;
+
+	mutex_lock(&tsc_dbg_mutex);
+	b = tsc_buf_create(&tsc_static_dmabuf_ops, "debugfs-read-fault-under-resv");
+	if (IS_ERR(b)) {
+		mutex_unlock(&tsc_dbg_mutex);
+		return PTR_ERR(b);
+	}
+	h.mm = current->mm;
+	mmgrab(h.mm);
+	init_completion(&h.held);
+	init_completion(&h.done);
+
+	dma_resv_lock(b->dmabuf->resv, NULL);
+	t = kthread_run(tsc_mmap_holder_fn, &h, "tsc-mmap-holder");
+	if (!IS_ERR(t))
+		wait_for_completion(&h.held);
+	left = copy_to_user(ubuf, dump, n);
+	dma_resv_unlock(b->dmabuf->resv);
+	if (!IS_ERR(t))
+		wait_for_completion(&h.done);
+	mmdrop(h.mm);
+
+	pr_info("debugfs-read-fault-under-resv: copy_to_user under resv %px: %lu of %zu bytes left\n",
+		b->dmabuf->resv, left, n);
+	tsc_buf_put(b);
+	mutex_unlock(&tsc_dbg_mutex);
+	return left ? -EFAULT : n;
 }

@@ -99,7 +99,18 @@ int tsc_return_to_user_holding_after_pairs(void);
 int tsc_return_to_user_holding_release(void);
 void tsc_return_to_user_holding_cleanup(void);
 
+int tsc_gem_pin_relock(void);
+int tsc_ww_second_ctx_same_class(void);
+int tsc_static_importer_map_of_pin_exporter(void);
+int tsc_importer_put_locked(void);
+int tsc_resv_lock_after_fini(void);
+/* A debugfs read (the scenario's file is read, not written). */
+ssize_t tsc_debugfs_read_fault_under_resv(char __user *ubuf, size_t count);
+
 int tsc_clean_i915_style_attach_transaction(void);
+int tsc_clean_resv_txn_inside_modeset_ctx(void);
+int tsc_clean_opposite_order_transactions(void);
+int tsc_clean_core_wait_in_attach(void);
 int tsc_clean_importer_locked_api(void);
 int tsc_clean_importer_unlocked_api(void);
 

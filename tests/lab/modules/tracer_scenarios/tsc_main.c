@@ -23,11 +23,14 @@
 struct tsc_scenario {
 	const char *name;
 	int (*run)(void);
+	/* A scenario triggered by reading its file into the reader's buffer. */
+	ssize_t (*read)(char __user *ubuf, size_t count);
 	/* Non-NULL: the scenario cannot exist on this kernel, and why. */
 	const char *absent;
 };
 
 #define TSC_PRESENT(n, fn) { .name = n, .run = fn }
+#define TSC_READ(n, fn) { .name = n, .read = fn }
 #define TSC_ABSENT(n, why) { .name = n, .absent = why }
 
 static const struct tsc_scenario tsc_scenarios[] = {
@@ -68,8 +71,21 @@ static const struct tsc_scenario tsc_scenarios[] = {
 		    tsc_return_to_user_holding_after_pairs),
 	TSC_PRESENT("return-to-user-holding-release",
 		    tsc_return_to_user_holding_release),
+	TSC_PRESENT("gem-pin-relock", tsc_gem_pin_relock),
+	TSC_PRESENT("ww-second-ctx-same-class", tsc_ww_second_ctx_same_class),
+	TSC_PRESENT("static-importer-map-of-pin-exporter",
+		    tsc_static_importer_map_of_pin_exporter),
+	TSC_PRESENT("importer-put-locked", tsc_importer_put_locked),
+	TSC_PRESENT("resv-lock-after-fini", tsc_resv_lock_after_fini),
+	TSC_READ("debugfs-read-fault-under-resv",
+		 tsc_debugfs_read_fault_under_resv),
 	TSC_PRESENT("clean-i915-style-attach-transaction",
 		    tsc_clean_i915_style_attach_transaction),
+	TSC_PRESENT("clean-resv-txn-inside-modeset-ctx",
+		    tsc_clean_resv_txn_inside_modeset_ctx),
+	TSC_PRESENT("clean-opposite-order-transactions",
+		    tsc_clean_opposite_order_transactions),
+	TSC_PRESENT("clean-core-wait-in-attach", tsc_clean_core_wait_in_attach),
 	TSC_PRESENT("clean-importer-locked-api", tsc_clean_importer_locked_api),
 	TSC_PRESENT("clean-importer-unlocked-api",
 		    tsc_clean_importer_unlocked_api),
@@ -106,6 +122,26 @@ static const struct file_operations tsc_fops = {
 	.write = tsc_write,
 };
 
+static ssize_t tsc_read(struct file *file, char __user *ubuf, size_t count,
+			loff_t *ppos)
+{
+	const struct tsc_scenario *s = file->private_data;
+
+	/* One record per open: a second read sees the end of the file. */
+	if (*ppos)
+		return 0;
+	count = s->read(ubuf, count);
+	if ((ssize_t)count > 0)
+		*ppos += count;
+	return count;
+}
+
+static const struct file_operations tsc_read_fops = {
+	.owner = THIS_MODULE,
+	.open = simple_open,
+	.read = tsc_read,
+};
+
 static int __init tsc_mod_init(void)
 {
 	unsigned int i;
@@ -137,8 +173,12 @@ static int __init tsc_mod_init(void)
 				s->name, s->absent);
 			continue;
 		}
-		debugfs_create_file(s->name, 0200, tsc_dir, (void *)s,
-				    &tsc_fops);
+		if (s->read)
+			debugfs_create_file(s->name, 0400, tsc_dir, (void *)s,
+					    &tsc_read_fops);
+		else
+			debugfs_create_file(s->name, 0200, tsc_dir, (void *)s,
+					    &tsc_fops);
 	}
 
 	pr_info("loaded (kernel %u.%u.%u, %s convention)\n",

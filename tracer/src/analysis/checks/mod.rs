@@ -8,6 +8,7 @@ pub mod importer_holds_lock;
 pub mod importer_missing_lock;
 pub mod lock_order_inversion;
 pub mod recursive_lock;
+pub mod resv_lock_after_fini;
 pub mod ww_protocol;
 
 use crate::events::{Event, LockFn, StackId, StackTable};
