@@ -41,8 +41,9 @@ pub enum RawKind {
     /// (args[0] = syscall nr, args[1] = locks held per the kernel-side count).
     SyscallExitHolding = 10,
     /// `sched:sched_process_exit` of a thread that used a hooked function
-    /// (args[0] = locks it held per the kernel-side count): its thread id
-    /// may be reused from now on, so user space forgets its state.
+    /// (args[0] = locks it held per the kernel-side count, args[1] = its lone
+    /// acquisitions, `TaskFrames::lone_locks`): its thread id may be reused
+    /// from now on, so user space forgets its state.
     ThreadExit = 11,
 }
 
@@ -319,7 +320,20 @@ pub struct TaskFrames {
     /// acquisitions was needed, otherwise how many more of them get it (from
     /// `LONE_SITE_BUDGET`; at 0 they are kept with `STACK_SKIPPED`).
     pub lone_sites: u32,
+    /// Acquisitions of the thread that were lone (kept back, most never
+    /// sent), saturating: reported at thread exit, so a run shows it saw lock
+    /// traffic that needed no judging.
+    pub lone_locks: u32,
+    /// The reservation object this thread last tore down (`dma_resv_fini`),
+    /// 0 if none or re-initialised since: a lock of it is never kept back
+    /// (the lock-after-fini check needs to see it).
+    pub last_fini: u64,
 }
+
+/// Hook ids of `dma_resv_init` / `dma_resv_fini` (the hook table's stable
+/// ids): the programs track the thread's last fini by them.
+pub const HOOK_RESV_INIT: u16 = 5;
+pub const HOOK_RESV_FINI: u16 = 6;
 
 /// How many lone acquisitions of a new thread read their call site. Past
 /// them, a thread none of whose kept-back acquisitions has been needed stops

@@ -122,6 +122,8 @@ fn reset(t: &mut TaskFrames) {
     t.sites[1].caller = 0;
     t.site_next = 0;
     t.lone_sites = LONE_SITE_BUDGET;
+    t.lone_locks = 0;
+    t.last_fini = 0;
 }
 
 /// The calling thread's state if it has any (tracepoints fire for every task;
@@ -172,9 +174,9 @@ pub fn thread_exits(id: ThreadId) {
     // A thread that used a hooked function: user space forgets its state
     // (its id may be reused; lost events must not leave a reused id "holding").
     if had_slot {
-        let held = t.held;
+        let (held, lone) = (t.held, t.lone_locks);
         output(RawKind::ThreadExit as u16, 0, |ev| {
-            ev.args = [held as u64, 0, 0, 0];
+            ev.args = [held as u64, lone as u64, 0, 0];
             ev.held = held;
         });
     }

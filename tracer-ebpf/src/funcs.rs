@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, LONE_SITES_ALWAYS, MAX_FRAMES, RawEvent, RawKind, STACK_SKIPPED,
+    ArgKind, Config, FuncDesc, HOOK_RESV_FINI, HOOK_RESV_INIT, LONE_SITES_ALWAYS, MAX_FRAMES, RawEvent, RawKind, STACK_SKIPPED,
     SiteStack, TaskFrames, buf_flags, func_flags as ff, func_slot,
 };
 
@@ -251,6 +251,13 @@ pub fn send_call(
     ret: i64,
     args: &[u64; 3],
 ) {
+    if kind == RawKind::FuncEntry {
+        if desc.hook == HOOK_RESV_FINI {
+            t.last_fini = args[0];
+        } else if desc.hook == HOOK_RESV_INIT && args[0] == t.last_fini {
+            t.last_fini = 0;
+        }
+    }
     flush_pending(t);
     let held = t.held;
     output(kind as u16, desc.hook, |ev| {
@@ -292,6 +299,9 @@ pub fn count_lock_return(
     let lone = is_lone(cfg, t);
     if ok {
         t.held = t.held.saturating_add(1);
+        if lone {
+            t.lone_locks = t.lone_locks.saturating_add(1);
+        }
     }
     (ok, lone)
 }
@@ -407,7 +417,9 @@ fn entry_body(
     // acquisitions have not been needed (`lone_site_wanted`).
     // (At the entry, before its own frame is pushed, as the return sees it
     // after popping.)
-    let lone = desc.flags & ff::LOCKS != 0 && is_lone(cfg, t);
+    // A lock of the object this thread just tore down is never lone: the
+    // lock-after-fini check must see it, with its stack.
+    let lone = desc.flags & ff::LOCKS != 0 && is_lone(cfg, t) && args[0] != t.last_fini;
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
     } else if lone && !lone_site_wanted(cfg, t) {
@@ -463,7 +475,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     let ret: i64 = ctx.ret();
     if desc.flags & ff::LOCKS != 0 {
         let (ok, lone) = count_lock_return(cfg, &desc, t, ret);
-        if lone {
+        if lone && f.args[0] != t.last_fini {
             // Nothing else held: keep the acquisition in the kernel until
             // something needs it (a failed attempt holds nothing: drop it).
             if !ok {

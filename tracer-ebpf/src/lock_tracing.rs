@@ -80,6 +80,9 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
         return Some(());
     }
     let lock = ctx.arg::<u64>(0);
+    // A lock of the object this thread just tore down is sent, with its
+    // stack: the lock-after-fini check must see it.
+    let lone = lone && lock != t.last_fini;
     let ww_ctx = ctx.arg::<u64>(1);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)

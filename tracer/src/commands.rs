@@ -705,7 +705,9 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             format!("contention-end   lock={lock:#x} ret={ret}")
         }
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
-        EventKind::ThreadExit { held } => format!("thread-exit holding={held}"),
+        EventKind::ThreadExit { held, lone_locks } => {
+            format!("thread-exit holding={held} lone-locks={lone_locks}")
+        }
     };
     format!(
         "{:>12.6} cpu{:<2} {:>7} {:<16} {}{}",

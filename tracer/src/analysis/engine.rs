@@ -101,6 +101,11 @@ pub struct Stats {
     /// Threads that exited (their state is forgotten: the id may be reused).
     #[serde(default)]
     pub thread_exits: u64,
+    /// Acquisitions the kernel kept back because nothing could judge them
+    /// (the thread held nothing and was in no hooked call), as counted per
+    /// thread and reported at its exit.
+    #[serde(default)]
+    pub lone_acquisitions: u64,
     /// Held locks the engine still had for a thread when it exited (a leak,
     /// or an unlock lost to the ring buffer).
     #[serde(default)]
@@ -128,6 +133,11 @@ pub struct Stats {
     #[serde(default)]
     pub unclassified_orderings: u64,
     pub findings: u64,
+    /// Entries per dma-buf API function (kernel name) and per callback
+    /// (`dma_buf_ops.<member>`, `dma_buf_attach_ops.<member>`): what the
+    /// tracer saw a workload drive (the lab's proof that a clean run saw traffic).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub calls: std::collections::BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -176,6 +186,9 @@ pub struct Engine {
     /// Addresses of reservation objects torn down (`dma_resv_fini`) and not
     /// initialised since, at most `MAX_FINIS`.
     finis: FastMap<u64, Fini>,
+    /// Entries per `DmaBufFn` / `Callback` (by discriminant).
+    api_counts: [u64; DmaBufFn::ALL.len()],
+    cb_counts: [u64; Callback::ALL.len()],
     stats: Stats,
 }
 
@@ -213,6 +226,8 @@ impl Engine {
             stacks: None,
             site_classes: FastMap::default(),
             finis: FastMap::default(),
+            api_counts: [0; DmaBufFn::ALL.len()],
+            cb_counts: [0; Callback::ALL.len()],
             stats: Stats::default(),
         }
     }
@@ -263,6 +278,17 @@ impl Engine {
         s.instance_orders_dropped = self.instances.dropped;
         s.findings = self.store.len() as u64;
         s.finding_occurrences = self.store.all().iter().map(|f| f.count).sum();
+        let conv = self.cfg.convention;
+        for (f, &n) in DmaBufFn::ALL.iter().zip(&self.api_counts) {
+            if n > 0 {
+                s.calls.insert(conv.fn_name(*f).to_string(), n);
+            }
+        }
+        for (c, &n) in Callback::ALL.iter().zip(&self.cb_counts) {
+            if n > 0 {
+                s.calls.insert(conv.callback_name(*c), n);
+            }
+        }
         s
     }
 
@@ -394,8 +420,9 @@ impl Engine {
             EventKind::MmapUnlock { .. } => {}
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
-            EventKind::ThreadExit { .. } => {
+            EventKind::ThreadExit { lone_locks, .. } => {
                 self.stats.thread_exits += 1;
+                self.stats.lone_acquisitions += u64::from(*lone_locks);
                 self.stats.held_at_thread_exit += self.tasks.forget(ev.pid) as u64;
             }
             EventKind::SyscallExit { nr, held } => {
@@ -641,7 +668,7 @@ impl Engine {
             }
             if let Some(cb) = checks::exporter_relock::frame(&env, task, addr) {
                 out.extend(checks::exporter_relock::check(&env, task, &acq, cb, store));
-            } else if !checks::recursive_lock::explained_by_api_call(&env, task, addr) {
+            } else if !checks::recursive_lock::explained_by_api_call(&env, task, &h) {
                 out.extend(checks::recursive_lock::check(&env, task, &acq, &h, store));
             }
             // A relock adds no ordering: lockdep reports it and stops there too.
@@ -814,6 +841,7 @@ impl Engine {
         match phase {
             Phase::Entry => {
                 self.stats.api_calls += 1;
+                self.api_counts[func as usize] += 1;
                 self.learn_resv(buf.resv);
                 // The core calling itself on the same buffer (attach ->
                 // dynamic_attach, map_unlocked -> map) is judged at the outer call.
@@ -871,6 +899,7 @@ impl Engine {
         match phase {
             Phase::Entry => {
                 self.stats.callbacks += 1;
+                self.cb_counts[cb as usize] += 1;
                 self.learn_resv(buf.resv);
                 let symbol = self.names.intern(symbol);
                 let exp_name = self.names.intern(&buf.exp_name);

@@ -136,6 +136,10 @@ pub struct Chain {
 pub struct Finding {
     /// Stable kind id (`exporter-relock`, ...).
     pub id: FindingKind,
+    /// Which rule of the kind (`second-ctx`, `no-backoff`, `convention`, ...);
+    /// absent for kinds with one rule.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
     pub severity: Severity,
     /// Lockdep-style title.
     pub title: String,

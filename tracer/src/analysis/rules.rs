@@ -84,6 +84,21 @@ impl Convention {
         }
     }
 
+    /// `dma_buf_ops.<member>` (exporter) or `dma_buf_attach_ops.<member>`
+    /// (importer) of a callback under this convention.
+    pub fn callback_name(&self, cb: Callback) -> String {
+        if cb == Callback::MoveNotify {
+            let member = if self.invalidate_mappings {
+                "invalidate_mappings"
+            } else {
+                "move_notify"
+            };
+            format!("dma_buf_attach_ops.{member}")
+        } else {
+            format!("dma_buf_ops.{}", cb.member())
+        }
+    }
+
     /// Kernel name of a dma-buf API function under this convention.
     pub fn fn_name(&self, f: DmaBufFn) -> &'static str {
         match f {
@@ -500,19 +515,9 @@ pub fn table(conv: Convention) -> Vec<RuleRow> {
     }
     for s in CB_TABLE.iter() {
         let r = s.req[e];
-        let member = if s.cb == Callback::MoveNotify && conv.invalidate_mappings {
-            "invalidate_mappings"
-        } else {
-            s.cb.member()
-        };
-        let owner = if s.cb == Callback::MoveNotify {
-            "dma_buf_attach_ops"
-        } else {
-            "dma_buf_ops"
-        };
         rows.push(RuleRow {
             kind: "callback".into(),
-            item: format!("{owner}.{member}"),
+            item: conv.callback_name(s.cb),
             requirement: cb_req_text(r).into(),
             kernels: span(conv.era, |x| s.req[x as usize] == r),
             note: s.note.into(),

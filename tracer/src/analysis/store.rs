@@ -56,6 +56,7 @@ impl FindingStore {
         }
         let mut f = build();
         f.location = key.location.clone();
+        f.variant = key.variant.to_string();
         f.count = 1;
         f.first_ts_ns = ev.ts_ns;
         f.last_ts_ns = ev.ts_ns;

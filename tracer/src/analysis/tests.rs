@@ -1554,7 +1554,7 @@ fn synthetic_reused_thread_id_after_exit_holds_nothing() {
     let mut s = S::new();
     s.init(RESV_A)
         .lock(7, RESV_A, 0)
-        .ev(7, None, EventKind::ThreadExit { held: 0 })
+        .ev(7, None, EventKind::ThreadExit { held: 0, lone_locks: 0 })
         .lock(7, RESV_B, 0)
         .lock(7, RESV_A, 0);
     let mut s2 = S::new();
@@ -1637,4 +1637,34 @@ fn synthetic_xe_teardown_locking_resv_after_fini_is_found() {
     let mut s = S::new();
     s.init(RESV_A).fini(RESV_A).lock_with(0, RESV_A, 0, LockFn::Trylock, None);
     only(&run(&s.evs), FindingKind::ResvLockAfterFini);
+}
+
+#[test]
+fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
+    // 6.10+: dma_buf_attach -> ops->attach = drm_gem_map_attach -> drm_gem_pin
+    // locks obj->resv -> panfrost_gem_pin -> drm_gem_shmem_pin locks it again.
+    // attach is invoked unlocked, so the lock is the GEM helper's, not the
+    // core's: a recursive lock inside the attach callback, not explained by
+    // the importer (which held nothing when it called dma_buf_attach).
+    let b = buf(RESV_A, "panfrost");
+    let stacks = stack_table(&[
+        (70, &["ww_mutex_lock", "drm_gem_pin", "drm_gem_map_attach", "dma_buf_dynamic_attach"]),
+        (71, &["ww_mutex_lock_interruptible", "drm_gem_shmem_pin", "panfrost_gem_pin", "drm_gem_pin"]),
+    ]);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::Attach, Phase::Entry, &b)
+        .api(1, DmaBufFn::DynamicAttach, Phase::Entry, &b)
+        .cb(1, Callback::Attach, Phase::Entry, "drm_gem_map_attach", &b)
+        .lock_with(1, RESV_A, 0, LockFn::Lock, Some(70))
+        .attempt(1, RESV_A, 0, LockFn::LockInterruptible, Some(71));
+    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    let f = only(&e, FindingKind::RecursiveLock);
+    assert_eq!(f.location, "drm_gem_shmem_pin");
+    let cb = f.callback.as_ref().unwrap();
+    assert_eq!((cb.member.as_str(), cb.symbol.as_str()), ("attach", "drm_gem_map_attach"));
+    assert_eq!(e.findings().len(), 1, "{:#?}", e.findings());
 }

@@ -284,7 +284,12 @@ pub enum EventKind {
     },
     /// The thread exited (`sched_process_exit`), holding `held` hooked locks
     /// by the kernel-side count. Its id may be reused from now on.
-    ThreadExit { held: u32 },
+    ThreadExit {
+        held: u32,
+        /// Its acquisitions that were lone (kept back in the kernel, most never sent).
+        #[serde(default)]
+        lone_locks: u32,
+    },
 }
 
 pub const EALREADY: i64 = -114;

@@ -91,7 +91,7 @@ pub const FUNC_HOOKS: &[FuncHook] = &[
         exists: "all",
     },
     FuncHook {
-        id: 5,
+        id: tracer_common::HOOK_RESV_INIT,
         func: "dma_resv_init",
         kind: HookKind::ResvInit,
         arg: ArgKind::Resv,
@@ -99,7 +99,7 @@ pub const FUNC_HOOKS: &[FuncHook] = &[
         exists: "all",
     },
     FuncHook {
-        id: 6,
+        id: tracer_common::HOOK_RESV_FINI,
         func: "dma_resv_fini",
         kind: HookKind::ResvFini,
         arg: ArgKind::Resv,

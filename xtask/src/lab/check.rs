@@ -88,8 +88,72 @@ impl TracerCheck {
                 v = held_lock_stacks(&doc, &s.expect, want, v);
             }
         }
+        if v.status == Status::Pass {
+            v = match specifics(&doc, &s) {
+                Ok(d) if d.is_empty() => v,
+                Ok(d) => Verdict::pass(format!("{}; {d}", v.detail)),
+                Err(e) => Verdict::fail(e),
+            };
+        }
         Ok(v)
     }
+}
+
+/// Judges what a scenario says beyond the kinds: for each expected kind, that some finding of
+/// it has the expected location, callback (`member=symbol`) and variant; and that the tracer
+/// saw at least `expect_min` of each call, callback, acquisition or fence wait.
+fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
+    let findings: Vec<&serde_json::Value> = doc["findings"].as_array().into_iter().flatten().collect();
+    for kind in &s.expect {
+        let of_kind: Vec<&&serde_json::Value> =
+            findings.iter().filter(|f| f["id"] == kind.as_str()).collect();
+        let field = |f: &serde_json::Value, what: &str| -> String {
+            match what {
+                "location" => f["location"].as_str().unwrap_or("").to_string(),
+                "variant" => f["variant"].as_str().unwrap_or("").to_string(),
+                _ => match (f["callback"]["member"].as_str(), f["callback"]["symbol"].as_str()) {
+                    (Some(m), Some(sym)) => format!("{m}={sym}"),
+                    _ => "(none)".to_string(),
+                },
+            }
+        };
+        for (what, want) in [
+            ("location", s.expect_location.get(kind)),
+            ("callback", s.expect_callback.get(kind)),
+            ("variant", s.expect_variant.get(kind)),
+        ] {
+            let Some(want) = want else { continue };
+            if !of_kind.iter().any(|f| &field(f, what) == want) {
+                let got: Vec<String> = of_kind.iter().map(|f| field(f, what)).collect();
+                return Err(format!("{kind}: expected {what} {want}, found {}", got.join(", ")));
+            }
+        }
+    }
+    let stats = &doc["stats"];
+    let mut seen = Vec::new();
+    for (what, min) in &s.expect_min {
+        let n = match what.as_str() {
+            "acquisitions" | "fence_waits" | "mmap_locks" | "callbacks" | "api_calls" => {
+                stats[what.as_str()].as_u64().unwrap_or(0)
+            }
+            // Every ww_mutex acquisition, sent or kept back in the kernel (counted per
+            // thread and reported at its exit).
+            "locks" => {
+                stats["acquisitions"].as_u64().unwrap_or(0)
+                    + stats["lone_acquisitions"].as_u64().unwrap_or(0)
+            }
+            call => stats["calls"][call].as_u64().unwrap_or(0),
+        };
+        if n < *min {
+            return Err(format!("saw {n} {what}, expected at least {min}"));
+        }
+        seen.push(format!("{what} {n}"));
+    }
+    Ok(if seen.is_empty() {
+        String::new()
+    } else {
+        format!("saw {}", seen.join(", "))
+    })
 }
 
 /// Judges `held_lock_stacks`: every held lock of the findings of the `expect`ed kinds has an
@@ -143,6 +207,53 @@ mod tests {
 
     fn expect() -> Vec<String> {
         vec!["held-at-return-to-user".to_string()]
+    }
+
+    fn scenario(expect: &[&str]) -> Scenario {
+        let mut s: Scenario = toml::from_str(
+            "name = \"x\"\ndescription = \"\"\ntrigger = \"true\"",
+        )
+        .unwrap();
+        s.expect = expect.iter().map(|k| k.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn specifics_compare_location_callback_variant_and_counts() {
+        let doc = serde_json::json!({
+            "findings": [
+                { "id": "ww-protocol", "location": "tsc_helper", "variant": "second-ctx",
+                  "callback": null },
+                { "id": "exporter-relock", "location": "tsc_relock_pin",
+                  "callback": { "member": "pin", "symbol": "tsc_relock_pin" } },
+            ],
+            "stats": { "acquisitions": 4, "fence_waits": 0,
+                       "calls": { "dma_buf_attach": 2, "dma_buf_ops.pin": 1 } }
+        });
+        let mut s = scenario(&["ww-protocol", "exporter-relock"]);
+        s.expect_location.insert("ww-protocol".into(), "tsc_helper".into());
+        s.expect_variant.insert("ww-protocol".into(), "second-ctx".into());
+        s.expect_callback.insert("exporter-relock".into(), "pin=tsc_relock_pin".into());
+        s.expect_min.insert("dma_buf_attach".into(), 2);
+        s.expect_min.insert("acquisitions".into(), 3);
+        assert!(specifics(&doc, &s).is_ok());
+        // Each mismatch fails, naming what it found.
+        let mut bad = s.clone();
+        bad.expect_variant.insert("ww-protocol".into(), "no-backoff".into());
+        let e = specifics(&doc, &bad).unwrap_err();
+        assert!(e.contains("second-ctx"), "{e}");
+        let mut bad = s.clone();
+        bad.expect_location.insert("exporter-relock".into(), "elsewhere".into());
+        assert!(specifics(&doc, &bad).is_err());
+        let mut bad = s.clone();
+        bad.expect_callback.insert("exporter-relock".into(), "map_dma_buf=x".into());
+        assert!(specifics(&doc, &bad).is_err());
+        let mut bad = s.clone();
+        bad.expect_min.insert("dma_buf_ops.map_dma_buf".into(), 1);
+        assert!(specifics(&doc, &bad).unwrap_err().contains("saw 0"));
+        let mut bad = s;
+        bad.expect_min.insert("fence_waits".into(), 1);
+        assert!(specifics(&doc, &bad).is_err());
     }
 
     #[test]

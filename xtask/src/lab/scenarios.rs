@@ -53,6 +53,25 @@ pub struct Scenario {
     /// without it (false: kept back without their call site, docs/probes.md).
     #[serde(default)]
     pub held_lock_stacks: Option<bool>,
+    /// Per expected kind: the location (dedup key: the innermost driver frame) some finding of
+    /// that kind must have. Required for every expected kind (a test keeps it so).
+    #[serde(default)]
+    pub expect_location: BTreeMap<String, String>,
+    /// Per expected kind: the callback (`member=symbol`) some finding of that kind must name.
+    #[serde(default)]
+    pub expect_callback: BTreeMap<String, String>,
+    /// Per expected kind: the rule variant (`second-ctx`, `convention`, ...) some finding of
+    /// that kind must have. Required for ww-protocol.
+    #[serde(default)]
+    pub expect_variant: BTreeMap<String, String>,
+    /// What the tracer must have seen, at least: entries per dma-buf function (kernel name) or
+    /// callback (`dma_buf_ops.<member>`), `acquisitions` (ww_mutex locks taken) and
+    /// `fence_waits`. Required for every clean scenario: a broken hook must not pass as clean.
+    #[serde(default)]
+    pub expect_min: BTreeMap<String, u64>,
+    /// Per-series override of `expect_min` (a path that does not exist on that kernel).
+    #[serde(default)]
+    pub expect_min_on: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl Scenario {
@@ -69,6 +88,9 @@ impl Scenario {
         let mut s = self.clone();
         if let Some(e) = self.expect_on.get(series) {
             s.expect = e.clone();
+        }
+        if let Some(m) = self.expect_min_on.get(series) {
+            s.expect_min = m.clone();
         }
         s
     }
@@ -450,6 +472,50 @@ mod tests {
         assert_eq!(names.len(), list.len(), "duplicate scenario names");
     }
 
+    /// Every scenario that expects a finding says where, and (ww-protocol) which rule; every
+    /// clean scenario says what it drove. Checked for every series a scenario runs on.
+    #[test]
+    fn expectations_are_specific() {
+        for s in load().unwrap() {
+            for series in ["6.1", "6.12", "7.3"] {
+                if s.unavailable_on(series).is_some() {
+                    continue;
+                }
+                let r = s.for_series(series);
+                for k in &r.expect {
+                    assert!(
+                        r.expect_location.contains_key(k),
+                        "{} on {series}: expects {k} but gives no expect_location for it",
+                        s.name
+                    );
+                    if k == "ww-protocol" {
+                        assert!(
+                            r.expect_variant.contains_key(k),
+                            "{}: ww-protocol without expect_variant",
+                            s.name
+                        );
+                    }
+                }
+                if r.expect.is_empty() {
+                    assert!(
+                        !r.expect_min.is_empty(),
+                        "{} on {series}: a clean scenario must say what the tracer saw (expect_min)",
+                        s.name
+                    );
+                }
+            }
+            for k in s
+                .expect_location
+                .keys()
+                .chain(s.expect_callback.keys())
+                .chain(s.expect_variant.keys())
+            {
+                let anywhere = s.expect.contains(k) || s.expect_on.values().any(|e| e.contains(k));
+                assert!(anywhere, "{}: detail for {k}, which it never expects", s.name);
+            }
+        }
+    }
+
     #[test]
     fn series_of_kver() {
         assert_eq!(series("6.12.95+deb12-amd64"), "6.12");
@@ -470,6 +536,11 @@ mod tests {
             expect_on: BTreeMap::new(),
             expect_resv_link: false,
             held_lock_stacks: None,
+            expect_location: BTreeMap::new(),
+            expect_callback: BTreeMap::new(),
+            expect_variant: BTreeMap::new(),
+            expect_min: BTreeMap::new(),
+            expect_min_on: BTreeMap::new(),
         };
         assert_eq!(
             compare_findings(&s, &["exporter-relock".into()]).status,

@@ -180,6 +180,7 @@ impl<'a> Env<'a> {
     pub fn base(&self, info: &KindInfo, explanation: String) -> Finding {
         Finding {
             id: info.kind,
+            variant: String::new(),
             severity: info.severity,
             title: info.title.to_string(),
             explanation,

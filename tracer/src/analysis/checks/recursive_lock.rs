@@ -22,11 +22,15 @@ pub const INFO: KindInfo = KindInfo {
 
 /// Whether an importer-holds-lock finding already explains this relock: the
 /// task is inside an API function that takes the lock itself and was told
-/// not to be called with it held.
-pub fn explained_by_api_call(env: &Env, task: &TaskState, addr: u64) -> bool {
-    task.api
-        .iter()
-        .any(|a| a.resv == addr && fn_rule(env.conv, a.func) == FnReq::MustNotHold)
+/// not to be called with it held, and it held `held` already when it called
+/// it. A lock taken inside that call (by a callback or a helper it runs,
+/// panfrost's GEM pin under drm_gem_map_attach) is not the caller's doing.
+pub fn explained_by_api_call(env: &Env, task: &TaskState, held: &HeldLock) -> bool {
+    task.api.iter().any(|a| {
+        a.resv == held.lock.addr
+            && fn_rule(env.conv, a.func) == FnReq::MustNotHold
+            && held.taken_in_api.is_none_or(|t| t < a.ts_ns)
+    })
 }
 
 pub fn check(
