@@ -38,13 +38,7 @@ impl KernelSymbolizer {
     /// Resolves addresses, dropping the tracing machinery's own innermost
     /// frames (BPF program, trampolines); unresolvable ones keep their address.
     pub fn frames(&self, addrs: &[u64], ksyms: &Kallsyms) -> Vec<Frame> {
-        let mut frames = self.resolve(addrs, ksyms);
-        let skip = frames
-            .iter()
-            .take_while(|f| f.symbol.as_deref().is_some_and(is_tracing_frame))
-            .count();
-        frames.drain(..skip);
-        frames
+        strip_tracing(self.resolve(addrs, ksyms))
     }
 
     fn resolve(&self, addrs: &[u64], ksyms: &Kallsyms) -> Vec<Frame> {
@@ -56,21 +50,26 @@ impl KernelSymbolizer {
             .iter()
             .enumerate()
             .map(|(i, &addr)| {
-                let module = ksyms.lookup(addr).and_then(|s| s.module.clone());
+                let ours = ksyms.lookup(addr);
                 match resolved.get(i) {
                     Some(Symbolized::Sym(s)) => Frame {
                         addr,
                         symbol: Some(s.name.to_string()),
                         offset: s.offset as u64,
-                        module,
+                        // Our index names the module only if it knows this very
+                        // symbol: a module loaded after it was read would
+                        // otherwise take a neighbour's name.
+                        module: ours
+                            .filter(|o| *o.name == *s.name)
+                            .and_then(|o| o.module.clone()),
                     },
                     // Fall back to our own index (module text blazesym skipped).
-                    _ => match ksyms.lookup(addr) {
+                    _ => match ours {
                         Some(s) if addr - s.addr < (1 << 20) => Frame {
                             addr,
                             symbol: Some(s.name.clone()),
                             offset: addr - s.addr,
-                            module,
+                            module: s.module.clone(),
                         },
                         _ => Frame {
                             addr,
@@ -83,6 +82,26 @@ impl KernelSymbolizer {
             })
             .collect()
     }
+}
+
+/// Frames a probe adds on top of the traced code's, inside which the cut is
+/// looked for.
+const PROBE_DEPTH: usize = 8;
+
+/// Drops the tracing machinery's frames from the top of a stack: everything
+/// up to the last probe frame among the first few. On fentry kernels the
+/// hooked function shows up on both sides of its `bpf_trampoline_*` frame
+/// (the unwinder reports the trampoline's caller and then the function's own
+/// return address): only the one below the trampoline is the traced code's.
+pub fn strip_tracing(mut frames: Vec<Frame>) -> Vec<Frame> {
+    let cut = frames
+        .iter()
+        .take(PROBE_DEPTH)
+        .rposition(|f| f.symbol.as_deref().is_some_and(is_tracing_frame));
+    if let Some(i) = cut {
+        frames.drain(..=i);
+    }
+    frames
 }
 
 /// Frames that belong to the probe, not to the traced code.
@@ -116,6 +135,41 @@ pub fn is_tracing_frame(sym: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn frame(sym: &str, offset: u64) -> Frame {
+        Frame {
+            addr: 0xffff_ffff_8100_0000 + offset,
+            symbol: Some(sym.into()),
+            offset,
+            module: None,
+        }
+    }
+
+    #[test]
+    fn hooked_function_appears_once_below_its_trampoline() {
+        // As seen on fentry kernels: the hooked function above and below its trampoline.
+        let stack = vec![
+            frame("bpf_prog_6deef7357e7b4530_lock_exit", 0x4a),
+            frame("ww_mutex_lock", 0x5),
+            frame("bpf_trampoline_6442509123", 0x6b),
+            frame("ww_mutex_lock", 0x5),
+            frame("drm_modeset_lock", 0x3c),
+        ];
+        let syms: Vec<String> = strip_tracing(stack)
+            .into_iter()
+            .map(|f| f.symbol.unwrap())
+            .collect();
+        assert_eq!(syms, ["ww_mutex_lock", "drm_modeset_lock"]);
+        // A kprobe stack keeps everything under the probe frames.
+        let stack = vec![
+            frame("kprobe_ftrace_handler", 0x10),
+            frame("ww_mutex_lock", 0x5),
+            frame("dma_resv_lock", 0x20),
+        ];
+        assert_eq!(strip_tracing(stack).len(), 2);
+        // No probe frame at all: untouched.
+        assert_eq!(strip_tracing(vec![frame("ww_mutex_lock", 5)]).len(), 1);
+    }
 
     #[test]
     fn tracing_frames_are_recognised() {

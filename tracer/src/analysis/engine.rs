@@ -668,6 +668,12 @@ impl Engine {
             }
             if let Some(cb) = checks::exporter_relock::frame(&env, task, addr) {
                 out.extend(checks::exporter_relock::check(&env, task, &acq, cb, store));
+            } else if let Some(cb) = checks::exporter_relock::from_stack(&env, task, &acq) {
+                // A callback with no hook (a module loaded after the start): the
+                // stack says which driver function the core called.
+                out.extend(checks::exporter_relock::check_from_stack(
+                    &env, task, &acq, &cb, store,
+                ));
             } else if !checks::recursive_lock::explained_by_api_call(&env, task, &h) {
                 out.extend(checks::recursive_lock::check(&env, task, &acq, &h, store));
             }

@@ -92,6 +92,12 @@ pub struct CallbackRef {
     pub member: String,
     /// The driver function hooked (`radeon_gem_prime_pin`).
     pub symbol: String,
+    /// Not hooked (a module loaded after the tracer started, a table the
+    /// tracer did not find): told from the stack, as the function the dma-buf
+    /// core called. `member` is then the callback that core function invokes
+    /// (`pin or map_dma_buf` where it invokes more than one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_stack: bool,
 }
 
 /// One lock as a report shows it.

@@ -84,16 +84,21 @@ impl Convention {
         }
     }
 
+    /// The struct member a callback is under this convention
+    /// (`invalidate_mappings` for the importer notifier from 7.1).
+    pub fn callback_member(&self, cb: Callback) -> &'static str {
+        if cb == Callback::MoveNotify && self.invalidate_mappings {
+            "invalidate_mappings"
+        } else {
+            cb.member()
+        }
+    }
+
     /// `dma_buf_ops.<member>` (exporter) or `dma_buf_attach_ops.<member>`
     /// (importer) of a callback under this convention.
     pub fn callback_name(&self, cb: Callback) -> String {
         if cb == Callback::MoveNotify {
-            let member = if self.invalidate_mappings {
-                "invalidate_mappings"
-            } else {
-                "move_notify"
-            };
-            format!("dma_buf_attach_ops.{member}")
+            format!("dma_buf_attach_ops.{}", self.callback_member(cb))
         } else {
             format!("dma_buf_ops.{}", cb.member())
         }
@@ -437,6 +442,35 @@ pub fn callback_rule(conv: Convention, cb: Callback) -> CbReq {
     let spec = &CB_TABLE[cb as usize];
     debug_assert_eq!(spec.cb, cb);
     spec.req[conv.era as usize]
+}
+
+/// The callbacks a dma-buf core function invokes (kernel function name ->
+/// callbacks), for telling from a stack which callback a driver frame is when
+/// it was not hooked. `__map_dma_buf`/`__unmap_dma_buf` are static helpers that
+/// may show up as frames of their own.
+pub const CORE_INVOKES: &[(&str, &[Callback])] = &[
+    ("dma_buf_vmap", &[Callback::Vmap]),
+    ("dma_buf_vunmap", &[Callback::Vunmap]),
+    ("__map_dma_buf", &[Callback::MapDmaBuf]),
+    ("__unmap_dma_buf", &[Callback::UnmapDmaBuf]),
+    ("dma_buf_map_attachment", &[Callback::Pin, Callback::MapDmaBuf]),
+    ("dma_buf_unmap_attachment", &[Callback::UnmapDmaBuf, Callback::Unpin]),
+    ("dma_buf_pin", &[Callback::Pin]),
+    ("dma_buf_unpin", &[Callback::Unpin]),
+    ("dma_buf_dynamic_attach", &[Callback::Pin, Callback::MapDmaBuf]),
+    ("dma_buf_move_notify", &[Callback::MoveNotify]),
+    ("dma_buf_invalidate_mappings", &[Callback::MoveNotify]),
+    ("dma_buf_mmap", &[Callback::Mmap]),
+    ("dma_buf_begin_cpu_access", &[Callback::BeginCpuAccess]),
+    ("dma_buf_end_cpu_access", &[Callback::EndCpuAccess]),
+];
+
+/// The callbacks `core_fn` invokes, if it is a core function that invokes any.
+pub fn core_invokes(core_fn: &str) -> Option<&'static [Callback]> {
+    CORE_INVOKES
+        .iter()
+        .find(|(f, _)| *f == core_fn)
+        .map(|(_, cbs)| *cbs)
 }
 
 /// One printable row (for `tracer rules`).

@@ -1668,3 +1668,76 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
     assert_eq!((cb.member.as_str(), cb.symbol.as_str()), ("attach", "drm_gem_map_attach"));
     assert_eq!(e.findings().len(), 1, "{:#?}", e.findings());
 }
+
+#[test]
+fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
+    // A driver module loaded after the tracer started: its ops->vmap is not
+    // hooked. The relock inside it is still an exporter relock, named from the
+    // frame dma_buf_vmap called.
+    let b = buf(RESV_A, "late_drv");
+    let mut stacks = stack_table(&[(
+        80,
+        &["ww_mutex_lock", "late_drv_vmap", "dma_buf_vmap", "dma_buf_vmap_unlocked", "importer_fn"],
+    )]);
+    let mut frames = stacks.get(80).unwrap().to_vec();
+    frames[1].module = Some("late_drv".into());
+    stacks.insert(80, frames);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .api(1, DmaBufFn::VmapUnlocked, Phase::Entry, &b)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::Vmap, Phase::Entry, &b)
+        .attempt(1, RESV_A, 0, LockFn::Lock, Some(80));
+    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks.clone());
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    let f = only(&e, FindingKind::ExporterRelock);
+    let cb = f.callback.as_ref().unwrap();
+    assert_eq!((cb.member.as_str(), cb.symbol.as_str(), cb.from_stack), ("vmap", "late_drv_vmap", true));
+    assert_eq!(f.location, "late_drv_vmap");
+    assert!(f.explanation.contains("late_drv_vmap [late_drv]"), "{}", f.explanation);
+    assert_eq!(e.findings().len(), 1);
+    // 6.6+: ops->mmap is invoked unlocked. An importer that holds the resv
+    // across dma_buf_mmap is the one at fault (importer-holds-lock); the
+    // exporter's mmap locking is legal and is not blamed.
+    let stacks = stack_table(&[(81, &["ww_mutex_lock", "late_drv_mmap", "dma_buf_mmap", "importer_fn"])]);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::Mmap, Phase::Entry, &b)
+        .attempt(1, RESV_A, 0, LockFn::Lock, Some(81));
+    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert_eq!(kinds(&e), vec![FindingKind::ImporterHoldsLock], "{:#?}", e.findings());
+}
+
+#[test]
+fn synthetic_importer_notifier_relock_is_named_as_the_importer_callback() {
+    // amdgpu-style exporter moves a buffer: dma_buf_move_notify under the resv
+    // calls the importer's move_notify, which locks the resv again.
+    let b = buf(RESV_A, "amdgpu");
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::MoveNotify, Phase::Entry, &b)
+        .cb(1, Callback::MoveNotify, Phase::Entry, "xe_dma_buf_move_notify", &b)
+        .attempt(1, RESV_A, 0, LockFn::Lock, None);
+    let e = run_cfg(conv(Era::V6_16), &s.evs);
+    let f = only(&e, FindingKind::ExporterRelock);
+    assert!(f.title.contains("importer's notifier"), "{}", f.title);
+    assert!(f.explanation.contains("dma_buf_attach_ops.move_notify"), "{}", f.explanation);
+    assert_eq!(f.callback.as_ref().unwrap().member, "move_notify");
+    // From 7.1 the member is invalidate_mappings.
+    let cfg = EngineConfig {
+        convention: Convention {
+            era: Era::V6_16,
+            invalidate_mappings: true,
+        },
+        ..EngineConfig::default()
+    };
+    let e = run_cfg(cfg, &s.evs);
+    assert_eq!(e.findings()[0].callback.as_ref().unwrap().member, "invalidate_mappings");
+}

@@ -753,6 +753,50 @@ impl Tracer {
         for (name, addr) in candidates {
             self.hook_ops_table(addr, Some(&name));
         }
+        let importers: Vec<(String, u64)> = self
+            .kallsyms
+            .iter()
+            .filter(|s| s.is_data() && table::looks_like_dma_buf_attach_ops(&s.name))
+            .map(|s| (s.name.clone(), s.addr))
+            .collect();
+        for (name, addr) in importers {
+            self.hook_attach_ops_table(addr, &name);
+        }
+    }
+
+    /// Hooks the notifier of one importer's `struct dma_buf_attach_ops`
+    /// (`move_notify`, `invalidate_mappings` from 7.1): the exporter calls it
+    /// with the reservation lock held. Returns whether a hook was added. A
+    /// table whose notifier does not point at a function is left alone.
+    pub fn hook_attach_ops_table(&mut self, ops: u64, name: &str) -> bool {
+        if ops == 0 || self.seen_ops.contains_key(&ops) {
+            return false;
+        }
+        self.seen_ops.insert(ops, true);
+        let Some(member_off) = table::ATTACH_OPS_NOTIFY_MEMBERS
+            .iter()
+            .find_map(|m| self.btf.member_offset("dma_buf_attach_ops", m).ok())
+        else {
+            return false;
+        };
+        let Some(bytes) = self.read_kernel(ops) else {
+            return false;
+        };
+        let off = member_off as usize;
+        let Some(ptr) = bytes
+            .get(off..off + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+        else {
+            return false;
+        };
+        let Some(sym) = self.kallsyms.function_at(ptr).cloned() else {
+            return false;
+        };
+        if ptr == 0 || sym.addr != ptr || self.hooked_addrs.contains_key(&sym.addr) {
+            return false;
+        }
+        self.hook_callback(Callback::MoveNotify, ArgKind::Attachment, &sym, name)
     }
 
     /// Hooks the callbacks of one `struct dma_buf_ops` (seen at start-up or in
@@ -830,10 +874,20 @@ impl Tracer {
         };
         let res = self.hook_function(&sym.name, sym.addr, desc);
         let ok = res.is_ok();
+        // The importer notifier's member was renamed in 7.1: name the one this kernel has.
+        let member = if cb == Callback::MoveNotify {
+            table::ATTACH_OPS_NOTIFY_MEMBERS
+                .iter()
+                .copied()
+                .find(|m| self.btf.member_offset("dma_buf_attach_ops", m).is_ok())
+                .unwrap_or(cb.member())
+        } else {
+            cb.member()
+        };
         let label = format!(
             "{}.{} = {}{}",
             table_name,
-            cb.member(),
+            member,
             sym.name,
             sym.module
                 .as_ref()

@@ -242,6 +242,24 @@ pub fn looks_like_dma_buf_ops(name: &str) -> bool {
         && !n.contains("fence")
 }
 
+/// Data symbols whose names suggest an importer's `struct dma_buf_attach_ops`
+/// (amdgpu_dma_buf_attach_ops, xe_dma_buf_attach_ops, virtgpu_dma_buf_attach_ops,
+/// ...): validated by their contents (the notifier member must point at a
+/// function) before a hook is attached.
+pub fn looks_like_dma_buf_attach_ops(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with("attach_ops")
+        && (n.contains("dmabuf")
+            || n.contains("dma_buf")
+            || n.contains("prime")
+            || n.contains("importer")
+            || n.contains("umem"))
+}
+
+/// The importer notifier's member in `struct dma_buf_attach_ops`, by kernel:
+/// `move_notify` up to 7.0, `invalidate_mappings` from 7.1.
+pub const ATTACH_OPS_NOTIFY_MEMBERS: [&str; 2] = ["move_notify", "invalidate_mappings"];
+
 pub fn func_hook_by_id(id: u16) -> Option<&'static FuncHook> {
     FUNC_HOOKS.iter().find(|h| h.id == id)
 }
@@ -250,6 +268,21 @@ pub fn func_hook_by_id(id: u16) -> Option<&'static FuncHook> {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn importer_attach_ops_names() {
+        for n in [
+            "amdgpu_dma_buf_attach_ops",
+            "xe_dma_buf_attach_ops",
+            "virtgpu_dma_buf_attach_ops",
+            "tsc_importer_attach_ops",
+        ] {
+            assert!(looks_like_dma_buf_attach_ops(n), "{n}");
+            assert!(!looks_like_dma_buf_ops(n), "{n} is not an exporter table");
+        }
+        assert!(!looks_like_dma_buf_attach_ops("amdgpu_dmabuf_ops"));
+        assert!(!looks_like_dma_buf_attach_ops("iommu_attach_ops_foo"));
+    }
 
     /// The ww_mutex entry program (lock_tracing.rs) drops an un-nested lock
     /// entry before reading the function's descriptor: that is only right while

@@ -908,3 +908,58 @@ ssize_t tsc_debugfs_read_fault_under_resv(char __user *ubuf, size_t count)
 	mutex_unlock(&tsc_dbg_mutex);
 	return left ? -EFAULT : n;
 }
+
+/* ---- importer-notify-relock ---- */
+
+/*
+ * A dynamic importer's notifier (move_notify; invalidate_mappings from 7.1)
+ * takes the buffer's reservation lock, which the exporter holds when it
+ * notifies (dma_buf_move_notify asserts it). Found in importers that reuse
+ * their own "unmap" path, which locks, from the notifier.
+ */
+static void tsc_relock_importer_notify(struct dma_buf_attachment *attach)
+{
+	struct tsc_buf *b = attach->dmabuf->priv;
+
+	pr_info("%s: importer notifier re-locks resv %px, which the exporter holds\n",
+		attach->dmabuf->exp_name, attach->dmabuf->resv);
+	complete(&b->about_to_block);
+	dma_resv_lock(attach->dmabuf->resv, NULL);
+	dma_resv_unlock(attach->dmabuf->resv);
+}
+
+const struct dma_buf_attach_ops tsc_relock_importer_attach_ops = {
+	.allow_peer2peer = false,
+#ifdef TSC_HAVE_INVALIDATE_MAPPINGS
+	.invalidate_mappings = tsc_relock_importer_notify,
+#else
+	.move_notify = tsc_relock_importer_notify,
+#endif
+};
+
+static int tsc_notify_relock_body(struct tsc_blocker *bl)
+{
+	struct dma_buf *dmabuf = bl->b->dmabuf;
+	struct dma_buf_attachment *att;
+
+	att = dma_buf_dynamic_attach(dmabuf, tsc_dev,
+				     &tsc_relock_importer_attach_ops, NULL);
+	if (IS_ERR(att))
+		return PTR_ERR(att);
+	/* The exporter moves the buffer: notify importers under the lock. */
+	dma_resv_lock(dmabuf->resv, NULL);
+#ifdef TSC_HAVE_INVALIDATE_MAPPINGS
+	dma_buf_invalidate_mappings(dmabuf);
+#else
+	dma_buf_move_notify(dmabuf);
+#endif
+	dma_resv_unlock(dmabuf->resv);
+	dma_buf_detach(dmabuf, att);
+	return -EPROTO;
+}
+
+int tsc_importer_notify_relock(void)
+{
+	return tsc_run_blocker("importer-notify-relock", "tsc-notify-rlck",
+			       &tsc_dynamic_dmabuf_ops, tsc_notify_relock_body);
+}

@@ -100,6 +100,7 @@ int tsc_return_to_user_holding_release(void);
 void tsc_return_to_user_holding_cleanup(void);
 
 int tsc_gem_pin_relock(void);
+int tsc_importer_notify_relock(void);
 int tsc_ww_second_ctx_same_class(void);
 int tsc_static_importer_map_of_pin_exporter(void);
 int tsc_importer_put_locked(void);

@@ -72,6 +72,7 @@ static const struct tsc_scenario tsc_scenarios[] = {
 	TSC_PRESENT("return-to-user-holding-release",
 		    tsc_return_to_user_holding_release),
 	TSC_PRESENT("gem-pin-relock", tsc_gem_pin_relock),
+	TSC_PRESENT("importer-notify-relock", tsc_importer_notify_relock),
 	TSC_PRESENT("ww-second-ctx-same-class", tsc_ww_second_ctx_same_class),
 	TSC_PRESENT("static-importer-map-of-pin-exporter",
 		    tsc_static_importer_map_of_pin_exporter),

@@ -171,8 +171,9 @@ impl<'a> Env<'a> {
 
     pub fn cb_ref(&self, f: &CbFrame) -> CallbackRef {
         CallbackRef {
-            member: f.cb.member().to_string(),
+            member: self.conv.callback_member(f.cb).to_string(),
             symbol: self.names.get(f.symbol).to_string(),
+            from_stack: false,
         }
     }
 
