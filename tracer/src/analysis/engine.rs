@@ -641,6 +641,7 @@ impl Engine {
         }
         let env = env!(self, ev);
         let store = &mut self.store;
+        let mut second_ctx = false;
         if ctx != 0 {
             if let Some(b) = task.backoff.filter(|b| b.ctx == ctx) {
                 if task.holds_ctx(ctx) {
@@ -658,6 +659,10 @@ impl Engine {
                 out.extend(checks::ww_protocol::second_ctx(
                     &env, task, &acq, other, store,
                 ));
+                // The second context's ordering against the first (held
+                // reservation -> reservation acquire context) is the same bug:
+                // lockdep reports the recursive acquire context and stops.
+                second_ctx = true;
             }
         }
         if let Some(i) = task.held_index(addr) {
@@ -714,6 +719,9 @@ impl Engine {
                     ));
                 }
             }
+        }
+        if second_ctx {
+            return;
         }
         // The first lock of a reservation transaction stands for ww_acquire_init
         // (inline, unseen): it orders the held locks before the acquire context.

@@ -786,10 +786,19 @@ void tsc_return_to_user_holding_cleanup(void)
 static noinline int tsc_panfrost_gem_pin(struct dma_buf *dmabuf)
 {
 	struct tsc_buf *b = dmabuf->priv;
+	int ret;
 
 	complete(&b->about_to_block);
-	/* drm_gem_shmem_pin() before the fix: dma_resv_lock_interruptible. */
-	return dma_resv_lock_interruptible(dmabuf->resv, NULL);
+	/*
+	 * drm_gem_shmem_pin() before the fix: dma_resv_lock_interruptible.
+	 * Not a tail call, so this function is the lock's caller in the stack.
+	 */
+	ret = dma_resv_lock_interruptible(dmabuf->resv, NULL);
+	if (!ret) {
+		atomic_inc(&b->pins);
+		dma_resv_unlock(dmabuf->resv);
+	}
+	return ret;
 }
 
 static noinline int tsc_drm_gem_pin(struct dma_buf *dmabuf)
