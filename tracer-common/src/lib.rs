@@ -45,6 +45,11 @@ pub enum RawKind {
     /// acquisitions, `TaskFrames::lone_locks`): its thread id may be reused
     /// from now on, so user space forgets its state.
     ThreadExit = 11,
+    /// `module:module_load` (exp_name = the module's name): user space
+    /// re-reads kallsyms and hooks the new module's dma-buf ops tables.
+    ModuleLoad = 12,
+    /// `module:module_free` (exp_name = the module's name): its hooks are gone.
+    ModuleFree = 13,
 }
 
 impl RawKind {
@@ -61,6 +66,8 @@ impl RawKind {
             9 => Self::MmapLockReleased,
             10 => Self::SyscallExitHolding,
             11 => Self::ThreadExit,
+            12 => Self::ModuleLoad,
+            13 => Self::ModuleFree,
             _ => return None,
         })
     }
@@ -192,6 +199,9 @@ pub struct Config {
     /// and keep no state (hooks go live one by one; a lock taken before its
     /// unlock hook was live would stay "held" forever).
     pub armed: u32,
+    /// `offsetof(struct module, name)`.
+    pub module_name: u32,
+    pub _pad: u32,
 }
 
 /// The record written to the ring buffer. 160 bytes.
@@ -375,7 +385,7 @@ mod tests {
         // The recording format stores RawEvent bytes: a layout change must bump
         // the format version (tracer/src/events/record.rs).
         assert_eq!(RawEvent::SIZE, 160);
-        assert_eq!(core::mem::size_of::<Config>(), 56);
+        assert_eq!(core::mem::size_of::<Config>(), 64);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
         assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
     }

@@ -196,3 +196,36 @@ pub fn thread_exit(_ctx: RawTracePointContext) -> i32 {
     }
     0
 }
+
+/// A module's name into the event (exp_name), for the module tracepoints.
+#[inline(always)]
+fn module_event(ctx: &RawTracePointContext, kind: RawKind) {
+    // Module loads are rare and matter to every thread: no per-thread filter,
+    // only the tracer's own threads and the arming are checked.
+    let Some((cfg, _)) = traced_thread() else {
+        return;
+    };
+    let module: u64 = ctx.arg(0);
+    let name = module + cfg.module_name as u64;
+    output(kind as u16, 0, |ev| {
+        // SAFETY: reads kernel memory through the helper (fails cleanly).
+        let _ = unsafe {
+            aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(name as *const u8, &mut ev.exp_name)
+        };
+        ev.args = [module, 0, 0, 0];
+    });
+}
+
+/// module_load(struct module *mod): a driver loaded after the start.
+#[raw_tracepoint(tracepoint = "module_load")]
+pub fn module_load(ctx: RawTracePointContext) -> i32 {
+    module_event(&ctx, RawKind::ModuleLoad);
+    0
+}
+
+/// module_free(struct module *mod): a module is gone with its functions.
+#[raw_tracepoint(tracepoint = "module_free")]
+pub fn module_free(ctx: RawTracePointContext) -> i32 {
+    module_event(&ctx, RawKind::ModuleFree);
+    0
+}

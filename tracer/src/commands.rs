@@ -383,6 +383,10 @@ impl RecFile {
 enum Control {
     Start(String),
     Stop,
+    /// Answered once every event the kernel queued before the command was
+    /// read has been processed: a script that loaded a module can wait until
+    /// its callbacks are hooked.
+    Sync,
 }
 
 fn parse_control(line: &str) -> Result<Control, String> {
@@ -395,8 +399,9 @@ fn parse_control(line: &str) -> Result<Control, String> {
             "bad segment name `{name}` (letters, digits, - _ . only)"
         )),
         None if line == "stop" => Ok(Control::Stop),
+        None if line == "sync" => Ok(Control::Sync),
         _ => Err(format!(
-            "unknown command `{line}` (expected `start NAME` or `stop`)"
+            "unknown command `{line}` (expected `start NAME`, `stop` or `sync`)"
         )),
     }
 }
@@ -519,6 +524,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
                     }
                     None => "error: no segment started".into(),
                 },
+                Ok(Control::Sync) => "synced".into(),
             };
             if let Some(a) = ack.as_mut() {
                 a.write_all(format!("{reply}\n").as_bytes())
@@ -705,6 +711,8 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             format!("contention-end   lock={lock:#x} ret={ret}")
         }
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
+        EventKind::ModuleLoad { name } => format!("module-load {name}"),
+        EventKind::ModuleFree { name } => format!("module-free {name}"),
         EventKind::ThreadExit { held, lone_locks } => {
             format!("thread-exit holding={held} lone-locks={lone_locks}")
         }

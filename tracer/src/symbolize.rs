@@ -84,23 +84,25 @@ impl KernelSymbolizer {
     }
 }
 
-/// Frames a probe adds on top of the traced code's, inside which the cut is
-/// looked for.
-const PROBE_DEPTH: usize = 8;
-
-/// Drops the tracing machinery's frames from the top of a stack: everything
-/// up to the last probe frame among the first few. On fentry kernels the
-/// hooked function shows up on both sides of its `bpf_trampoline_*` frame
-/// (the unwinder reports the trampoline's caller and then the function's own
-/// return address): only the one below the trampoline is the traced code's.
+/// Drops the tracing machinery's frames from the top of a stack. On fentry
+/// kernels the hooked function shows up on both sides of its
+/// `bpf_trampoline_*` frame (the unwinder reports the trampoline's caller and
+/// then the function's own return address): only the one below the
+/// trampoline is the traced code's. Probe frames further down (a kretprobe's
+/// `arch_rethook_trampoline` standing in for a hooked callback's return
+/// address) are the traced code's context and stay.
 pub fn strip_tracing(mut frames: Vec<Frame>) -> Vec<Frame> {
-    let cut = frames
-        .iter()
-        .take(PROBE_DEPTH)
-        .rposition(|f| f.symbol.as_deref().is_some_and(is_tracing_frame));
-    if let Some(i) = cut {
-        frames.drain(..=i);
+    let tracing = |f: &Frame| f.symbol.as_deref().is_some_and(is_tracing_frame);
+    let mut i = frames.iter().take_while(|f| tracing(f)).count();
+    // X, trampoline, X: the first X and the trampoline are the probe's.
+    while i + 2 < frames.len()
+        && tracing(&frames[i + 1])
+        && frames[i].symbol.is_some()
+        && frames[i].symbol == frames[i + 2].symbol
+    {
+        i += 2;
     }
+    frames.drain(..i);
     frames
 }
 
@@ -160,13 +162,23 @@ mod tests {
             .map(|f| f.symbol.unwrap())
             .collect();
         assert_eq!(syms, ["ww_mutex_lock", "drm_modeset_lock"]);
-        // A kprobe stack keeps everything under the probe frames.
+        // A kprobe stack keeps everything under the probe frames, and a hooked
+        // callback's kretprobe trampoline below the traced code stays with it.
         let stack = vec![
             frame("kprobe_ftrace_handler", 0x10),
             frame("ww_mutex_lock", 0x5),
-            frame("dma_resv_lock", 0x20),
+            frame("tsc_relock_pin", 0x20),
+            frame("arch_rethook_trampoline", 0x0),
+            frame("dma_buf_dynamic_attach", 0x120),
         ];
-        assert_eq!(strip_tracing(stack).len(), 2);
+        let syms: Vec<String> = strip_tracing(stack)
+            .into_iter()
+            .map(|f| f.symbol.unwrap())
+            .collect();
+        assert_eq!(
+            syms,
+            ["ww_mutex_lock", "tsc_relock_pin", "arch_rethook_trampoline", "dma_buf_dynamic_attach"]
+        );
         // No probe frame at all: untouched.
         assert_eq!(strip_tracing(vec![frame("ww_mutex_lock", 5)]).len(), 1);
     }

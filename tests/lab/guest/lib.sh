@@ -37,3 +37,12 @@ wait_ready() {
 		sleep 0.1
 	done
 }
+
+# tracer_sync: wait until the boot's tracer processed every event queued so far (a module a
+# trigger loaded is then hooked). A no-op without the tracer's control FIFO (--no-tracer).
+tracer_sync() {
+	[ -p /tmp/lab-ctl ] && [ -p /tmp/lab-ack ] || return 0
+	echo sync > /tmp/lab-ctl
+	read -r answer < /tmp/lab-ack
+	[ "$answer" = synced ] || { echo "LAB: tracer answered sync with: $answer"; return 1; }
+}

@@ -420,6 +420,7 @@ impl Engine {
             EventKind::MmapUnlock { .. } => {}
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
+            EventKind::ModuleLoad { .. } | EventKind::ModuleFree { .. } => {}
             EventKind::ThreadExit { lone_locks, .. } => {
                 self.stats.thread_exits += 1;
                 self.stats.lone_acquisitions += u64::from(*lone_locks);

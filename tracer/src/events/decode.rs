@@ -24,7 +24,7 @@ pub struct Decoder {
     hooks: HashMap<u16, HookInfo>,
 }
 
-fn cstr(b: &[u8]) -> String {
+pub(crate) fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
@@ -126,6 +126,12 @@ impl Decoder {
             RawKind::SyscallExitHolding => EventKind::SyscallExit {
                 nr: r.args[0] as i64,
                 held: r.args[1] as u32,
+            },
+            RawKind::ModuleLoad => EventKind::ModuleLoad {
+                name: cstr(&r.exp_name),
+            },
+            RawKind::ModuleFree => EventKind::ModuleFree {
+                name: cstr(&r.exp_name),
             },
             RawKind::ThreadExit => EventKind::ThreadExit {
                 held: r.args[0] as u32,

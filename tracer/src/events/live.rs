@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf, StackTraceMap};
 use tokio::io::unix::AsyncFd;
-use tracer_common::RawEvent;
+use tracer_common::{RawEvent, RawKind};
 
 use super::{decode::Decoder, Frame, StackTable};
 use crate::{
@@ -105,6 +105,9 @@ impl Live {
                 x.new_stack = Some((id, frames));
             }
         }
+        if r.kind == RawKind::ModuleLoad as u16 || r.kind == RawKind::ModuleFree as u16 {
+            self.follow_module(r, &mut x);
+        }
         if r.ops != 0 && self.seen_ops.insert(r.ops) {
             let before = self.tracer.hooks.len();
             if self.tracer.hook_ops_table(r.ops, None) > 0 {
@@ -115,6 +118,41 @@ impl Live {
             }
         }
         x
+    }
+
+    /// A module loaded or freed after the start (the dev-box loop: rmmod,
+    /// modprobe the driver under test, run the test): hooks its dma-buf ops
+    /// tables, or forgets its hooks, and says so on stderr.
+    fn follow_module(&mut self, r: &RawEvent, x: &mut Extras) {
+        let name = super::decode::cstr(&r.exp_name);
+        if r.kind == RawKind::ModuleLoad as u16 {
+            let before = self.tracer.hooks.len();
+            match self.tracer.module_loaded(&name) {
+                Ok(n) => {
+                    for h in &self.tracer.hooks[before..] {
+                        self.decoder.add_hook(h.clone());
+                        x.new_hooks.push(h.clone());
+                    }
+                    if n > 0 {
+                        eprintln!("tracer: module {name} loaded: {n} dma-buf callback(s) hooked");
+                    }
+                }
+                Err(e) => eprintln!(
+                    "tracer: module {name} loaded, but its dma-buf callbacks could not be hooked: {e:#}"
+                ),
+            }
+            // Stacks through the new module's text resolve against a fresh index.
+            self.symbolizer = KernelSymbolizer::new();
+        } else {
+            // Ops tables the module owned may be reused by the next one.
+            self.seen_ops.clear();
+            match self.tracer.module_freed(&name) {
+                Ok(0) => {}
+                Ok(n) => eprintln!("tracer: module {name} unloaded: its {n} hook(s) are gone"),
+                Err(e) => eprintln!("tracer: module {name} unloaded: {e:#}"),
+            }
+            self.symbolizer = KernelSymbolizer::new();
+        }
     }
 
     pub fn lost_per_cpu(&self) -> Vec<u64> {

@@ -21,6 +21,7 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("dma_buf_export_info", "exp_name"),
     ("dma_buf_attachment", "importer_ops"),
     ("dma_buf_ops", "pin"),
+    ("module", "name"),
 ];
 
 pub struct KernelBtf {
@@ -114,6 +115,9 @@ impl KernelBtf {
             export_info_exp_name: off("dma_buf_export_info", "exp_name")?,
             attachment_importer_ops: off("dma_buf_attachment", "importer_ops")?,
             ops_pin: off("dma_buf_ops", "pin")?,
+            // Only the module tracepoints read it: a kernel without it
+            // loses module names, not the tracer.
+            module_name: off("module", "name").unwrap_or(0),
             ..Default::default()
         })
     }

@@ -764,6 +764,87 @@ impl Tracer {
         }
     }
 
+    /// A module was loaded after the start: re-reads kallsyms and hooks the
+    /// module's dma-buf ops tables (exporters' and importers'). Returns the
+    /// number of callbacks hooked (the new `hooks` entries are at the end).
+    pub fn module_loaded(&mut self, module: &str) -> Result<usize> {
+        self.kallsyms = Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
+        let of_module = |s: &super::kallsyms::Sym| s.is_data() && s.module.as_deref() == Some(module);
+        let exporters: Vec<(String, u64)> = self
+            .kallsyms
+            .iter()
+            .filter(|s| of_module(s) && table::looks_like_dma_buf_ops(&s.name))
+            .map(|s| (s.name.clone(), s.addr))
+            .collect();
+        let importers: Vec<(String, u64)> = self
+            .kallsyms
+            .iter()
+            .filter(|s| of_module(s) && table::looks_like_dma_buf_attach_ops(&s.name))
+            .map(|s| (s.name.clone(), s.addr))
+            .collect();
+        let mut added = 0;
+        for (name, addr) in exporters {
+            added += self.hook_ops_table(addr, Some(&name));
+        }
+        for (name, addr) in importers {
+            added += self.hook_attach_ops_table(addr, &name) as usize;
+        }
+        Ok(added)
+    }
+
+    /// A module was freed: its functions are gone (the kernel removed their
+    /// kprobes), and its addresses may be reused by the next module. Forgets
+    /// its hooks, their descriptors and its ops tables, and re-reads
+    /// kallsyms. Returns the number of hooks forgotten.
+    pub fn module_freed(&mut self, module: &str) -> Result<usize> {
+        let gone: Vec<u64> = self
+            .hooks
+            .iter()
+            .filter(|h| h.module.as_deref() == Some(module))
+            .map(|h| h.addr)
+            .collect();
+        for &addr in &gone {
+            self.hooked_addrs.remove(&addr);
+            self.remove_desc(addr);
+        }
+        let tables: Vec<u64> = self
+            .seen_ops
+            .keys()
+            .copied()
+            .filter(|&a| {
+                self.kallsyms
+                    .lookup(a)
+                    .is_some_and(|s| s.addr == a && s.module.as_deref() == Some(module))
+            })
+            .collect();
+        for a in tables {
+            self.seen_ops.remove(&a);
+        }
+        self.kallsyms = Kallsyms::load().context("re-reading /proc/kallsyms after a module unload")?;
+        Ok(gone.len())
+    }
+
+    /// Removes the descriptor of the function at `addr` (and past its ENDBR).
+    fn remove_desc(&mut self, addr: u64) {
+        if let Some(m) = self.ebpf.map_mut("FUNCS") {
+            if let Ok(mut funcs) = BpfHashMap::<_, u64, FuncDesc>::try_from(m) {
+                for a in [addr, addr + 4] {
+                    let _ = funcs.remove(&a);
+                }
+            }
+        }
+        if let Some(m) = self.ebpf.map_mut("FUNC_SLOTS") {
+            if let Ok(mut slots) = Array::<_, FuncSlot>::try_from(m) {
+                for a in [addr, addr + 4] {
+                    let i = func_slot(a);
+                    if slots.get(&i, 0).is_ok_and(|cur| cur.ip == a) {
+                        let _ = slots.set(i, FuncSlot::default(), 0);
+                    }
+                }
+            }
+        }
+    }
+
     /// Hooks the notifier of one importer's `struct dma_buf_attach_ops`
     /// (`move_notify`, `invalidate_mappings` from 7.1): the exporter calls it
     /// with the reservation lock held. Returns whether a hook was added. A

@@ -213,6 +213,20 @@ pub const TRACEPOINTS: &[TracepointHook] = &[
         category: "sched",
         why: "marks the thread's state for takeover (sends what it still held first)",
     },
+    TracepointHook {
+        program: "module_load",
+        older: None,
+        tracepoint: "module_load",
+        category: "module",
+        why: "a driver loaded after the start: its dma-buf ops are hooked",
+    },
+    TracepointHook {
+        program: "module_free",
+        older: None,
+        tracepoint: "module_free",
+        category: "module",
+        why: "a module unloaded: its hooks are forgotten",
+    },
 ];
 
 /// `struct dma_buf_ops` members hooked as exporter callbacks, and

@@ -100,9 +100,14 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
     let _ = fs::remove_file(&channel);
     let mut child = Command::new(qemu)
         // /dev/kvm on these machines cannot run a stock guest; TCG is slower but works.
+        // One TCG thread for both vCPUs: with a thread per vCPU, code one vCPU patches
+        // (text_poke_bp: int3, sync, rest) while the other runs it is sometimes run stale,
+        // and the kernel dies of an `Oops: int3` it cannot attribute (seen at boot in
+        // sched_clock_cpu, and in ww_mutex_lock when a second tracer attached during
+        // traffic). A real CPU has no such window.
         .args([
             "-accel",
-            "tcg",
+            "tcg,thread=single",
             "-m",
             "2G",
             "-smp",
