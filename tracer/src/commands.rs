@@ -273,9 +273,10 @@ pub(crate) fn announce(statuses: &[ProbeStatus], startup: std::time::Duration, f
         .filter(|p| p.state == ProbeState::Failed)
         .collect();
     eprintln!(
-        "tracer: {attached} hooks attached in {:.2} s (load, verify, attach), {} unavailable",
+        "tracer: {attached} hooks attached in {:.2} s (load, verify, attach), {} unavailable{}",
         startup.as_secs_f64(),
-        failed.len()
+        failed.len(),
+        absent_summary(statuses)
     );
     if let Some(first) = failed.first() {
         let funcs = failed
@@ -292,6 +293,47 @@ pub(crate) fn announce(statuses: &[ProbeStatus], startup: std::time::Duration, f
             eprintln!("tracer: without function hooks no dma-buf or ww_mutex event can be seen; tracepoint events only");
         }
     }
+}
+
+/// What the attach line says of hooks whose function or tracepoint this
+/// kernel does not have: those the hook table says exist only on other
+/// kernels (renamed, added or removed: expected), and those it says should
+/// be here (a rename the table does not know yet: the tracer is blind there).
+fn absent_summary(statuses: &[ProbeStatus]) -> String {
+    let absent: Vec<&ProbeStatus> = statuses
+        .iter()
+        .filter(|p| p.state == ProbeState::Absent)
+        .collect();
+    if absent.is_empty() {
+        return String::new();
+    }
+    let (unexpected, expected): (Vec<&ProbeStatus>, Vec<&ProbeStatus>) =
+        absent.iter().partition(|p| {
+            crate::probes::table::FUNC_HOOKS
+                .iter()
+                .any(|h| h.func == p.hook && h.exists == "all")
+        });
+    let names = |v: &[&ProbeStatus]| {
+        v.iter()
+            .map(|p| p.hook.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut s = format!(
+        ", {} not in this kernel ({} renamed or of other kernel versions: {}",
+        absent.len(),
+        expected.len(),
+        names(&expected)
+    );
+    if !unexpected.is_empty() {
+        s.push_str(&format!(
+            "; {} expected on every kernel, missing here (renamed?), not seen: {}",
+            unexpected.len(),
+            names(&unexpected)
+        ));
+    }
+    s.push(')');
+    s
 }
 
 /// One recording being written, and the stacks it already holds (a stack
@@ -973,4 +1015,39 @@ fn dump_resv_links(file: &std::path::Path, json: bool) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_FINDINGS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(hook: &str, state: ProbeState) -> ProbeStatus {
+        ProbeStatus {
+            hook: hook.into(),
+            family: "function".into(),
+            mechanism: "-".into(),
+            state,
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_attach_line_counts_renamed_and_unexpectedly_missing_hooks() {
+        assert_eq!(absent_summary(&[st("ww_mutex_lock", ProbeState::Attached)]), "");
+        let s = absent_summary(&[
+            st("ww_mutex_lock", ProbeState::Attached),
+            st("dma_buf_move_notify", ProbeState::Absent),
+            st("dma_buf_vmap_unlocked", ProbeState::Absent),
+        ]);
+        assert_eq!(
+            s,
+            ", 2 not in this kernel (2 renamed or of other kernel versions: \
+             dma_buf_move_notify, dma_buf_vmap_unlocked)"
+        );
+        let s = absent_summary(&[st("dma_buf_pin", ProbeState::Absent)]);
+        assert!(
+            s.contains("1 expected on every kernel, missing here (renamed?), not seen: dma_buf_pin"),
+            "{s}"
+        );
+    }
 }

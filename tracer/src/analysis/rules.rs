@@ -342,7 +342,7 @@ const FN_TABLE: [FnSpec; 21] = [
     FnSpec {
         f: DmaBufFn::Mmap,
         req: [X, N, N, N],
-        note: "6.2-6.5 take the lock around ops->mmap; 6.6+ document it as unlocked",
+        note: "6.2-6.5 take the lock around ops->mmap; 6.6+ invoke ops->mmap unlocked, and exporters lock there",
     },
     FnSpec {
         f: DmaBufFn::MoveNotify,
@@ -442,6 +442,33 @@ pub fn callback_rule(conv: Convention, cb: Callback) -> CbReq {
     let spec = &CB_TABLE[cb as usize];
     debug_assert_eq!(spec.cb, cb);
     spec.req[conv.era as usize]
+}
+
+/// What holding the buffer's reservation lock across a call of `f` does, for
+/// a function the caller must not hold it for (the explanation of
+/// `importer-holds-lock`). Sources: dma-buf.c of each lab kernel
+/// (docs/findings.md, "The rules and the kernel lines behind them").
+pub fn holding_consequence(conv: Convention, f: DmaBufFn) -> &'static str {
+    match (f, conv.era) {
+        (DmaBufFn::BeginCpuAccess | DmaBufFn::EndCpuAccess, _) => {
+            "it is annotated might_lock(dmabuf->resv) (lockdep reports a caller holding it) and \
+             invokes the exporter's callback, which runs unlocked and may take it"
+        }
+        (DmaBufFn::Mmap, Era::V6_2) => {
+            "it takes that lock itself around ops->mmap, and a ww_mutex is not recursive"
+        }
+        (DmaBufFn::Mmap, _) => {
+            "it takes no lock itself, but invokes ops->mmap unlocked and exporters take the lock \
+             there (drm_gem_shmem_mmap does): holding it deadlocks with them"
+        }
+        (DmaBufFn::Export | DmaBufFn::Fd | DmaBufFn::Get | DmaBufFn::Put, _) => {
+            "it takes no lock itself, but the dma-buf locking convention (6.2+) says to call it \
+             without the reservation lock: exporters may rely on it (the last dma_buf_put runs \
+             ops->release, which is invoked unlocked and may lock)"
+        }
+        _ => "it takes that lock itself (dma_resv_lock(dmabuf->resv, NULL)), and a ww_mutex is not \
+              recursive",
+    }
 }
 
 /// The callbacks a dma-buf core function invokes (kernel function name ->

@@ -1538,6 +1538,7 @@ fn synthetic_dma_buf_put_under_resv_is_a_convention_warning() {
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.explanation.contains("takes no lock itself"), "{}", f.explanation);
     assert!(!f.explanation.contains("takes that lock itself"));
+    assert_eq!(f.variant, "convention");
     // attach under the lock is still the self-deadlock, an error.
     let mut s = S::new();
     s.init(RESV_A)

@@ -11,7 +11,7 @@ use super::super::finding::{BufferRef, Finding, FindingKind, Severity};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
 use super::{Env, KindInfo};
-use crate::analysis::rules::{fn_rule, FnReq};
+use crate::analysis::rules::{fn_rule, holding_consequence, FnReq};
 
 pub const INFO: KindInfo = KindInfo {
     kind: FindingKind::ImporterHoldsLock,
@@ -54,15 +54,7 @@ pub fn check(
         location,
     };
     out.report(key, env.ev, || {
-        let why = if convention_only {
-            format!(
-                "{name} takes no lock itself, but the dma-buf locking convention (6.2+) says to \
-                 call it without the reservation lock: exporters may rely on it (the last \
-                 dma_buf_put runs ops->release, which is invoked unlocked and may lock)"
-            )
-        } else {
-            format!("{name} takes that lock itself, and a ww_mutex is not recursive")
-        };
+        let why = format!("{name}: {}", holding_consequence(env.conv, f));
         let mut fi = env.base(
             &INFO,
             format!(

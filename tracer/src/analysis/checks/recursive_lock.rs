@@ -28,7 +28,10 @@ pub const INFO: KindInfo = KindInfo {
 pub fn explained_by_api_call(env: &Env, task: &TaskState, held: &HeldLock) -> bool {
     task.api.iter().any(|a| {
         a.resv == held.lock.addr
-            && fn_rule(env.conv, a.func) == FnReq::MustNotHold
+            && matches!(
+                fn_rule(env.conv, a.func),
+                FnReq::MustNotHold | FnReq::ShouldNotHold
+            )
             && held.taken_in_api.is_none_or(|t| t < a.ts_ns)
     })
 }
