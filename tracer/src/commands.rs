@@ -152,7 +152,11 @@ pub(crate) fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
         probes: t.status.clone(),
         mechanisms: t.mechanism_summary(),
         full_stream,
-        init_mm: t.kallsyms.get("init_mm").map(|s| s.addr).filter(|&a| a != 0),
+        init_mm: t
+            .kallsyms
+            .get("init_mm")
+            .map(|s| s.addr)
+            .filter(|&a| a != 0),
     }
 }
 
@@ -1033,7 +1037,10 @@ mod tests {
 
     #[test]
     fn the_attach_line_counts_renamed_and_unexpectedly_missing_hooks() {
-        assert_eq!(absent_summary(&[st("ww_mutex_lock", ProbeState::Attached)]), "");
+        assert_eq!(
+            absent_summary(&[st("ww_mutex_lock", ProbeState::Attached)]),
+            ""
+        );
         let s = absent_summary(&[
             st("ww_mutex_lock", ProbeState::Attached),
             st("dma_buf_move_notify", ProbeState::Absent),
@@ -1046,7 +1053,9 @@ mod tests {
         );
         let s = absent_summary(&[st("dma_buf_pin", ProbeState::Absent)]);
         assert!(
-            s.contains("1 expected on every kernel, missing here (renamed?), not seen: dma_buf_pin"),
+            s.contains(
+                "1 expected on every kernel, missing here (renamed?), not seen: dma_buf_pin"
+            ),
             "{s}"
         );
     }

@@ -177,7 +177,12 @@ mod tests {
             .collect();
         assert_eq!(
             syms,
-            ["ww_mutex_lock", "tsc_relock_pin", "arch_rethook_trampoline", "dma_buf_dynamic_attach"]
+            [
+                "ww_mutex_lock",
+                "tsc_relock_pin",
+                "arch_rethook_trampoline",
+                "dma_buf_dynamic_attach"
+            ]
         );
         // No probe frame at all: untouched.
         assert_eq!(strip_tracing(vec![frame("ww_mutex_lock", 5)]).len(), 1);

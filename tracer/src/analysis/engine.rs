@@ -470,17 +470,23 @@ impl Engine {
         if let Some(&c) = self.site_classes.get(&stack) {
             return (id, c);
         }
-        let site = self.stacks.as_ref().and_then(|st| st.get(stack)).and_then(|frames| {
-            frames
-                .iter()
-                .find_map(|f| f.symbol.as_deref().filter(|s| !is_plumbing(s)))
-                .map(str::to_string)
-        });
+        let site = self
+            .stacks
+            .as_ref()
+            .and_then(|st| st.get(stack))
+            .and_then(|frames| {
+                frames
+                    .iter()
+                    .find_map(|f| f.symbol.as_deref().filter(|s| !is_plumbing(s)))
+                    .map(str::to_string)
+            });
         let class = match site {
             Some(s) => {
                 let c = match home_of(&s) {
                     Some(Home::Reservation) => Some(RESERVATION),
-                    Some(Home::Static(name)) => self.classes.intern(LockClass::WwClass(name.into())),
+                    Some(Home::Static(name)) => {
+                        self.classes.intern(LockClass::WwClass(name.into()))
+                    }
                     None => self.classes.intern(LockClass::WwSite(s)),
                 };
                 c.unwrap_or(WW_UNKNOWN)

@@ -466,8 +466,10 @@ pub fn holding_consequence(conv: Convention, f: DmaBufFn) -> &'static str {
              without the reservation lock: exporters may rely on it (the last dma_buf_put runs \
              ops->release, which is invoked unlocked and may lock)"
         }
-        _ => "it takes that lock itself (dma_resv_lock(dmabuf->resv, NULL)), and a ww_mutex is not \
-              recursive",
+        _ => {
+            "it takes that lock itself (dma_resv_lock(dmabuf->resv, NULL)), and a ww_mutex is not \
+              recursive"
+        }
     }
 }
 
@@ -480,11 +482,20 @@ pub const CORE_INVOKES: &[(&str, &[Callback])] = &[
     ("dma_buf_vunmap", &[Callback::Vunmap]),
     ("__map_dma_buf", &[Callback::MapDmaBuf]),
     ("__unmap_dma_buf", &[Callback::UnmapDmaBuf]),
-    ("dma_buf_map_attachment", &[Callback::Pin, Callback::MapDmaBuf]),
-    ("dma_buf_unmap_attachment", &[Callback::UnmapDmaBuf, Callback::Unpin]),
+    (
+        "dma_buf_map_attachment",
+        &[Callback::Pin, Callback::MapDmaBuf],
+    ),
+    (
+        "dma_buf_unmap_attachment",
+        &[Callback::UnmapDmaBuf, Callback::Unpin],
+    ),
     ("dma_buf_pin", &[Callback::Pin]),
     ("dma_buf_unpin", &[Callback::Unpin]),
-    ("dma_buf_dynamic_attach", &[Callback::Pin, Callback::MapDmaBuf]),
+    (
+        "dma_buf_dynamic_attach",
+        &[Callback::Pin, Callback::MapDmaBuf],
+    ),
     ("dma_buf_move_notify", &[Callback::MoveNotify]),
     ("dma_buf_invalidate_mappings", &[Callback::MoveNotify]),
     ("dma_buf_mmap", &[Callback::Mmap]),

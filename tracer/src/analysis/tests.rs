@@ -1358,19 +1358,37 @@ fn i915_commit_stacks() -> StackTable {
     stack_table(&[
         (
             40,
-            &["ww_mutex_lock_interruptible", "drm_modeset_lock", "drm_atomic_get_crtc_state", "intel_atomic_check"],
+            &[
+                "ww_mutex_lock_interruptible",
+                "drm_modeset_lock",
+                "drm_atomic_get_crtc_state",
+                "intel_atomic_check",
+            ],
         ),
         (
             41,
-            &["ww_mutex_lock_slow_interruptible", "drm_modeset_backoff", "drm_atomic_helper_commit"],
+            &[
+                "ww_mutex_lock_slow_interruptible",
+                "drm_modeset_backoff",
+                "drm_atomic_helper_commit",
+            ],
         ),
         (
             42,
-            &["ww_mutex_lock_interruptible", "__i915_gem_object_lock", "intel_plane_pin_fb", "intel_prepare_plane_fb"],
+            &[
+                "ww_mutex_lock_interruptible",
+                "__i915_gem_object_lock",
+                "intel_plane_pin_fb",
+                "intel_prepare_plane_fb",
+            ],
         ),
         (
             43,
-            &["ww_mutex_lock_interruptible", "i915_gem_object_pin_pages", "intel_plane_pin_fb"],
+            &[
+                "ww_mutex_lock_interruptible",
+                "i915_gem_object_pin_pages",
+                "intel_plane_pin_fb",
+            ],
         ),
     ])
 }
@@ -1417,11 +1435,23 @@ fn synthetic_modeset_locks_by_lock_and_backoff_are_one_class() {
     // (modeset_lock inlined into each): one class, no edge between "two".
     let mut s = S::new();
     s.lock_with(1, MODESET, CTX1, LockFn::LockInterruptible, Some(41))
-        .lock_with(1, MODESET + 0x100, CTX1, LockFn::LockInterruptible, Some(40))
+        .lock_with(
+            1,
+            MODESET + 0x100,
+            CTX1,
+            LockFn::LockInterruptible,
+            Some(40),
+        )
         .unlock(1, MODESET + 0x100)
         .unlock(1, MODESET)
         // Another commit, another context, the other order.
-        .lock_with(2, MODESET + 0x100, CTX2, LockFn::LockInterruptible, Some(40))
+        .lock_with(
+            2,
+            MODESET + 0x100,
+            CTX2,
+            LockFn::LockInterruptible,
+            Some(40),
+        )
         .lock_with(2, MODESET, CTX2, LockFn::LockInterruptible, Some(41));
     let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
     for ev in &s.evs {
@@ -1440,8 +1470,14 @@ fn synthetic_transactions_in_opposite_orders_over_site_classed_objects_are_clean
     // transactions taking them in opposite orders must not invert (the ww
     // protocol orders locks of one context at run time).
     let stacks = stack_table(&[
-        (50, &["ww_mutex_lock", "amdgpu_vm_lock_pd", "amdgpu_cs_ioctl"]),
-        (51, &["ww_mutex_lock", "amdgpu_bo_list_lock", "amdgpu_cs_ioctl"]),
+        (
+            50,
+            &["ww_mutex_lock", "amdgpu_vm_lock_pd", "amdgpu_cs_ioctl"],
+        ),
+        (
+            51,
+            &["ww_mutex_lock", "amdgpu_bo_list_lock", "amdgpu_cs_ioctl"],
+        ),
     ]);
     const BO_X: u64 = 0xffff_8880_5000_0000;
     const BO_Y: u64 = 0xffff_8880_6000_0000;
@@ -1480,7 +1516,10 @@ fn synthetic_61_static_importer_of_pin_capable_exporter_maps_without_lock_is_cle
     s.init(RESV_A)
         .api(1, DmaBufFn::MapAttachment, Phase::Entry, &b)
         .api(1, DmaBufFn::MapAttachment, Phase::Return, &b);
-    only(&run_cfg(conv(Era::Pre6_2), &s.evs), FindingKind::ImporterMissingLock);
+    only(
+        &run_cfg(conv(Era::Pre6_2), &s.evs),
+        FindingKind::ImporterMissingLock,
+    );
 }
 
 #[test]
@@ -1495,8 +1534,20 @@ fn synthetic_core_wait_in_dynamic_attach_of_static_importer_is_not_a_finding() {
         .lock(1, RESV_A, 0)
         .cb(1, Callback::Pin, Phase::Entry, "amdgpu_dma_buf_pin", &b)
         .cb(1, Callback::Pin, Phase::Return, "amdgpu_dma_buf_pin", &b)
-        .cb(1, Callback::MapDmaBuf, Phase::Entry, "amdgpu_dma_buf_map", &b)
-        .cb(1, Callback::MapDmaBuf, Phase::Return, "amdgpu_dma_buf_map", &b)
+        .cb(
+            1,
+            Callback::MapDmaBuf,
+            Phase::Entry,
+            "amdgpu_dma_buf_map",
+            &b,
+        )
+        .cb(
+            1,
+            Callback::MapDmaBuf,
+            Phase::Return,
+            "amdgpu_dma_buf_map",
+            &b,
+        )
         .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 })
         .ev(1, None, EventKind::FenceWaitEnd { fence: 0xf00 })
         .unlock(1, RESV_A)
@@ -1509,7 +1560,13 @@ fn synthetic_core_wait_in_dynamic_attach_of_static_importer_is_not_a_finding() {
     s.init(RESV_A)
         .api(1, DmaBufFn::DynamicAttach, Phase::Entry, &b)
         .lock(1, RESV_A, 0)
-        .cb(1, Callback::MapDmaBuf, Phase::Entry, "amdgpu_dma_buf_map", &b)
+        .cb(
+            1,
+            Callback::MapDmaBuf,
+            Phase::Entry,
+            "amdgpu_dma_buf_map",
+            &b,
+        )
         .ev(1, None, EventKind::FenceWaitStart { fence: 0xf00 });
     only(&run(&s.evs), FindingKind::FenceWaitUnderResv);
     // An importer that took the lock itself and then called into the core
@@ -1536,7 +1593,11 @@ fn synthetic_dma_buf_put_under_resv_is_a_convention_warning() {
     let e = run(&s.evs);
     let f = only(&e, FindingKind::ImporterHoldsLock);
     assert_eq!(f.severity, Severity::Warning);
-    assert!(f.explanation.contains("takes no lock itself"), "{}", f.explanation);
+    assert!(
+        f.explanation.contains("takes no lock itself"),
+        "{}",
+        f.explanation
+    );
     assert!(!f.explanation.contains("takes that lock itself"));
     assert_eq!(f.variant, "convention");
     // attach under the lock is still the self-deadlock, an error.
@@ -1557,14 +1618,23 @@ fn synthetic_reused_thread_id_after_exit_holds_nothing() {
     let mut s = S::new();
     s.init(RESV_A)
         .lock(7, RESV_A, 0)
-        .ev(7, None, EventKind::ThreadExit { held: 0, lone_locks: 0 })
+        .ev(
+            7,
+            None,
+            EventKind::ThreadExit {
+                held: 0,
+                lone_locks: 0,
+            },
+        )
         .lock(7, RESV_B, 0)
         .lock(7, RESV_A, 0);
     let mut s2 = S::new();
     s2.evs = s.evs.clone();
     let e = run(&s.evs);
     assert!(
-        !e.findings().iter().any(|f| f.id == FindingKind::RecursiveLock),
+        !e.findings()
+            .iter()
+            .any(|f| f.id == FindingKind::RecursiveLock),
         "{:#?}",
         e.findings()
     );
@@ -1614,11 +1684,19 @@ fn synthetic_vgem_mmap_wc_takes_init_mm_not_a_user_mm() {
 #[test]
 fn synthetic_xe_teardown_locking_resv_after_fini_is_found() {
     // xe (2026): the BO teardown locked the object's resv after dma_resv_fini.
-    let stacks = stack_table(&[(60, &["ww_mutex_lock", "xe_bo_teardown_unlock_late", "xe_ttm_bo_destroy"])]);
+    let stacks = stack_table(&[(
+        60,
+        &[
+            "ww_mutex_lock",
+            "xe_bo_teardown_unlock_late",
+            "xe_ttm_bo_destroy",
+        ],
+    )]);
     let mut s = S::new();
     s.init(RESV_A).lock(1, RESV_A, 0).unlock(1, RESV_A);
     s.ev(1, Some(61), EventKind::ResvFini { resv: RESV_A });
-    s.lock_with(1, RESV_A, 0, LockFn::Lock, Some(60)).unlock(1, RESV_A);
+    s.lock_with(1, RESV_A, 0, LockFn::Lock, Some(60))
+        .unlock(1, RESV_A);
     let mut e = Engine::with_stacks(conv(Era::V6_16), stacks.clone());
     for ev in &s.evs {
         e.feed(ev);
@@ -1634,11 +1712,16 @@ fn synthetic_xe_teardown_locking_resv_after_fini_is_found() {
     // A fini by one process, a lock by another at that address (a new object
     // whose init predates the trace, or was not seen): not judged.
     let mut s = S::new();
-    s.init(RESV_A).fini(RESV_A).lock(5, RESV_A, 0).unlock(5, RESV_A);
+    s.init(RESV_A)
+        .fini(RESV_A)
+        .lock(5, RESV_A, 0)
+        .unlock(5, RESV_A);
     assert!(run(&s.evs).findings().is_empty());
     // A trylock after fini is the same use.
     let mut s = S::new();
-    s.init(RESV_A).fini(RESV_A).lock_with(0, RESV_A, 0, LockFn::Trylock, None);
+    s.init(RESV_A)
+        .fini(RESV_A)
+        .lock_with(0, RESV_A, 0, LockFn::Trylock, None);
     only(&run(&s.evs), FindingKind::ResvLockAfterFini);
 }
 
@@ -1651,8 +1734,24 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
     // the importer (which held nothing when it called dma_buf_attach).
     let b = buf(RESV_A, "panfrost");
     let stacks = stack_table(&[
-        (70, &["ww_mutex_lock", "drm_gem_pin", "drm_gem_map_attach", "dma_buf_dynamic_attach"]),
-        (71, &["ww_mutex_lock_interruptible", "drm_gem_shmem_pin", "panfrost_gem_pin", "drm_gem_pin"]),
+        (
+            70,
+            &[
+                "ww_mutex_lock",
+                "drm_gem_pin",
+                "drm_gem_map_attach",
+                "dma_buf_dynamic_attach",
+            ],
+        ),
+        (
+            71,
+            &[
+                "ww_mutex_lock_interruptible",
+                "drm_gem_shmem_pin",
+                "panfrost_gem_pin",
+                "drm_gem_pin",
+            ],
+        ),
     ]);
     let mut s = S::new();
     s.init(RESV_A)
@@ -1668,7 +1767,10 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
     let f = only(&e, FindingKind::RecursiveLock);
     assert_eq!(f.location, "drm_gem_shmem_pin");
     let cb = f.callback.as_ref().unwrap();
-    assert_eq!((cb.member.as_str(), cb.symbol.as_str()), ("attach", "drm_gem_map_attach"));
+    assert_eq!(
+        (cb.member.as_str(), cb.symbol.as_str()),
+        ("attach", "drm_gem_map_attach")
+    );
     assert_eq!(e.findings().len(), 1, "{:#?}", e.findings());
 }
 
@@ -1680,7 +1782,13 @@ fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
     let b = buf(RESV_A, "late_drv");
     let mut stacks = stack_table(&[(
         80,
-        &["ww_mutex_lock", "late_drv_vmap", "dma_buf_vmap", "dma_buf_vmap_unlocked", "importer_fn"],
+        &[
+            "ww_mutex_lock",
+            "late_drv_vmap",
+            "dma_buf_vmap",
+            "dma_buf_vmap_unlocked",
+            "importer_fn",
+        ],
     )]);
     let mut frames = stacks.get(80).unwrap().to_vec();
     frames[1].module = Some("late_drv".into());
@@ -1697,14 +1805,29 @@ fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
     }
     let f = only(&e, FindingKind::ExporterRelock);
     let cb = f.callback.as_ref().unwrap();
-    assert_eq!((cb.member.as_str(), cb.symbol.as_str(), cb.from_stack), ("vmap", "late_drv_vmap", true));
+    assert_eq!(
+        (cb.member.as_str(), cb.symbol.as_str(), cb.from_stack),
+        ("vmap", "late_drv_vmap", true)
+    );
     assert_eq!(f.location, "late_drv_vmap");
-    assert!(f.explanation.contains("late_drv_vmap [late_drv]"), "{}", f.explanation);
+    assert!(
+        f.explanation.contains("late_drv_vmap [late_drv]"),
+        "{}",
+        f.explanation
+    );
     assert_eq!(e.findings().len(), 1);
     // 6.6+: ops->mmap is invoked unlocked. An importer that holds the resv
     // across dma_buf_mmap is the one at fault (importer-holds-lock); the
     // exporter's mmap locking is legal and is not blamed.
-    let stacks = stack_table(&[(81, &["ww_mutex_lock", "late_drv_mmap", "dma_buf_mmap", "importer_fn"])]);
+    let stacks = stack_table(&[(
+        81,
+        &[
+            "ww_mutex_lock",
+            "late_drv_mmap",
+            "dma_buf_mmap",
+            "importer_fn",
+        ],
+    )]);
     let mut s = S::new();
     s.init(RESV_A)
         .lock(1, RESV_A, 0)
@@ -1714,7 +1837,12 @@ fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
     for ev in &s.evs {
         e.feed(ev);
     }
-    assert_eq!(kinds(&e), vec![FindingKind::ImporterHoldsLock], "{:#?}", e.findings());
+    assert_eq!(
+        kinds(&e),
+        vec![FindingKind::ImporterHoldsLock],
+        "{:#?}",
+        e.findings()
+    );
 }
 
 #[test]
@@ -1726,12 +1854,22 @@ fn synthetic_importer_notifier_relock_is_named_as_the_importer_callback() {
     s.init(RESV_A)
         .lock(1, RESV_A, 0)
         .api(1, DmaBufFn::MoveNotify, Phase::Entry, &b)
-        .cb(1, Callback::MoveNotify, Phase::Entry, "xe_dma_buf_move_notify", &b)
+        .cb(
+            1,
+            Callback::MoveNotify,
+            Phase::Entry,
+            "xe_dma_buf_move_notify",
+            &b,
+        )
         .attempt(1, RESV_A, 0, LockFn::Lock, None);
     let e = run_cfg(conv(Era::V6_16), &s.evs);
     let f = only(&e, FindingKind::ExporterRelock);
     assert!(f.title.contains("importer's notifier"), "{}", f.title);
-    assert!(f.explanation.contains("dma_buf_attach_ops.move_notify"), "{}", f.explanation);
+    assert!(
+        f.explanation.contains("dma_buf_attach_ops.move_notify"),
+        "{}",
+        f.explanation
+    );
     assert_eq!(f.callback.as_ref().unwrap().member, "move_notify");
     // From 7.1 the member is invalidate_mappings.
     let cfg = EngineConfig {
@@ -1742,5 +1880,8 @@ fn synthetic_importer_notifier_relock_is_named_as_the_importer_callback() {
         ..EngineConfig::default()
     };
     let e = run_cfg(cfg, &s.evs);
-    assert_eq!(e.findings()[0].callback.as_ref().unwrap().member, "invalidate_mappings");
+    assert_eq!(
+        e.findings()[0].callback.as_ref().unwrap().member,
+        "invalidate_mappings"
+    );
 }

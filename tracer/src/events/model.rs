@@ -285,9 +285,13 @@ pub enum EventKind {
     /// The thread exited (`sched_process_exit`), holding `held` hooked locks
     /// by the kernel-side count. Its id may be reused from now on.
     /// A kernel module was loaded (`module:module_load`).
-    ModuleLoad { name: String },
+    ModuleLoad {
+        name: String,
+    },
     /// A kernel module was freed (`module:module_free`).
-    ModuleFree { name: String },
+    ModuleFree {
+        name: String,
+    },
     ThreadExit {
         held: u32,
         /// Its acquisitions that were lone (kept back in the kernel, most never sent).

@@ -768,8 +768,10 @@ impl Tracer {
     /// module's dma-buf ops tables (exporters' and importers'). Returns the
     /// number of callbacks hooked (the new `hooks` entries are at the end).
     pub fn module_loaded(&mut self, module: &str) -> Result<usize> {
-        self.kallsyms = Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
-        let of_module = |s: &super::kallsyms::Sym| s.is_data() && s.module.as_deref() == Some(module);
+        self.kallsyms =
+            Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
+        let of_module =
+            |s: &super::kallsyms::Sym| s.is_data() && s.module.as_deref() == Some(module);
         let exporters: Vec<(String, u64)> = self
             .kallsyms
             .iter()
@@ -820,7 +822,8 @@ impl Tracer {
         for a in tables {
             self.seen_ops.remove(&a);
         }
-        self.kallsyms = Kallsyms::load().context("re-reading /proc/kallsyms after a module unload")?;
+        self.kallsyms =
+            Kallsyms::load().context("re-reading /proc/kallsyms after a module unload")?;
         Ok(gone.len())
     }
 

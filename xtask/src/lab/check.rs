@@ -103,15 +103,21 @@ impl TracerCheck {
 /// it has the expected location, callback (`member=symbol`) and variant; and that the tracer
 /// saw at least `expect_min` of each call, callback, acquisition or fence wait.
 fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
-    let findings: Vec<&serde_json::Value> = doc["findings"].as_array().into_iter().flatten().collect();
+    let findings: Vec<&serde_json::Value> =
+        doc["findings"].as_array().into_iter().flatten().collect();
     for kind in &s.expect {
-        let of_kind: Vec<&&serde_json::Value> =
-            findings.iter().filter(|f| f["id"] == kind.as_str()).collect();
+        let of_kind: Vec<&&serde_json::Value> = findings
+            .iter()
+            .filter(|f| f["id"] == kind.as_str())
+            .collect();
         let field = |f: &serde_json::Value, what: &str| -> String {
             match what {
                 "location" => f["location"].as_str().unwrap_or("").to_string(),
                 "variant" => f["variant"].as_str().unwrap_or("").to_string(),
-                _ => match (f["callback"]["member"].as_str(), f["callback"]["symbol"].as_str()) {
+                _ => match (
+                    f["callback"]["member"].as_str(),
+                    f["callback"]["symbol"].as_str(),
+                ) {
                     (Some(m), Some(sym)) => format!("{m}={sym}"),
                     _ => "(none)".to_string(),
                 },
@@ -129,7 +135,10 @@ fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
                 .any(|f| want.split('|').any(|w| field(f, what) == w))
             {
                 let got: Vec<String> = of_kind.iter().map(|f| field(f, what)).collect();
-                return Err(format!("{kind}: expected {what} {want}, found {}", got.join(", ")));
+                return Err(format!(
+                    "{kind}: expected {what} {want}, found {}",
+                    got.join(", ")
+                ));
             }
         }
     }
@@ -214,10 +223,8 @@ mod tests {
     }
 
     fn scenario(expect: &[&str]) -> Scenario {
-        let mut s: Scenario = toml::from_str(
-            "name = \"x\"\ndescription = \"\"\ntrigger = \"true\"",
-        )
-        .unwrap();
+        let mut s: Scenario =
+            toml::from_str("name = \"x\"\ndescription = \"\"\ntrigger = \"true\"").unwrap();
         s.expect = expect.iter().map(|k| k.to_string()).collect();
         s
     }
@@ -235,22 +242,28 @@ mod tests {
                        "calls": { "dma_buf_attach": 2, "dma_buf_ops.pin": 1 } }
         });
         let mut s = scenario(&["ww-protocol", "exporter-relock"]);
-        s.expect_location.insert("ww-protocol".into(), "tsc_helper".into());
-        s.expect_variant.insert("ww-protocol".into(), "second-ctx".into());
-        s.expect_callback.insert("exporter-relock".into(), "pin=tsc_relock_pin".into());
+        s.expect_location
+            .insert("ww-protocol".into(), "tsc_helper".into());
+        s.expect_variant
+            .insert("ww-protocol".into(), "second-ctx".into());
+        s.expect_callback
+            .insert("exporter-relock".into(), "pin=tsc_relock_pin".into());
         s.expect_min.insert("dma_buf_attach".into(), 2);
         s.expect_min.insert("acquisitions".into(), 3);
         assert!(specifics(&doc, &s).is_ok());
         // Each mismatch fails, naming what it found.
         let mut bad = s.clone();
-        bad.expect_variant.insert("ww-protocol".into(), "no-backoff".into());
+        bad.expect_variant
+            .insert("ww-protocol".into(), "no-backoff".into());
         let e = specifics(&doc, &bad).unwrap_err();
         assert!(e.contains("second-ctx"), "{e}");
         let mut bad = s.clone();
-        bad.expect_location.insert("exporter-relock".into(), "elsewhere".into());
+        bad.expect_location
+            .insert("exporter-relock".into(), "elsewhere".into());
         assert!(specifics(&doc, &bad).is_err());
         let mut bad = s.clone();
-        bad.expect_callback.insert("exporter-relock".into(), "map_dma_buf=x".into());
+        bad.expect_callback
+            .insert("exporter-relock".into(), "map_dma_buf=x".into());
         assert!(specifics(&doc, &bad).is_err());
         let mut bad = s.clone();
         bad.expect_min.insert("dma_buf_ops.map_dma_buf".into(), 1);

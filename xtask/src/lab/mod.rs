@@ -376,7 +376,11 @@ pub fn boot_guest(
     for m in extra_modules {
         let name = m.file_name().unwrap().to_string_lossy();
         // `*_late.ko`: loaded by its scenarios after the tracer started, not by init.
-        let dir = if name.ends_with("_late.ko") { "late" } else { "extra" };
+        let dir = if name.ends_with("_late.ko") {
+            "late"
+        } else {
+            "extra"
+        };
         b.add_file(
             m,
             &format!("{}/{dir}/{name}", initramfs::GUEST_MODULES),

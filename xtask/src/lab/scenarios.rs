@@ -509,7 +509,11 @@ mod tests {
                 .chain(s.expect_variant.keys())
             {
                 let anywhere = s.expect.contains(k) || s.expect_on.values().any(|e| e.contains(k));
-                assert!(anywhere, "{}: detail for {k}, which it never expects", s.name);
+                assert!(
+                    anywhere,
+                    "{}: detail for {k}, which it never expects",
+                    s.name
+                );
             }
         }
     }

@@ -59,13 +59,14 @@ pub struct FromStack {
 pub fn from_stack(env: &Env, task: &TaskState, acq: &Acquire) -> Option<FromStack> {
     let api = *task.api.iter().rev().find(|a| a.resv == acq.lock.addr)?;
     let frames = env.stacks?.get(acq.stack?)?;
-    let (i, cbs) = frames.iter().enumerate().find_map(|(i, f)| {
-        core_invokes(f.symbol.as_deref()?).map(|cbs| (i, cbs))
-    })?;
+    let (i, cbs) = frames
+        .iter()
+        .enumerate()
+        .find_map(|(i, f)| core_invokes(f.symbol.as_deref()?).map(|cbs| (i, cbs)))?;
     let driver = frames[..i].iter().rev().find(|f| {
-        f.symbol
-            .as_deref()
-            .is_some_and(|s| !is_plumbing(s) && !s.starts_with("dma_buf_") && !s.starts_with("dma_resv_"))
+        f.symbol.as_deref().is_some_and(|s| {
+            !is_plumbing(s) && !s.starts_with("dma_buf_") && !s.starts_with("dma_resv_")
+        })
     })?;
     let locked: Vec<&Callback> = cbs
         .iter()

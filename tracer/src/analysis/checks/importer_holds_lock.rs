@@ -69,8 +69,9 @@ pub fn check(
         );
         if convention_only {
             fi.severity = Severity::Warning;
-            fi.title =
-                format!("dma-buf importer called {name} while holding the reservation lock (convention)");
+            fi.title = format!(
+                "dma-buf importer called {name} while holding the reservation lock (convention)"
+            );
             fi.advice = format!(
                 "call {name} after dma_resv_unlock: the convention keeps export, fd, get and put \
                  outside the reservation lock"
