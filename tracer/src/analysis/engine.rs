@@ -680,7 +680,7 @@ impl Engine {
             }
             if let Some(cb) = checks::exporter_relock::frame(&env, task, addr) {
                 out.extend(checks::exporter_relock::check(&env, task, &acq, cb, store));
-            } else if let Some(cb) = checks::exporter_relock::from_stack(&env, task, &acq) {
+            } else if let Some(cb) = checks::exporter_relock::from_stack(&env, task, &acq, &h) {
                 // A callback with no hook (a module loaded after the start): the
                 // stack says which driver function the core called.
                 out.extend(checks::exporter_relock::check_from_stack(

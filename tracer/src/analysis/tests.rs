@@ -1772,6 +1772,48 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
         ("attach", "drm_gem_map_attach")
     );
     assert_eq!(e.findings().len(), 1, "{:#?}", e.findings());
+    // The same without a hook on the attach callback: the stack shows driver
+    // frames under dma_buf_dynamic_attach, which also invokes pin and
+    // map_dma_buf locked; the held lock was the GEM helper's, so no callback
+    // is claimed: still a recursive lock, never a false exporter-relock.
+    let stacks = stack_table(&[
+        (
+            70,
+            &[
+                "ww_mutex_lock",
+                "drm_gem_pin",
+                "drm_gem_map_attach",
+                "dma_buf_dynamic_attach",
+            ],
+        ),
+        (
+            71,
+            &[
+                "ww_mutex_lock_interruptible",
+                "drm_gem_shmem_pin",
+                "panfrost_gem_pin",
+                "drm_gem_pin",
+                "drm_gem_map_attach",
+                "dma_buf_dynamic_attach",
+            ],
+        ),
+    ]);
+    let unhooked: Vec<Event> = s
+        .evs
+        .iter()
+        .filter(|ev| !matches!(ev.kind, EventKind::Callback { .. }))
+        .cloned()
+        .collect();
+    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
+    for ev in &unhooked {
+        e.feed(ev);
+    }
+    assert_eq!(
+        kinds(&e),
+        vec![FindingKind::RecursiveLock],
+        "{:#?}",
+        e.findings()
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::events::Callback;
 
 use super::super::finding::{CallbackRef, Finding, FindingKind, Severity};
 use super::super::rules::{callback_rule, core_invokes, CbReq};
-use super::super::state::{ApiFrame, CbFrame, TaskState};
+use super::super::state::{ApiFrame, CbFrame, HeldLock, TaskState};
 use super::super::store::{DedupKey, FindingStore};
 use super::{is_plumbing, Acquire, Env, KindInfo};
 
@@ -56,8 +56,31 @@ pub struct FromStack {
 /// frame: whether its stack shows a driver function called by a dma-buf core
 /// function that invokes its callbacks with that lock held, while the task
 /// is inside a call of that core on the same buffer.
-pub fn from_stack(env: &Env, task: &TaskState, acq: &Acquire) -> Option<FromStack> {
+pub fn from_stack(
+    env: &Env,
+    task: &TaskState,
+    acq: &Acquire,
+    held: &HeldLock,
+) -> Option<FromStack> {
     let api = *task.api.iter().rev().find(|a| a.resv == acq.lock.addr)?;
+    // A hooked callback opened inside that call is what the core called (an
+    // unlocked one, such as attach, or frame() would have named it).
+    if task.callbacks.iter().any(|c| c.ts_ns >= api.ts_ns) {
+        return None;
+    }
+    // The held lock must be the one the core invokes its callbacks under: the
+    // caller's, held before the call, or the core's own, taken by a dma-buf
+    // function (its acquisition stack says so). A lock a driver took inside an
+    // unhooked callback (a GEM helper in attach) says nothing of which
+    // callback this is.
+    let callers = held.taken_in_api.is_none_or(|t| t < api.ts_ns);
+    let cores = || {
+        env.location(held.stack, false)
+            .is_some_and(|s| s.starts_with("dma_buf_") || s.starts_with("__map_dma_buf"))
+    };
+    if !callers && !cores() {
+        return None;
+    }
     let frames = env.stacks?.get(acq.stack?)?;
     let (i, cbs) = frames
         .iter()
