@@ -799,12 +799,17 @@ impl Tracer {
     /// its hooks, their descriptors and its ops tables, and re-reads
     /// kallsyms. Returns the number of hooks forgotten.
     pub fn module_freed(&mut self, module: &str) -> Result<usize> {
-        let gone: Vec<u64> = self
+        // Hooks of this module still in place (an earlier load's are gone already).
+        let mut gone: Vec<u64> = self
             .hooks
             .iter()
-            .filter(|h| h.module.as_deref() == Some(module))
+            .filter(|h| {
+                h.module.as_deref() == Some(module) && self.hooked_addrs.contains_key(&h.addr)
+            })
             .map(|h| h.addr)
             .collect();
+        gone.sort_unstable();
+        gone.dedup();
         for &addr in &gone {
             self.hooked_addrs.remove(&addr);
             self.remove_desc(addr);
