@@ -84,26 +84,43 @@ impl KernelSymbolizer {
     }
 }
 
-/// Drops the tracing machinery's frames from the top of a stack. On fentry
-/// kernels the hooked function shows up on both sides of its
-/// `bpf_trampoline_*` frame (the unwinder reports the trampoline's caller and
-/// then the function's own return address): only the one below the
-/// trampoline is the traced code's. Probe frames further down (a kretprobe's
-/// `arch_rethook_trampoline` standing in for a hooked callback's return
-/// address) are the traced code's context and stay.
-pub fn strip_tracing(mut frames: Vec<Frame>) -> Vec<Frame> {
+/// Drops the tracing machinery's frames from a stack: the probe's own at the
+/// top, and every fentry/fexit trampoline in the chain. A function hooked with
+/// fentry shows up on both sides of its `bpf_trampoline_*` frame (its body,
+/// which the trampoline called, above; its patched entry, which called the
+/// trampoline, below): one frame, the body's, is kept. Other probe frames
+/// further down (a kretprobe's `arch_rethook_trampoline` standing in for a
+/// hooked callback's return address) stay.
+pub fn strip_tracing(frames: Vec<Frame>) -> Vec<Frame> {
     let tracing = |f: &Frame| f.symbol.as_deref().is_some_and(is_tracing_frame);
-    let mut i = frames.iter().take_while(|f| tracing(f)).count();
-    // X, trampoline, X: the first X and the trampoline are the probe's.
-    while i + 2 < frames.len()
-        && tracing(&frames[i + 1])
-        && frames[i].symbol.is_some()
-        && frames[i].symbol == frames[i + 2].symbol
-    {
-        i += 2;
+    let trampoline = |f: &Frame| {
+        f.symbol
+            .as_deref()
+            .is_some_and(|s| s.starts_with("bpf_trampoline_"))
+    };
+    let top = frames.iter().take_while(|f| tracing(f)).count();
+    let mut out = Vec::with_capacity(frames.len());
+    let mut i = top;
+    while i < frames.len() {
+        let f = &frames[i];
+        if i + 2 < frames.len()
+            && trampoline(&frames[i + 1])
+            && f.symbol.is_some()
+            && f.symbol == frames[i + 2].symbol
+        {
+            out.push(f.clone());
+            i += 3;
+            continue;
+        }
+        // A trampoline right at the top (the probe's, under its program).
+        if out.is_empty() && trampoline(f) {
+            i += 1;
+            continue;
+        }
+        out.push(f.clone());
+        i += 1;
     }
-    frames.drain(..i);
-    frames
+    out
 }
 
 /// Frames that belong to the probe, not to the traced code.
@@ -183,6 +200,35 @@ mod tests {
                 "arch_rethook_trampoline",
                 "dma_buf_dynamic_attach"
             ]
+        );
+        // A hooked API function in the middle of the chain: one frame, its body's.
+        let stack = vec![
+            frame("ww_mutex_lock", 0x9),
+            frame("tsc_late_vmap", 0x5a),
+            frame("dma_buf_vmap", 0x7c),
+            frame("bpf_trampoline_6442538216", 0x84),
+            frame("dma_buf_vmap", 0x9),
+            frame("dma_buf_vmap_unlocked", 0x3b),
+            frame("bpf_trampoline_6442538215", 0x84),
+            frame("dma_buf_vmap_unlocked", 0x9),
+            frame("importer_fn", 0x20),
+        ];
+        let got: Vec<(String, u64)> = strip_tracing(stack)
+            .into_iter()
+            .map(|f| (f.symbol.unwrap(), f.offset))
+            .collect();
+        let want = [
+            ("ww_mutex_lock", 0x9),
+            ("tsc_late_vmap", 0x5a),
+            ("dma_buf_vmap", 0x7c),
+            ("dma_buf_vmap_unlocked", 0x3b),
+            ("importer_fn", 0x20),
+        ];
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|(s, o)| (s.to_string(), *o))
+                .collect::<Vec<_>>()
         );
         // No probe frame at all: untouched.
         assert_eq!(strip_tracing(vec![frame("ww_mutex_lock", 5)]).len(), 1);
