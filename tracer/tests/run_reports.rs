@@ -209,7 +209,7 @@ fn findings_fail_analyze_and_fill_junit_and_sarif() {
             r["id"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(rules.len(), 8);
+    assert_eq!(rules.len(), tracer::analysis::FindingKind::ALL.len());
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {

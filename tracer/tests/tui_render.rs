@@ -85,7 +85,9 @@ fn graph_view() {
     assert!(s.contains("&mm->mmap_lock"), "{s}");
     assert!(s.contains("reservation_ww_class_acquire"), "{s}");
     assert!(s.contains("primed at boot"), "{s}");
-    assert!(s.contains("Classes (4)"), "{s}");
+    // The five built-in classes (reservation, its acquire context, user and
+    // init_mm mmap_lock, unknown ww).
+    assert!(s.contains("Classes (5)"), "{s}");
     // The ABBA between two objects of one class is listed as a cycle.
     assert!(
         s.contains("lock-order-inversion at tsc_abba_no_ctx:"),
