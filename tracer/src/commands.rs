@@ -311,8 +311,10 @@ fn absent_summary(statuses: &[ProbeStatus]) -> String {
     if absent.is_empty() {
         return String::new();
     }
+    let (tracepoints, functions): (Vec<&ProbeStatus>, Vec<&ProbeStatus>) =
+        absent.iter().partition(|p| p.family == "tracepoint");
     let (unexpected, expected): (Vec<&ProbeStatus>, Vec<&ProbeStatus>) =
-        absent.iter().partition(|p| {
+        functions.iter().partition(|p| {
             crate::probes::table::FUNC_HOOKS
                 .iter()
                 .any(|h| h.func == p.hook && h.exists == "all")
@@ -323,15 +325,30 @@ fn absent_summary(statuses: &[ProbeStatus]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let mut parts = Vec::new();
+    if !expected.is_empty() {
+        parts.push(format!(
+            "{} renamed or of other kernel versions: {}",
+            expected.len(),
+            names(&expected)
+        ));
+    }
+    if !tracepoints.is_empty() {
+        parts.push(format!(
+            "{} tracepoint(s): {}",
+            tracepoints.len(),
+            names(&tracepoints)
+        ));
+    }
     let mut s = format!(
-        ", {} not in this kernel ({} renamed or of other kernel versions: {}",
+        ", {} not in this kernel ({}",
         absent.len(),
-        expected.len(),
-        names(&expected)
+        parts.join("; ")
     );
     if !unexpected.is_empty() {
         s.push_str(&format!(
-            "; {} expected on every kernel, missing here (renamed?), not seen: {}",
+            "{}{} expected on every kernel, missing here (renamed?), not seen: {}",
+            if parts.is_empty() { "" } else { "; " },
             unexpected.len(),
             names(&unexpected)
         ));
@@ -1050,6 +1067,12 @@ mod tests {
             s,
             ", 2 not in this kernel (2 renamed or of other kernel versions: \
              dma_buf_move_notify, dma_buf_vmap_unlocked)"
+        );
+        let mut tp = st("module:module_load", ProbeState::Absent);
+        tp.family = "tracepoint".into();
+        assert_eq!(
+            absent_summary(&[tp]),
+            ", 1 not in this kernel (1 tracepoint(s): module:module_load)"
         );
         let s = absent_summary(&[st("dma_buf_pin", ProbeState::Absent)]);
         assert!(
