@@ -1927,3 +1927,47 @@ fn synthetic_importer_notifier_relock_is_named_as_the_importer_callback() {
         "invalidate_mappings"
     );
 }
+
+#[test]
+fn synthetic_locations_name_the_source_function_not_a_compiler_clone() {
+    // The same module built by gcc 12 puts the relock into tsc_late_vmap.cold.
+    let b = buf(RESV_A, "late");
+    let stacks = stack_table(&[(90, &["ww_mutex_lock", "tsc_late_vmap.cold", "dma_buf_vmap"])]);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(1, RESV_A, 0)
+        .api(1, DmaBufFn::Vmap, Phase::Entry, &b)
+        .cb(1, Callback::Vmap, Phase::Entry, "tsc_late_vmap", &b)
+        .attempt(1, RESV_A, 0, LockFn::Lock, Some(90));
+    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks);
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert_eq!(
+        only(&e, FindingKind::ExporterRelock).location,
+        "tsc_late_vmap"
+    );
+}
+
+#[test]
+fn synthetic_importer_call_without_its_stack_is_placed_by_the_held_lock() {
+    // A dma_buf_put event that came without a stack: the finding names the
+    // function that took the lock the importer holds.
+    let b = buf(RESV_A, "importer-put-locked");
+    let stacks = stack_table(&[(
+        91,
+        &["ww_mutex_lock", "tsc_importer_put_locked", "tsc_write"],
+    )]);
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock_with(1, RESV_A, 0, LockFn::Lock, Some(91))
+        .api(1, DmaBufFn::Put, Phase::Entry, &b);
+    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks);
+    for ev in &s.evs {
+        e.feed(ev);
+    }
+    assert_eq!(
+        only(&e, FindingKind::ImporterHoldsLock).location,
+        "tsc_importer_put_locked"
+    );
+}

@@ -45,8 +45,10 @@ pub fn check(
     let task = task?;
     let held = task.held_index(buf.resv).map(|i| task.held[i])?;
     let name = env.conv.fn_name(f);
+    // Without the call's stack, the function that took the lock it holds.
     let location = env
         .location(stack_in, true)
+        .or_else(|| env.location(held.stack, true))
         .unwrap_or_else(|| format!("{name}/{}", buf.exp_name));
     let key = DedupKey {
         kind: INFO.kind,

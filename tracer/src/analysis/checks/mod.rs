@@ -94,6 +94,14 @@ pub fn is_plumbing(sym: &str) -> bool {
     PREFIXES.iter().any(|p| sym.starts_with(p))
 }
 
+/// The source function of a kernel symbol: compilers split and clone
+/// functions into `foo.cold`, `foo.isra.0`, `foo.constprop.0`, `foo.part.0`
+/// (a C name has no dot), and one function must keep one location whichever
+/// compiler built the module.
+pub fn source_function(sym: &str) -> &str {
+    sym.split_once('.').map_or(sym, |(f, _)| f)
+}
+
 impl<'a> Env<'a> {
     /// The innermost non-locking symbol of `stack` (skipping the dma-buf core
     /// too when `skip_core`, so API findings name the importer), if resolvable.
@@ -106,7 +114,7 @@ impl<'a> Env<'a> {
             {
                 None
             } else {
-                Some(s.to_string())
+                Some(source_function(s).to_string())
             }
         })
     }
