@@ -500,6 +500,25 @@ impl Engine {
         (id, class)
     }
 
+    /// An acquisition of the ww_mutex at `addr` by task `pid`, classified.
+    fn acquisition(
+        &mut self,
+        pid: u32,
+        addr: u64,
+        ctx: u64,
+        func: LockFn,
+        stack: Option<StackId>,
+    ) -> Acquire {
+        let (lock, class) = self.classify(pid, addr, ctx, stack);
+        Acquire {
+            lock,
+            class,
+            ctx,
+            func,
+            stack,
+        }
+    }
+
     /// The ww class of acquire context `ctx` of task `pid`: the class of a
     /// lock of known class it holds, if any.
     fn ctx_class(&self, pid: u32, ctx: u64) -> Option<ClassId> {
@@ -561,15 +580,11 @@ impl Engine {
         }
         if acquired {
             self.stats.acquisitions += 1;
-            let (id, class) = self.classify(ev.pid, lock, ctx, stack);
+            let acq = self.acquisition(ev.pid, lock, ctx, func, stack);
+            let (id, class) = (acq.lock, acq.class);
             if func == LockFn::Trylock {
-                let acq = Acquire {
-                    lock: id,
-                    class,
-                    ctx,
-                    func,
-                    stack,
-                };
+                // A trylock is never judged at its attempt (it cannot block),
+                // but a use after fini is a use.
                 self.check_after_fini(ev, &acq, out);
             }
             // Acquired at the return: the attempt may be missing (filtered
@@ -629,14 +644,8 @@ impl Engine {
         stack: Option<StackId>,
         out: &mut Vec<Finding>,
     ) {
-        let (id, class) = self.classify(ev.pid, addr, ctx, stack);
-        let acq = Acquire {
-            lock: id,
-            class,
-            ctx,
-            func,
-            stack,
-        };
+        let acq = self.acquisition(ev.pid, addr, ctx, func, stack);
+        let (id, class) = (acq.lock, acq.class);
         self.check_after_fini(ev, &acq, out);
         let Some(task) = self.tasks.get(ev.pid) else {
             return;

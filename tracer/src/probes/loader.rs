@@ -744,24 +744,30 @@ impl Tracer {
 
     /// Exporters known by their `*_dmabuf_ops`-like data symbols.
     fn discover_exporters(&mut self) {
-        let candidates: Vec<(String, u64)> = self
-            .kallsyms
+        self.hook_tables_of(None);
+    }
+
+    /// Data symbols (name, address) of `module` (None: every one) that `named` accepts.
+    fn data_symbols(&self, module: Option<&str>, named: fn(&str) -> bool) -> Vec<(String, u64)> {
+        self.kallsyms
             .iter()
-            .filter(|s| s.is_data() && table::looks_like_dma_buf_ops(&s.name))
+            .filter(|s| s.is_data() && named(&s.name))
+            .filter(|s| module.is_none() || s.module.as_deref() == module)
             .map(|s| (s.name.clone(), s.addr))
-            .collect();
-        for (name, addr) in candidates {
-            self.hook_ops_table(addr, Some(&name));
+            .collect()
+    }
+
+    /// Hooks the exporters' and importers' ops tables found by name, of
+    /// `module` or of the whole kernel. Returns the number of callbacks hooked.
+    fn hook_tables_of(&mut self, module: Option<&str>) -> usize {
+        let mut added = 0;
+        for (name, addr) in self.data_symbols(module, table::looks_like_dma_buf_ops) {
+            added += self.hook_ops_table(addr, Some(&name));
         }
-        let importers: Vec<(String, u64)> = self
-            .kallsyms
-            .iter()
-            .filter(|s| s.is_data() && table::looks_like_dma_buf_attach_ops(&s.name))
-            .map(|s| (s.name.clone(), s.addr))
-            .collect();
-        for (name, addr) in importers {
-            self.hook_attach_ops_table(addr, &name);
+        for (name, addr) in self.data_symbols(module, table::looks_like_dma_buf_attach_ops) {
+            added += self.hook_attach_ops_table(addr, &name) as usize;
         }
+        added
     }
 
     /// A module was loaded after the start: re-reads kallsyms and hooks the
@@ -770,28 +776,7 @@ impl Tracer {
     pub fn module_loaded(&mut self, module: &str) -> Result<usize> {
         self.kallsyms =
             Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
-        let of_module =
-            |s: &super::kallsyms::Sym| s.is_data() && s.module.as_deref() == Some(module);
-        let exporters: Vec<(String, u64)> = self
-            .kallsyms
-            .iter()
-            .filter(|s| of_module(s) && table::looks_like_dma_buf_ops(&s.name))
-            .map(|s| (s.name.clone(), s.addr))
-            .collect();
-        let importers: Vec<(String, u64)> = self
-            .kallsyms
-            .iter()
-            .filter(|s| of_module(s) && table::looks_like_dma_buf_attach_ops(&s.name))
-            .map(|s| (s.name.clone(), s.addr))
-            .collect();
-        let mut added = 0;
-        for (name, addr) in exporters {
-            added += self.hook_ops_table(addr, Some(&name));
-        }
-        for (name, addr) in importers {
-            added += self.hook_attach_ops_table(addr, &name) as usize;
-        }
-        Ok(added)
+        Ok(self.hook_tables_of(Some(module)))
     }
 
     /// A module was freed: its functions are gone (the kernel removed their

@@ -614,35 +614,6 @@ out_put:
 
 /* ---- fence-wait-under-resv ---- */
 
-struct tsc_fence {
-	struct dma_fence base;	/* first: dma_fence_free() kfree_rcu()s it */
-	spinlock_t lock;
-	struct delayed_work signal_work;
-};
-
-static const char *tsc_fence_driver_name(struct dma_fence *f)
-{
-	return KBUILD_MODNAME;
-}
-
-static const char *tsc_fence_timeline_name(struct dma_fence *f)
-{
-	return "fence-wait-under-resv";
-}
-
-static const struct dma_fence_ops tsc_fence_ops = {
-	.get_driver_name = tsc_fence_driver_name,
-	.get_timeline_name = tsc_fence_timeline_name,
-};
-
-static void tsc_fence_signal_work(struct work_struct *work)
-{
-	struct tsc_fence *f = container_of(to_delayed_work(work),
-					   struct tsc_fence, signal_work);
-
-	dma_fence_signal(&f->base);
-}
-
 int tsc_fence_wait_under_resv(void)
 {
 	const char *name = "fence-wait-under-resv";
@@ -653,15 +624,11 @@ int tsc_fence_wait_under_resv(void)
 	b = tsc_buf_create(&tsc_static_dmabuf_ops, name);
 	if (IS_ERR(b))
 		return PTR_ERR(b);
-	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	f = tsc_fence_create();
 	if (!f) {
 		tsc_buf_put(b);
 		return -ENOMEM;
 	}
-	spin_lock_init(&f->lock);
-	dma_fence_init(&f->base, &tsc_fence_ops, &f->lock,
-		       dma_fence_context_alloc(1), 1);
-	INIT_DELAYED_WORK(&f->signal_work, tsc_fence_signal_work);
 
 	/*
 	 * The bug ("taking these locks uninterruptible should ring a warning
@@ -669,16 +636,13 @@ int tsc_fence_wait_under_resv(void)
 	 * wait. The fence is signalled by a worker so the wait does end.
 	 */
 	dma_resv_lock(b->dmabuf->resv, NULL);
-	schedule_delayed_work(&f->signal_work, msecs_to_jiffies(100));
+	tsc_fence_signal_in(f, 100);
 	ret = dma_fence_wait(&f->base, false);
 	dma_resv_unlock(b->dmabuf->resv);
 
-	/* The worker must be done with the fence before it is freed. */
-	flush_delayed_work(&f->signal_work);
 	pr_info("%s: dma_fence_wait(intr=false) under resv %px: %ld\n",
 		name, b->dmabuf->resv, ret);
-
-	dma_fence_put(&f->base);
+	tsc_fence_done(f);
 	tsc_buf_put(b);
 	return ret < 0 ? (int)ret : 0;
 }

@@ -11,10 +11,12 @@
 
 #include <linux/completion.h>
 #include <linux/device.h>
+#include <linux/dma-fence.h>
 #include <linux/dma-buf.h>
 #include <linux/dma-resv.h>
 #include <linux/sched.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 /*
  * 6.2 made the reservation-lock convention universal: map/unmap assert the
@@ -81,6 +83,18 @@ void tsc_exp_vunmap(struct dma_buf *dmabuf, struct iosys_map *map);
 int tsc_exp_begin_cpu_access(struct dma_buf *dmabuf,
 			     enum dma_data_direction dir);
 int tsc_exp_end_cpu_access(struct dma_buf *dmabuf, enum dma_data_direction dir);
+
+/* A fence signalled by a worker after a delay (tsc_exporter.c). */
+struct tsc_fence {
+	struct dma_fence base;	/* first: dma_fence_free() kfree_rcu()s it */
+	spinlock_t lock;
+	struct delayed_work signal_work;
+};
+
+struct tsc_fence *tsc_fence_create(void);
+void tsc_fence_signal_in(struct tsc_fence *f, unsigned int ms);
+/* Waits for the worker, signals if it has not, drops the reference. */
+void tsc_fence_done(struct tsc_fence *f);
 
 /* Scenario entry points: 0 on success, negative errno on setup failure. */
 int tsc_exporter_pin_relock(void);

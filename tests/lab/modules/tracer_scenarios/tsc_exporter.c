@@ -16,6 +16,9 @@
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
+#include <linux/dma-fence.h>
+#include <linux/workqueue.h>
+
 #include "tsc_common.h"
 
 #define TSC_NPAGES 4
@@ -259,4 +262,58 @@ struct dma_buf_attachment *tsc_attach_dynamic(struct tsc_buf *b)
 {
 	return dma_buf_dynamic_attach(b->dmabuf, tsc_dev,
 				      &tsc_importer_attach_ops, NULL);
+}
+
+/*
+ * Fences of the scenarios: unsignalled at creation, signalled by a worker
+ * after a delay, so waits under a lock really wait and still end.
+ */
+static const char *tsc_fence_driver_name(struct dma_fence *f)
+{
+	return KBUILD_MODNAME;
+}
+
+static const char *tsc_fence_timeline_name(struct dma_fence *f)
+{
+	return "scenario";
+}
+
+static const struct dma_fence_ops tsc_fence_ops = {
+	.get_driver_name = tsc_fence_driver_name,
+	.get_timeline_name = tsc_fence_timeline_name,
+};
+
+static void tsc_fence_signal_work(struct work_struct *work)
+{
+	struct tsc_fence *f = container_of(to_delayed_work(work),
+					   struct tsc_fence, signal_work);
+
+	dma_fence_signal(&f->base);
+}
+
+struct tsc_fence *tsc_fence_create(void)
+{
+	struct tsc_fence *f = kzalloc(sizeof(*f), GFP_KERNEL);
+
+	if (!f)
+		return NULL;
+	spin_lock_init(&f->lock);
+	dma_fence_init(&f->base, &tsc_fence_ops, &f->lock,
+		       dma_fence_context_alloc(1), 1);
+	INIT_DELAYED_WORK(&f->signal_work, tsc_fence_signal_work);
+	return f;
+}
+
+void tsc_fence_signal_in(struct tsc_fence *f, unsigned int ms)
+{
+	schedule_delayed_work(&f->signal_work, msecs_to_jiffies(ms));
+}
+
+void tsc_fence_done(struct tsc_fence *f)
+{
+	/* The worker must be done with the fence before it is freed. */
+	flush_delayed_work(&f->signal_work);
+	if (!dma_fence_is_signaled(&f->base))
+		dma_fence_signal(&f->base);
+	dma_fence_put(&f->base);
 }

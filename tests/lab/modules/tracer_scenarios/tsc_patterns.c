@@ -271,40 +271,11 @@ out:
  * 6.16+ in dma_buf_map_attachment_unlocked -> dma_buf_map_attachment. The
  * core's design, not the importer's or the exporter's doing.
  */
-struct tsc_kfence {
-	struct dma_fence base;	/* first: dma_fence_free() kfree_rcu()s it */
-	spinlock_t lock;
-	struct delayed_work signal_work;
-};
-
-static const char *tsc_kfence_driver_name(struct dma_fence *f)
-{
-	return KBUILD_MODNAME;
-}
-
-static const char *tsc_kfence_timeline_name(struct dma_fence *f)
-{
-	return "clean-core-wait-in-attach";
-}
-
-static const struct dma_fence_ops tsc_kfence_ops = {
-	.get_driver_name = tsc_kfence_driver_name,
-	.get_timeline_name = tsc_kfence_timeline_name,
-};
-
-static void tsc_kfence_signal_work(struct work_struct *work)
-{
-	struct tsc_kfence *f = container_of(to_delayed_work(work),
-					    struct tsc_kfence, signal_work);
-
-	dma_fence_signal(&f->base);
-}
-
 int tsc_clean_core_wait_in_attach(void)
 {
 	const char *name = "clean-core-wait-in-attach";
 	struct dma_buf_attachment *att;
-	struct tsc_kfence *f;
+	struct tsc_fence *f;
 	struct sg_table *sgt = NULL;
 	struct tsc_buf *b;
 	int ret;
@@ -312,15 +283,11 @@ int tsc_clean_core_wait_in_attach(void)
 	b = tsc_buf_create(&tsc_dynamic_dmabuf_ops, name);
 	if (IS_ERR(b))
 		return PTR_ERR(b);
-	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	f = tsc_fence_create();
 	if (!f) {
 		tsc_buf_put(b);
 		return -ENOMEM;
 	}
-	spin_lock_init(&f->lock);
-	dma_fence_init(&f->base, &tsc_kfence_ops, &f->lock,
-		       dma_fence_context_alloc(1), 1);
-	INIT_DELAYED_WORK(&f->signal_work, tsc_kfence_signal_work);
 
 	/* The exporter's eviction: a kernel fence on the buffer. */
 	dma_resv_lock(b->dmabuf->resv, NULL);
@@ -331,7 +298,7 @@ int tsc_clean_core_wait_in_attach(void)
 	dma_resv_unlock(b->dmabuf->resv);
 	if (ret)
 		goto out_fence;
-	schedule_delayed_work(&f->signal_work, msecs_to_jiffies(100));
+	tsc_fence_signal_in(f, 100);
 
 	att = dma_buf_attach(b->dmabuf, tsc_dev);
 	if (IS_ERR(att)) {
@@ -349,10 +316,7 @@ int tsc_clean_core_wait_in_attach(void)
 	pr_info("%s: static attach + map of a fenced pin-capable buffer (resv %px): %d\n",
 		name, b->dmabuf->resv, ret);
 out_fence:
-	flush_delayed_work(&f->signal_work);
-	if (!dma_fence_is_signaled(&f->base))
-		dma_fence_signal(&f->base);
-	dma_fence_put(&f->base);
+	tsc_fence_done(f);
 	tsc_buf_put(b);
 	return ret;
 }
