@@ -17,11 +17,6 @@
 
 #define PAGES 4
 
-struct drm_mode_create_dumb_fd {
-	uint32_t height, width, bpp, flags, handle, pitch;
-	uint64_t size;
-};
-
 static const char *source;
 static int vgem;
 static size_t size;
@@ -59,7 +54,8 @@ static int new_dmabuf(void)
 		return fd;
 	}
 	if (strcmp(source, "vgem") == 0) {
-		struct drm_mode_create_dumb bo = { .height = 16, .width = 64, .bpp = 32 };
+		/* 64 pixels of 4 bytes a row: as many rows as the buffer has bytes / 256. */
+		struct drm_mode_create_dumb bo = { .height = (uint32_t)(size / 256), .width = 64, .bpp = 32 };
 		struct drm_prime_handle p = { .flags = O_RDWR | O_CLOEXEC };
 		struct drm_gem_close c = { 0 };
 
