@@ -73,6 +73,10 @@ pub struct Scenario {
     /// Per-series override of `expect_min` (a path that does not exist on that kernel).
     #[serde(default)]
     pub expect_min_on: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The trigger runs a tracer of its own and writes its recording to
+    /// `/tmp/own-recording.rec`: that recording, not the boot tracer's segment, is judged.
+    #[serde(default)]
+    pub own_recording: bool,
 }
 
 impl Scenario {
@@ -219,6 +223,11 @@ run_scenario() {
 		echo "stopped=$a" >> "$d/status"
 		echo "tracer=0" >> "$d/status"
 		mv /out/recs/$name.rec "$d/$name.rec" 2>/dev/null
+		# A scenario that ran a tracer of its own is judged on that tracer's recording.
+		if [ -f /tmp/own-recording.rec ]; then
+			mv /tmp/own-recording.rec "$d/$name.rec"
+			echo "recording=own" >> "$d/status"
+		fi
 	fi
 	echo "elapsed=$(awk "BEGIN{print $(uptime_s) - $t0}")" >> "$d/status"
 	sh /tmp/after.$name >> "$d/trigger.out" 2>&1
@@ -399,6 +408,8 @@ pub fn judge(
                 .unwrap_or("tracer gave no answer"),
             last_tracer_line(files_dir)
         ))
+    } else if scenario.own_recording && status.get("recording").map(String::as_str) != Some("own") {
+        Verdict::fail("the trigger's own tracer left no recording (/tmp/own-recording.rec)")
     } else {
         check
             .check(scenario, &recording)
@@ -543,6 +554,7 @@ mod tests {
             expect_variant: BTreeMap::new(),
             expect_min: BTreeMap::new(),
             expect_min_on: BTreeMap::new(),
+            own_recording: false,
         };
         assert_eq!(
             compare_findings(&s, &["exporter-relock".into()]).status,
