@@ -175,6 +175,18 @@ impl Live {
                 tracer_common::THREAD_SLOTS
             );
         }
+        let skipped = self.tracer.skipped_runs();
+        if !skipped.is_empty() {
+            let total: u64 = skipped.iter().map(|(_, n)| n).sum();
+            let list: Vec<String> = skipped.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            eprintln!(
+                "tracer: the kernel skipped {total} run(s) of the tracer's programs ({}): a program \
+                 preempted on a CPU is not run again there until it finishes, so those calls were \
+                 not seen; a lost unlock leaves a lock looking held, and findings about it may be \
+                 false (use --lock-kprobes on this kernel)",
+                list.join(", ")
+            );
+        }
         if self.skipped_sites > 0 {
             eprintln!(
                 "tracer: {} held lock(s) came without their acquisition stack: their threads were past \

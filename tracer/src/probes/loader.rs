@@ -4,6 +4,8 @@
 
 use std::{collections::HashMap, path::Path};
 
+use std::os::fd::{AsFd, AsRawFd};
+
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
@@ -275,6 +277,24 @@ impl Tracer {
             fentry: t.probe_fentry(),
             kprobe: kprobe_pmu_reason(),
         };
+        // fentry/fexit programs run preemptibly; the kernel skips a program's
+        // run on a CPU where that program is already running, so on a kernel
+        // that preempts them a hot lock function loses calls (an unlock lost
+        // leaves a lock "held": false findings). kprobe programs run with
+        // preemption off: the lock functions go there (slower, exact).
+        if !t.lock_kprobes && !t.floor && t.mech.kprobe.is_ok() {
+            let mode = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
+            if let Some(m) = mode.as_deref().and_then(active_preempt_mode) {
+                if preemptible_bpf(m) {
+                    t.lock_kprobes = true;
+                    eprintln!(
+                        "tracer: this kernel preempts BPF programs (preempt={m}): the ww_mutex \
+                         functions are hooked with kprobes, which are never preempted (an fentry \
+                         program skips calls made while it is preempted on the same CPU)"
+                    );
+                }
+            }
+        }
         Ok(t)
     }
 
@@ -304,6 +324,25 @@ impl Tracer {
             })
             .collect();
         v.sort_by_key(|s| std::cmp::Reverse(s.run_time));
+        v
+    }
+
+    /// Runs the kernel skipped, per program (bpf_prog_info.recursion_misses):
+    /// a tracing program is not run on a CPU where it is already running. On
+    /// a kernel that preempts BPF programs (preempt=full or lazy) that is
+    /// another task calling the same hooked function while the first one's
+    /// run is preempted: a call the tracer does not see.
+    pub fn skipped_runs(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let fd = p.fd().ok()?;
+                let misses = recursion_misses(fd.as_fd().as_raw_fd())?;
+                (misses > 0).then(|| (name.to_string(), misses))
+            })
+            .collect();
+        v.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         v
     }
 
@@ -1031,6 +1070,21 @@ mod tests {
     /// the object: otherwise `--floor` would measure another mechanism (or
     /// silently fall back to one) and the overhead ratio would be wrong.
     #[test]
+    fn preemption_modes() {
+        assert_eq!(
+            active_preempt_mode("none (voluntary) full lazy\n"),
+            Some("voluntary")
+        );
+        assert_eq!(
+            active_preempt_mode("none voluntary full (lazy)"),
+            Some("lazy")
+        );
+        assert_eq!(active_preempt_mode("garbage"), None);
+        assert!(preemptible_bpf("lazy") && preemptible_bpf("full"));
+        assert!(!preemptible_bpf("voluntary") && !preemptible_bpf("none"));
+    }
+
+    #[test]
     fn every_program_has_a_floor_twin_of_the_same_type() {
         let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the built eBPF object parses");
         let section = |name: &str| {
@@ -1077,4 +1131,47 @@ mod tests {
             ProgramSection::FExit { .. }
         ));
     }
+}
+
+/// `recursion_misses` of the program behind `fd` (BPF_OBJ_GET_INFO_BY_FD).
+fn recursion_misses(fd: std::os::fd::RawFd) -> Option<u64> {
+    // union bpf_attr, the `info` member: bpf_fd, info_len, info (pointer).
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    // SAFETY: bpf_prog_info is plain C data; all zeroes is its empty value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: &mut info as *mut _ as u64,
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`, which lives
+    // across the call; `attr` is a valid bpf_attr prefix for this command.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    (r == 0).then_some(info.recursion_misses)
+}
+
+/// The preemption mode `/sys/kernel/debug/sched/preempt` marks as active
+/// (`none voluntary (full) lazy` -> `full`), if the file says.
+pub fn active_preempt_mode(text: &str) -> Option<&str> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix('(')?.strip_suffix(')'))
+}
+
+/// Whether BPF tracing programs can be preempted on this kernel, and so skip
+/// the calls other tasks make on that CPU meanwhile: preempt=full or lazy.
+pub fn preemptible_bpf(mode: &str) -> bool {
+    matches!(mode, "full" | "lazy" | "rt")
 }
