@@ -1060,6 +1060,49 @@ impl Tracer {
     }
 }
 
+/// `recursion_misses` of the program behind `fd` (BPF_OBJ_GET_INFO_BY_FD).
+fn recursion_misses(fd: std::os::fd::RawFd) -> Option<u64> {
+    // union bpf_attr, the `info` member: bpf_fd, info_len, info (pointer).
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    // SAFETY: bpf_prog_info is plain C data; all zeroes is its empty value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: &mut info as *mut _ as u64,
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`, which lives
+    // across the call; `attr` is a valid bpf_attr prefix for this command.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &attr as *const InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    (r == 0).then_some(info.recursion_misses)
+}
+
+/// The preemption mode `/sys/kernel/debug/sched/preempt` marks as active
+/// (`none voluntary (full) lazy` -> `full`), if the file says.
+pub fn active_preempt_mode(text: &str) -> Option<&str> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix('(')?.strip_suffix(')'))
+}
+
+/// Whether BPF tracing programs can be preempted on this kernel, and so skip
+/// the calls other tasks make on that CPU meanwhile: preempt=full or lazy.
+pub fn preemptible_bpf(mode: &str) -> bool {
+    matches!(mode, "full" | "lazy" | "rt")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1131,47 +1174,4 @@ mod tests {
             ProgramSection::FExit { .. }
         ));
     }
-}
-
-/// `recursion_misses` of the program behind `fd` (BPF_OBJ_GET_INFO_BY_FD).
-fn recursion_misses(fd: std::os::fd::RawFd) -> Option<u64> {
-    // union bpf_attr, the `info` member: bpf_fd, info_len, info (pointer).
-    #[repr(C)]
-    struct InfoAttr {
-        bpf_fd: u32,
-        info_len: u32,
-        info: u64,
-    }
-    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-    // SAFETY: bpf_prog_info is plain C data; all zeroes is its empty value.
-    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-    let attr = InfoAttr {
-        bpf_fd: fd as u32,
-        info_len: std::mem::size_of_val(&info) as u32,
-        info: &mut info as *mut _ as u64,
-    };
-    // SAFETY: the kernel writes at most info_len bytes into `info`, which lives
-    // across the call; `attr` is a valid bpf_attr prefix for this command.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &attr as *const InfoAttr,
-            std::mem::size_of::<InfoAttr>(),
-        )
-    };
-    (r == 0).then_some(info.recursion_misses)
-}
-
-/// The preemption mode `/sys/kernel/debug/sched/preempt` marks as active
-/// (`none voluntary (full) lazy` -> `full`), if the file says.
-pub fn active_preempt_mode(text: &str) -> Option<&str> {
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix('(')?.strip_suffix(')'))
-}
-
-/// Whether BPF tracing programs can be preempted on this kernel, and so skip
-/// the calls other tasks make on that CPU meanwhile: preempt=full or lazy.
-pub fn preemptible_bpf(mode: &str) -> bool {
-    matches!(mode, "full" | "lazy" | "rt")
 }
