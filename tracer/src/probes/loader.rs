@@ -277,22 +277,19 @@ impl Tracer {
             fentry: t.probe_fentry(),
             kprobe: kprobe_pmu_reason(),
         };
-        // fentry/fexit programs run preemptibly; the kernel skips a program's
-        // run on a CPU where that program is already running, so on a kernel
-        // that preempts them a hot lock function loses calls (an unlock lost
-        // leaves a lock "held": false findings). kprobe programs run with
-        // preemption off: the lock functions go there (slower, exact).
-        if !t.lock_kprobes && !t.floor && t.mech.kprobe.is_ok() {
-            let mode = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
-            if let Some(m) = mode.as_deref().and_then(active_preempt_mode) {
-                if preemptible_bpf(m) {
-                    t.lock_kprobes = true;
-                    eprintln!(
-                        "tracer: this kernel preempts BPF programs (preempt={m}): the ww_mutex \
-                         functions are hooked with kprobes, which are never preempted (an fentry \
-                         program skips calls made while it is preempted on the same CPU)"
-                    );
-                }
+        // On a kernel that preempts BPF programs (preempt=full or lazy) the
+        // kernel skips a program's run on a CPU where that program is already
+        // running (a preempted run): calls go unseen, and an unseen unlock
+        // leaves a lock looking held. Said at start; the skipped runs are
+        // counted and reported at exit (`skipped_runs`).
+        let mode = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
+        if let Some(m) = mode.as_deref().and_then(active_preempt_mode) {
+            if preemptible_bpf(m) && !t.floor {
+                eprintln!(
+                    "tracer: this kernel preempts BPF programs (preempt={m}): a program preempted \
+                     on a CPU makes the kernel skip its runs there meanwhile; skipped runs are \
+                     counted and reported at exit, and findings about held locks may then be false"
+                );
             }
         }
         Ok(t)
