@@ -180,6 +180,15 @@ fn run(evs: &[Event]) -> Engine {
     run_cfg(conv(Era::V6_6), evs)
 }
 
+/// Feeds `evs` to an engine that symbolizes with `stacks`.
+fn run_stacks(cfg: EngineConfig, stacks: StackTable, evs: &[Event]) -> Engine {
+    let mut e = Engine::with_stacks(cfg, stacks);
+    for ev in evs {
+        e.feed(ev);
+    }
+    e
+}
+
 fn kinds(e: &Engine) -> Vec<FindingKind> {
     e.findings().iter().map(|f| f.id).collect()
 }
@@ -261,10 +270,7 @@ fn synthetic_panfrost_pin_relock_names_the_driver_frame() {
         .api(200, DmaBufFn::MapAttachment, Phase::Entry, &b)
         .cb(200, Callback::Pin, Phase::Entry, "panfrost_gem_pin", &b)
         .attempt(200, RESV_B, 0, LockFn::LockInterruptible, Some(9));
-    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_16), stacks, &s.evs);
     let f = only(&e, FindingKind::ExporterRelock);
     assert_eq!(f.location, "drm_gem_shmem_pin");
     assert_eq!(f.callback.as_ref().unwrap().symbol, "panfrost_gem_pin");
@@ -508,10 +514,7 @@ fn synthetic_importer_map_without_lock_is_importer_missing_lock() {
             "drm_gem_prime_import_dev",
         ],
     )]);
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks, &s.evs);
     let f = only(&e, FindingKind::ImporterMissingLock);
     assert_eq!(
         f.title,
@@ -1409,20 +1412,14 @@ fn synthetic_i915_reservation_txn_inside_modeset_commit_is_clean() {
         .unlock(1, RESV_A)
         .unlock(1, plane)
         .unlock(1, crtc);
-    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), i915_commit_stacks(), &s.evs);
     assert!(e.findings().is_empty(), "{:#?}", e.findings());
     // The same nesting with two reservation contexts is the bug.
     let mut s = S::new();
     s.init(RESV_A).init(RESV_B);
     s.lock_with(1, RESV_B, CTX1, LockFn::LockInterruptible, Some(42))
         .lock_with(1, RESV_A, CTX2, LockFn::LockInterruptible, Some(42));
-    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), i915_commit_stacks(), &s.evs);
     let f = only(&e, FindingKind::WwProtocol);
     assert!(f.title.contains("second acquire context"));
     // One bug, one finding: not also an inversion against the primed order.
@@ -1453,10 +1450,7 @@ fn synthetic_modeset_locks_by_lock_and_backoff_are_one_class() {
             Some(40),
         )
         .lock_with(2, MODESET, CTX2, LockFn::LockInterruptible, Some(41));
-    let mut e = Engine::with_stacks(conv(Era::V6_6), i915_commit_stacks());
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), i915_commit_stacks(), &s.evs);
     assert!(e.findings().is_empty(), "{:#?}", e.findings());
     let names: Vec<String> = e.held_locks(0).iter().map(|h| h.class.clone()).collect();
     assert_eq!(names, vec!["crtc_ww_class_mutex", "crtc_ww_class_mutex"]);
@@ -1490,10 +1484,7 @@ fn synthetic_transactions_in_opposite_orders_over_site_classed_objects_are_clean
         .lock_with(2, BO_X, CTX2, LockFn::Lock, Some(50))
         .unlock(2, BO_X)
         .unlock(2, BO_Y);
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks, &s.evs);
     assert!(e.findings().is_empty(), "{:#?}", e.findings());
 }
 
@@ -1697,10 +1688,7 @@ fn synthetic_xe_teardown_locking_resv_after_fini_is_found() {
     s.ev(1, Some(61), EventKind::ResvFini { resv: RESV_A });
     s.lock_with(1, RESV_A, 0, LockFn::Lock, Some(60))
         .unlock(1, RESV_A);
-    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks.clone());
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_16), stacks.clone(), &s.evs);
     let f = only(&e, FindingKind::ResvLockAfterFini);
     assert_eq!(f.location, "xe_bo_teardown_unlock_late");
     assert_eq!(f.other_stacks, vec![61]);
@@ -1760,10 +1748,7 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
         .cb(1, Callback::Attach, Phase::Entry, "drm_gem_map_attach", &b)
         .lock_with(1, RESV_A, 0, LockFn::Lock, Some(70))
         .attempt(1, RESV_A, 0, LockFn::LockInterruptible, Some(71));
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks, &s.evs);
     let f = only(&e, FindingKind::RecursiveLock);
     assert_eq!(f.location, "drm_gem_shmem_pin");
     let cb = f.callback.as_ref().unwrap();
@@ -1804,10 +1789,7 @@ fn synthetic_panfrost_gem_pin_relock_under_prime_attach_is_recursive_lock() {
         .filter(|ev| !matches!(ev.kind, EventKind::Callback { .. }))
         .cloned()
         .collect();
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
-    for ev in &unhooked {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks, &unhooked);
     assert_eq!(
         kinds(&e),
         vec![FindingKind::RecursiveLock],
@@ -1841,10 +1823,7 @@ fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
         .lock(1, RESV_A, 0)
         .api(1, DmaBufFn::Vmap, Phase::Entry, &b)
         .attempt(1, RESV_A, 0, LockFn::Lock, Some(80));
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks.clone());
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks.clone(), &s.evs);
     let f = only(&e, FindingKind::ExporterRelock);
     let cb = f.callback.as_ref().unwrap();
     assert_eq!(
@@ -1875,10 +1854,7 @@ fn synthetic_relock_in_unhooked_vmap_is_exporter_relock_from_the_stack() {
         .lock(1, RESV_A, 0)
         .api(1, DmaBufFn::Mmap, Phase::Entry, &b)
         .attempt(1, RESV_A, 0, LockFn::Lock, Some(81));
-    let mut e = Engine::with_stacks(conv(Era::V6_6), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_6), stacks, &s.evs);
     assert_eq!(
         kinds(&e),
         vec![FindingKind::ImporterHoldsLock],
@@ -1939,10 +1915,7 @@ fn synthetic_locations_name_the_source_function_not_a_compiler_clone() {
         .api(1, DmaBufFn::Vmap, Phase::Entry, &b)
         .cb(1, Callback::Vmap, Phase::Entry, "tsc_late_vmap", &b)
         .attempt(1, RESV_A, 0, LockFn::Lock, Some(90));
-    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_16), stacks, &s.evs);
     assert_eq!(
         only(&e, FindingKind::ExporterRelock).location,
         "tsc_late_vmap"
@@ -1962,10 +1935,7 @@ fn synthetic_importer_call_without_its_stack_is_placed_by_the_held_lock() {
     s.init(RESV_A)
         .lock_with(1, RESV_A, 0, LockFn::Lock, Some(91))
         .api(1, DmaBufFn::Put, Phase::Entry, &b);
-    let mut e = Engine::with_stacks(conv(Era::V6_16), stacks);
-    for ev in &s.evs {
-        e.feed(ev);
-    }
+    let e = run_stacks(conv(Era::V6_16), stacks, &s.evs);
     assert_eq!(
         only(&e, FindingKind::ImporterHoldsLock).location,
         "tsc_importer_put_locked"
