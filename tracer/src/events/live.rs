@@ -183,7 +183,7 @@ impl Live {
                 "tracer: the kernel skipped {total} run(s) of the tracer's programs ({}): a program \
                  preempted on a CPU is not run again there until it finishes, so those calls were \
                  not seen; a lost unlock leaves a lock looking held, and findings about it may be \
-                 false (use --lock-kprobes on this kernel)",
+                 false (docs/probes.md, \"Preemptible kernels\")",
                 list.join(", ")
             );
         }
