@@ -50,6 +50,11 @@ pub enum RawKind {
     ModuleLoad = 12,
     /// `module:module_free` (exp_name = the module's name): its hooks are gone.
     ModuleFree = 13,
+    /// A ww_mutex the thread was seen acquiring (args[0]) is no longer owned
+    /// by it, found before an event judged against its held locks: its
+    /// unlock was not seen (the kernel skipped the program's run). User space
+    /// drops it before the next event (tracer-ebpf/src/held.rs).
+    LockGone = 14,
 }
 
 impl RawKind {
@@ -68,6 +73,7 @@ impl RawKind {
             11 => Self::ThreadExit,
             12 => Self::ModuleLoad,
             13 => Self::ModuleFree,
+            14 => Self::LockGone,
             _ => return None,
         })
     }
@@ -201,7 +207,19 @@ pub struct Config {
     pub armed: u32,
     /// `offsetof(struct module, name)`.
     pub module_name: u32,
+    /// Offset of the owner word in a `struct ww_mutex` (`base.owner`: the
+    /// owning task's pointer with three flag bits), valid when `owner_check`.
+    pub ww_mutex_owner: u32,
+    /// 1: check held locks against their owner word before events judged
+    /// against them (0 where BTF does not show a `struct mutex` owner).
+    pub owner_check: u32,
     pub _pad: u32,
+    /// Address of the kernel's kretprobe return trampoline
+    /// (`arch_rethook_trampoline`, older `__kretprobe_trampoline`), 0 if
+    /// unknown: a kretprobe's entry handler writes it over the return address,
+    /// so a kprobe program that reads the return address after it finds this
+    /// instead of its caller (and then must not use it as a call site).
+    pub ret_trampoline: u64,
 }
 
 /// The record written to the ring buffer. 160 bytes.
@@ -259,6 +277,10 @@ pub struct Frame {
     pub stack_id: i64,
     /// The function's descriptor, kept so the return needs no `FUNCS` lookup.
     pub desc: FuncDesc,
+    /// Stack pointer at the entry (the address of the return address): the
+    /// return of this call sees it 8 bytes higher, so a return pairs with
+    /// its own entry even after the kernel lost a return in between.
+    pub sp: u64,
 }
 
 /// A call site (return address into the caller) of a hooked function and the
@@ -282,6 +304,15 @@ pub const TASK_SITES: usize = 2;
 /// lock/unlock pair costs no ring-buffer record at all.
 /// Fixed at 2: the eBPF side addresses the slots with constant indices.
 pub const MAX_PENDING: usize = 2;
+
+/// Sent acquisitions per thread checked against their owner word (the
+/// deepest nesting outside big transactions: a transaction's locks past
+/// these go unchecked).
+pub const SENT_LOCKS: usize = 4;
+
+/// Flag bits in the low bits of `struct mutex`'s owner word
+/// (kernel/locking/mutex.h, `MUTEX_FLAGS`, 6.1 to 7.3).
+pub const MUTEX_FLAGS: u64 = 0x07;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -334,6 +365,10 @@ pub struct TaskFrames {
     /// sent), saturating: reported at thread exit, so a run shows it saw lock
     /// traffic that needed no judging.
     pub lone_locks: u32,
+    /// Locks user space was told this thread acquired (0 = free slot), to
+    /// check against their owner word (`tracer-ebpf/src/held.rs`); more
+    /// than `SENT_LOCKS` at once go unchecked.
+    pub sent: [u64; SENT_LOCKS],
     /// The reservation object this thread last tore down (`dma_resv_fini`),
     /// 0 if none or re-initialised since: a lock of it is never kept back
     /// (the lock-after-fini check needs to see it).
@@ -385,7 +420,7 @@ mod tests {
         // The recording format stores RawEvent bytes: a layout change must bump
         // the format version (tracer/src/events/record.rs).
         assert_eq!(RawEvent::SIZE, 160);
-        assert_eq!(core::mem::size_of::<Config>(), 64);
+        assert_eq!(core::mem::size_of::<Config>(), 80);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
         assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
     }

@@ -147,13 +147,6 @@ pub fn find_task(id: ThreadId) -> Option<*mut TaskFrames> {
     None
 }
 
-/// The thread's held count without creating state for it.
-#[inline(always)]
-pub fn held_of(id: ThreadId) -> u32 {
-    // SAFETY: read of this thread's state.
-    find_task(id).map(|t| unsafe { (*t).held }).unwrap_or(0)
-}
-
 /// At the thread's `sched_process_exit`: acquisitions it still holds unsent
 /// go to user space (a recording shows what it died holding), and its slot is
 /// marked for takeover. A thread without a slot claims one to mark: its last
@@ -201,9 +194,13 @@ pub fn flush_pending(t: &mut TaskFrames) {
     // Constant indices: old verifiers (6.1) reject variable offsets here.
     if t.npending >= 1 {
         send_pending(&t.pending[0], held);
+        let lock = t.pending[0].lock;
+        crate::held::note_sent(t, lock);
     }
     if t.npending >= 2 {
         send_pending(&t.pending[1], held);
+        let lock = t.pending[1].lock;
+        crate::held::note_sent(t, lock);
     }
     t.npending = 0;
 }
@@ -221,18 +218,6 @@ fn send_pending(p: &PendingLock, held: u32) {
     });
 }
 
-/// `flush_pending` for a thread that may have no state.
-#[inline(always)]
-pub fn flush_thread(id: ThreadId) {
-    if let Some(t) = find_task(id) {
-        // SAFETY: a map value of this thread's key.
-        let t = unsafe { &mut *t };
-        if t.npending > 0 {
-            flush_pending(t);
-        }
-    }
-}
-
 #[inline(always)]
 pub fn stack_id<C: EbpfContext + StackIdContext>(ctx: &C) -> i64 {
     match ctx.get_stackid(&STACKS, 0) {
@@ -245,11 +230,19 @@ pub fn stack_id<C: EbpfContext + StackIdContext>(ctx: &C) -> i64 {
 pub const LOST_EVENTS: u32 = 0;
 /// `LOST` index: hooked calls of threads that got no state (see `task`).
 pub const LOST_STATELESS: u32 = 1;
+/// `LOST` index: kretprobe returns the kernel never ran (out of kretprobe
+/// instances, or the program skipped): their frames, found by stack pointer
+/// under a later return, are dropped.
+pub const LOST_RETURNS: u32 = 2;
 
 fn count(index: u32) {
+    count_by(index, 1);
+}
+
+pub fn count_by(index: u32, n: u64) {
     if let Some(p) = LOST.get_ptr_mut(index) {
         // SAFETY: per-CPU value, no concurrent writer on this CPU.
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 

@@ -107,7 +107,8 @@ pub fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
 
 use crate::{
     FUNC_SLOTS, FUNCS, SITES,
-    emit::{flush_pending, output, stack_id, task, traced_thread},
+    emit::{LOST_RETURNS, count_by, flush_pending, output, stack_id, task, traced_thread},
+    held::{check_held, forget_sent, note_sent},
 };
 
 /// The stack for an event at a call site (the return address into the
@@ -169,14 +170,20 @@ pub fn site_stack<C: EbpfContext + StackIdContext>(
     id
 }
 
-/// The return address at a kprobe on a function's first instruction (*rsp).
+/// The return address at a kprobe on a function's first instruction (*rsp),
+/// or 0 (then the caller gets a fresh stack) if a kretprobe on the same
+/// function already replaced it with its trampoline: every call would then
+/// share one "call site". User space attaches each function's kretprobe before
+/// its entry kprobe so the entry program runs first (the kernel runs the
+/// probes of one address newest first); this check keeps a wrong order safe.
 #[inline(always)]
-fn kprobe_caller(ctx: &ProbeContext) -> u64 {
+fn kprobe_caller(cfg: &Config, ctx: &ProbeContext) -> u64 {
     // SAFETY: the read is checked.
-    unsafe {
+    let ret = unsafe {
         let sp = (*ctx.regs).rsp;
         bpf_probe_read_kernel(sp as *const u64).unwrap_or(0)
-    }
+    };
+    if ret == cfg.ret_trampoline { 0 } else { ret }
 }
 
 /// The descriptor of the hooked function at `ip`: from its `FUNC_SLOTS`
@@ -258,6 +265,7 @@ pub fn send_call(
             t.last_fini = 0;
         }
     }
+    check_held(cfg, t);
     flush_pending(t);
     let held = t.held;
     output(kind as u16, desc.hook, |ev| {
@@ -267,6 +275,14 @@ pub fn send_call(
         ev.held = held;
         fill_args(cfg, desc, args, ev);
     });
+}
+
+/// Whether a lock function's return value says it acquired the lock.
+#[inline(always)]
+pub fn lock_acquired(desc: &FuncDesc, ret: i64) -> bool {
+    // The lock functions return int: only the low 32 bits are defined.
+    let r = ret as i32;
+    if desc.flags & ff::TRYLOCK != 0 { r == 1 } else { r == 0 }
 }
 
 /// Whether an acquisition now would be lone: the thread holds nothing and is
@@ -289,13 +305,7 @@ pub fn count_lock_return(
     t: &mut TaskFrames,
     ret: i64,
 ) -> (bool, bool) {
-    // The lock functions return int: only the low 32 bits are defined.
-    let r = ret as i32;
-    let ok = if desc.flags & ff::TRYLOCK != 0 {
-        r == 1
-    } else {
-        r == 0
-    };
+    let ok = lock_acquired(desc, ret);
     let lone = is_lone(cfg, t);
     if ok {
         t.held = t.held.saturating_add(1);
@@ -371,15 +381,14 @@ fn try_unlock(ctx: &ProbeContext) -> Option<()> {
     let (cfg, tid) = traced_thread()?;
     // SAFETY: as in try_entry.
     let t = unsafe { &mut *task(tid)? };
-    if t.npending > 0 {
-        let lock: u64 = ctx.arg(0).unwrap_or(0);
-        if drop_pending(t, lock) {
-            if t.held > 0 {
-                t.held -= 1;
-            }
-            return Some(());
+    let lock: u64 = ctx.arg(0).unwrap_or(0);
+    if t.npending > 0 && drop_pending(t, lock) {
+        if t.held > 0 {
+            t.held -= 1;
         }
+        return Some(());
     }
+    forget_sent(t, lock);
     // SAFETY: helper call on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
@@ -425,7 +434,7 @@ fn entry_body(
     } else if lone && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
-        site_stack(ctx, t, kprobe_caller(ctx), ip)
+        site_stack(ctx, t, kprobe_caller(cfg, ctx), ip)
     } else {
         -1
     };
@@ -437,6 +446,8 @@ fn entry_body(
             f.args = args;
             f.stack_id = stack;
             f.desc = desc;
+            // SAFETY: the probe's own register set.
+            f.sp = unsafe { (*ctx.regs).rsp };
         }
         // Past MAX_FRAMES the depth still counts so returns stay paired;
         // the deepest frames' arguments are lost (user space sees hook 0 args).
@@ -464,6 +475,31 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     if t.depth == 0 {
         // Attached mid-call: the entry was not seen.
         return None;
+    }
+    // The return's stack pointer is the entry's plus the popped return
+    // address (arch_rethook_trampoline_callback). If the top frame is not
+    // this call's but one of the next three is, the frames above it are
+    // calls whose return the kernel never ran: dropped, counted. No match
+    // at all (a kernel that reports another stack pointer): pop the top.
+    // SAFETY: the probe's own register set.
+    let entry_sp = unsafe { (*ctx.regs).rsp }.wrapping_sub(8);
+    let mut i = 0u32;
+    while i < 4 {
+        if t.depth <= i {
+            break;
+        }
+        let d = (t.depth - 1 - i) as usize;
+        if d >= MAX_FRAMES {
+            break;
+        }
+        if t.frames[d & (MAX_FRAMES - 1)].sp == entry_sp {
+            if i > 0 {
+                t.depth -= i;
+                count_by(LOST_RETURNS, i as u64);
+            }
+            break;
+        }
+        i += 1;
     }
     t.depth -= 1;
     let d = t.depth as usize;
@@ -498,6 +534,9 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
         ret,
         &f.args,
     );
+    if desc.flags & ff::LOCKS != 0 && lock_acquired(&desc, ret) {
+        note_sent(t, f.args[0]);
+    }
     Some(())
 }
 

@@ -27,6 +27,7 @@ use crate::{
         count_lock_return, desc_for, drop_pending, keep_pending, lone_site_wanted, send_call,
         site_stack,
     },
+    held::{forget_sent, note_sent},
     tracing::tracing_caller,
 };
 
@@ -100,6 +101,9 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     }
     let args = [lock, ww_ctx, 0];
     send_call(cfg, t, RawKind::FuncReturn, &desc, ip, stack, ret, &args);
+    if ok {
+        note_sent(t, lock);
+    }
     Some(())
 }
 
@@ -117,6 +121,7 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     if t.npending > 0 && drop_pending(t, lock) {
         return Some(());
     }
+    forget_sent(t, lock);
     // SAFETY: helper on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;

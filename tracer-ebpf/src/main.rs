@@ -51,6 +51,7 @@ macro_rules! tracing_slots {
 mod emit;
 mod floor;
 mod funcs;
+mod held;
 mod kmem;
 mod lock_tracing;
 mod tracepoints;
@@ -69,7 +70,7 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 /// Per CPU: [0] events that did not fit in `EVENTS`; [1] hooked calls of
 /// threads that got no per-thread state (`emit::task`).
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(3, 0);
 
 /// Kernel stacks referenced by events' `stack_id`.
 #[map]

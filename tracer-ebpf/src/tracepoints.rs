@@ -9,17 +9,18 @@
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use tracer_common::RawKind;
 
-use crate::emit::{flush_thread, held_of, output, stack_id, thread_exits, traced_thread};
+use crate::{
+    emit::{output, stack_id, thread_exits, traced_thread},
+    held::settle_thread,
+};
 
 /// Common filter: the thread holds a hooked lock, or the user asked for all.
 #[inline(always)]
 fn wanted() -> Option<u32> {
     let (cfg, tid) = traced_thread()?;
-    let held = held_of(tid);
-    if held > 0 {
-        // The held locks this event will be judged against go first.
-        flush_thread(tid);
-    }
+    // The held locks this event will be judged against are checked and go
+    // first.
+    let held = settle_thread(cfg, tid);
     if held > 0 || cfg.full_stream != 0 {
         Some(held)
     } else {
@@ -167,14 +168,13 @@ pub fn mmap_lock_released_memcg(ctx: RawTracePointContext) -> i32 {
 /// while the thread holds a hooked lock: that is the finding.
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    let Some((_, tid)) = traced_thread() else {
+    let Some((cfg, tid)) = traced_thread() else {
         return 0;
     };
-    let held = held_of(tid);
+    let held = settle_thread(cfg, tid);
     if held == 0 {
         return 0;
     }
-    flush_thread(tid);
     let regs: u64 = ctx.arg(0);
     let ret: u64 = ctx.arg(1);
     // orig_ax holds the syscall number; offset 120 in x86_64 pt_regs.

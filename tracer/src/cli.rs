@@ -168,6 +168,15 @@ pub struct LiveArgs {
     /// tracer falls back to kprobes by itself where fentry is refused.
     #[arg(long)]
     pub lock_kprobes: bool,
+    /// Mechanism of the function hooks (dma-buf API, resv lifetimes, ww_mutex
+    /// functions). auto: fentry/fexit, or kprobes on a kernel that preempts
+    /// BPF programs (preempt=full/lazy/rt, e.g. Debian's 7.3 default), where
+    /// a preempted fentry program makes the kernel skip other tasks' calls on
+    /// that CPU (lost unlocks, locks that look held). fentry: fentry/fexit
+    /// even there (cheaper, lossy: skipped runs are reported at exit).
+    /// kprobes: kprobes everywhere.
+    #[arg(long, value_enum, default_value_t = crate::probes::loader::HookChoice::Auto)]
+    pub hooks: crate::probes::loader::HookChoice,
     /// Turn on the kernel's BPF run-time statistics while running and print,
     /// at exit, each program's runs and nanoseconds per run: where the
     /// tracer's in-kernel cost goes. The statistics themselves add two clock

@@ -104,6 +104,7 @@ pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
         lone_sites: a.lone_sites,
         floor: a.floor,
         lock_kprobes: a.lock_kprobes,
+        hooks: a.hooks,
     })
 }
 
@@ -722,6 +723,7 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             ret,
         } => format!("lock-return  {func:?} lock={lock:#x} ctx={ctx:#x} ret={ret}"),
         EventKind::Unlock { lock } => format!("unlock       lock={lock:#x}"),
+        EventKind::LockGone { lock } => format!("lock-gone    lock={lock:#x} (released unseen)"),
         EventKind::ResvInit { resv } => format!("resv-init    resv={resv:#x}"),
         EventKind::ResvFini { resv } => format!("resv-fini    resv={resv:#x}"),
         EventKind::DmaBufCall {

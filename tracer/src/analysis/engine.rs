@@ -110,6 +110,11 @@ pub struct Stats {
     /// or an unlock lost to the ring buffer).
     #[serde(default)]
     pub held_at_thread_exit: u64,
+    /// Held locks the kernel found no longer owned by their thread (their
+    /// unlock was not seen: a skipped program run), dropped before anything
+    /// was judged against them.
+    #[serde(default)]
+    pub locks_gone: u64,
     /// Fence waits of the dma-buf core under a lock it took itself (not a
     /// driver's finding).
     #[serde(default)]
@@ -421,6 +426,11 @@ impl Engine {
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
             EventKind::ModuleLoad { .. } | EventKind::ModuleFree { .. } => {}
+            EventKind::LockGone { lock } => {
+                self.stats.locks_gone += 1;
+                // Already released here if its unlock did come after all.
+                self.release(ev, *lock);
+            }
             EventKind::ThreadExit { lone_locks, .. } => {
                 self.stats.thread_exits += 1;
                 self.stats.lone_acquisitions += u64::from(*lone_locks);
@@ -818,20 +828,28 @@ impl Engine {
 
     fn on_unlock(&mut self, ev: &Event, addr: u64) {
         self.stats.unlocks += 1;
-        let Some(t) = self.tasks.get_mut(ev.pid) else {
+        if !self.release(ev, addr) {
             self.stats.unlock_without_lock += 1;
-            return;
+        }
+    }
+
+    /// Drops a lock from the task's held set; whether it was there.
+    fn release(&mut self, ev: &Event, addr: u64) -> bool {
+        let Some(t) = self.tasks.get_mut(ev.pid) else {
+            return false;
         };
-        match t.release(addr) {
+        let released = match t.release(addr) {
             Some(h) => {
                 // The backoff is complete once no lock of the ctx is held.
                 if t.backoff.is_some_and(|b| b.ctx == h.ctx) && !t.holds_ctx(h.ctx) {
                     t.backoff = None;
                 }
+                true
             }
-            None => self.stats.unlock_without_lock += 1,
-        }
+            None => false,
+        };
         self.tasks.gc(ev.pid);
+        released
     }
 
     /// A resv address seen in a dma-buf call: known from now on. Locks taken

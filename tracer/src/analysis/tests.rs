@@ -1643,6 +1643,48 @@ fn synthetic_reused_thread_id_after_exit_holds_nothing() {
 }
 
 #[test]
+fn synthetic_unlock_skipped_by_a_preempted_program_is_repaired_by_lock_gone() {
+    // 7.3 (preempt=lazy): the kernel skipped the unlock program's run, so the
+    // thread still "holds" RESV_A; the next event judged against it first
+    // carries the kernel's owner check (LockGone): no ctx-less nesting A -> B,
+    // no recursive lock of A.
+    let stream = |with_gone: bool| {
+        let mut s = S::new();
+        s.init(RESV_A).init(RESV_B).lock(3, RESV_A, 0);
+        // ww_mutex_unlock(RESV_A) not seen. The kernel checks the owner
+        // word before the next event judged against what the thread holds.
+        if with_gone {
+            s.ev(3, None, EventKind::LockGone { lock: RESV_A });
+        }
+        s.lock(3, RESV_B, 0).unlock(3, RESV_B);
+        s.lock(3, RESV_A, 0).unlock(3, RESV_A);
+        s.evs
+    };
+    let e = run(&stream(true));
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    assert_eq!(e.stats().locks_gone, 1);
+    assert_eq!(e.stats().unlock_without_lock, 0);
+    // Without the check the stale lock makes false findings.
+    assert!(!run(&stream(false)).findings().is_empty());
+}
+
+#[test]
+fn synthetic_lock_gone_after_its_unlock_changes_nothing() {
+    // The owner check raced with an unlock that did arrive: nothing to drop.
+    let mut s = S::new();
+    s.init(RESV_A)
+        .lock(3, RESV_A, 0)
+        .unlock(3, RESV_A)
+        .ev(3, None, EventKind::LockGone { lock: RESV_A })
+        .lock(3, RESV_A, 0)
+        .unlock(3, RESV_A);
+    let e = run(&s.evs);
+    assert!(e.findings().is_empty(), "{:#?}", e.findings());
+    assert_eq!(e.stats().unlocks, 2);
+    assert_eq!(e.stats().unlock_without_lock, 0);
+}
+
+#[test]
 fn synthetic_vgem_mmap_wc_takes_init_mm_not_a_user_mm() {
     // 7.3: vgem's mmap under the resv sets write-combining pages, and
     // change_page_attr_set_clr takes init_mm's mmap_lock: a static lock, its

@@ -133,6 +133,7 @@ impl Decoder {
             RawKind::ModuleFree => EventKind::ModuleFree {
                 name: cstr(&r.exp_name),
             },
+            RawKind::LockGone => EventKind::LockGone { lock: r.args[0] },
             RawKind::ThreadExit => EventKind::ThreadExit {
                 held: r.args[0] as u32,
                 lone_locks: r.args[1] as u32,

@@ -175,15 +175,38 @@ impl Live {
                 tracer_common::THREAD_SLOTS
             );
         }
+        let lost_returns = self.tracer.lost_returns();
+        if lost_returns > 0 {
+            eprintln!(
+                "tracer: the kernel ran no return probe for {lost_returns} hooked call(s) (more threads \
+                 inside hooked functions at once than it has kretprobe instances for): their calls \
+                 were closed at the caller's next return; findings inside them may be missing"
+            );
+        }
         let skipped = self.tracer.skipped_runs();
         if !skipped.is_empty() {
             let total: u64 = skipped.iter().map(|(_, n)| n).sum();
             let list: Vec<String> = skipped.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            let function_hooks: u64 = skipped
+                .iter()
+                .filter(|(p, _)| crate::probes::loader::is_function_hook_program(p))
+                .map(|(_, n)| n)
+                .sum();
+            let consequence = if function_hooks > 0 {
+                format!(
+                    "{function_hooks} of them function hooks: a lost unlock or return leaves a \
+                     lock or call looking open, and findings about it may be false (--hooks \
+                     kprobes avoids this)"
+                )
+            } else {
+                "all of them tracepoints: those events went unseen (findings may be missing), \
+                 no lock or call was left looking open"
+                    .to_string()
+            };
             eprintln!(
                 "tracer: the kernel skipped {total} run(s) of the tracer's programs ({}): a program \
                  preempted on a CPU is not run again there until it finishes, so those calls were \
-                 not seen; a lost unlock leaves a lock looking held, and findings about it may be \
-                 false (docs/probes.md, \"Preemptible kernels\")",
+                 not seen; {consequence} (docs/probes.md, \"Preemptible kernels\")",
                 list.join(", ")
             );
         }

@@ -292,6 +292,12 @@ pub enum EventKind {
     ModuleFree {
         name: String,
     },
+    /// A lock the thread was seen acquiring is no longer owned by it (the
+    /// kernel's owner word says so, checked before an event judged against
+    /// its held locks): its unlock was not seen. Forget it.
+    LockGone {
+        lock: u64,
+    },
     ThreadExit {
         held: u32,
         /// Its acquisitions that were lone (kept back in the kernel, most never sent).

@@ -22,6 +22,8 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("dma_buf_attachment", "importer_ops"),
     ("dma_buf_ops", "pin"),
     ("module", "name"),
+    ("ww_mutex", "base"),
+    ("mutex", "owner"),
 ];
 
 pub struct KernelBtf {
@@ -120,6 +122,16 @@ impl KernelBtf {
             module_name: off("module", "name").unwrap_or(0),
             ..Default::default()
         })
+        .map(|mut c| {
+            // The held-lock check reads a ww_mutex's owner word: `base` is a
+            // `struct mutex` with an `owner` (not on PREEMPT_RT, where it is
+            // an rt_mutex: no check there).
+            if let (Ok(base), Ok(owner)) = (off("ww_mutex", "base"), off("mutex", "owner")) {
+                c.ww_mutex_owner = base + owner;
+                c.owner_check = 1;
+            }
+            c
+        })
     }
 }
 
@@ -139,6 +151,8 @@ mod tests {
         let cfg = btf.config().expect("dma-buf fields in BTF");
         assert!(cfg.dma_buf_resv > 0 && cfg.dma_buf_resv < 4096);
         assert_ne!(cfg.dma_buf_resv, cfg.dma_buf_ops);
+        // struct ww_mutex { struct mutex base; ... }, owner first in mutex.
+        assert_eq!((cfg.owner_check, cfg.ww_mutex_owner), (1, 0));
         let err = btf
             .member_offset("dma_buf", "no_such_field")
             .unwrap_err()

@@ -76,6 +76,26 @@ pub struct LoadOptions {
     pub floor: bool,
     /// Hook the ww_mutex functions with kprobes even where fentry/fexit works.
     pub lock_kprobes: bool,
+    /// Which mechanism the function hooks use where both work.
+    pub hooks: HookChoice,
+}
+
+/// Which mechanism the function hooks (the dma-buf API, resv lifetimes, the
+/// ww_mutex functions) use where the kernel allows both. Callbacks are always
+/// kprobes (docs/probes.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookChoice {
+    /// fentry/fexit, except on a kernel that preempts BPF programs
+    /// (preempt=full, lazy or rt): kprobes there, which are never preempted
+    /// and so never skip a call.
+    #[default]
+    Auto,
+    /// fentry/fexit wherever the kernel allows them (cheaper; on a
+    /// preemptible kernel calls made while a program is preempted go unseen,
+    /// counted and reported at exit).
+    Fentry,
+    /// kprobe/kretprobe for every function hook.
+    Kprobes,
 }
 
 impl Default for LoadOptions {
@@ -87,6 +107,7 @@ impl Default for LoadOptions {
             lone_sites: false,
             floor: false,
             lock_kprobes: false,
+            hooks: HookChoice::Auto,
         }
     }
 }
@@ -127,6 +148,8 @@ pub struct Tracer {
     /// See [`LoadOptions::floor`].
     floor: bool,
     lock_kprobes: bool,
+    /// Every function hook on kprobe/kretprobe (`HookChoice`).
+    func_kprobes: bool,
     /// Next free ww_mutex lock slot pair and unlock slot (lock_tracing.rs).
     next_lock_slot: usize,
     next_unlock_slot: usize,
@@ -241,6 +264,10 @@ impl Tracer {
         config.stack_all = opts.stack_all as u32;
         config.lone_sites_always = opts.lone_sites as u32;
         let kallsyms = Kallsyms::load()?;
+        config.ret_trampoline = table::RET_TRAMPOLINES
+            .iter()
+            .find_map(|n| kallsyms.get(n))
+            .map_or(0, |s| s.addr);
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .load(EBPF_OBJECT)
@@ -265,6 +292,7 @@ impl Tracer {
             next_slot: 0,
             floor: opts.floor,
             lock_kprobes: opts.lock_kprobes,
+            func_kprobes: opts.hooks == HookChoice::Kprobes,
             next_lock_slot: 0,
             next_unlock_slot: 0,
         };
@@ -277,19 +305,37 @@ impl Tracer {
             fentry: t.probe_fentry(),
             kprobe: kprobe_pmu_reason(),
         };
-        // On a kernel that preempts BPF programs (preempt=full or lazy) the
-        // kernel skips a program's run on a CPU where that program is already
-        // running (a preempted run): calls go unseen, and an unseen unlock
-        // leaves a lock looking held. Said at start; the skipped runs are
-        // counted and reported at exit (`skipped_runs`).
-        let mode = std::fs::read_to_string("/sys/kernel/debug/sched/preempt").ok();
-        if let Some(m) = mode.as_deref().and_then(active_preempt_mode) {
-            if preemptible_bpf(m) && !t.floor {
-                eprintln!(
-                    "tracer: this kernel preempts BPF programs (preempt={m}): a program preempted \
-                     on a CPU makes the kernel skip its runs there meanwhile; skipped runs are \
-                     counted and reported at exit, and findings about held locks may then be false"
-                );
+        // fentry/fexit and (since 6.13) raw tracepoint programs run
+        // preemptibly, and the kernel skips a program's run on a CPU where that
+        // program is already running: on a kernel that preempts them, calls
+        // made while a run is preempted go unseen, and an unseen unlock leaves
+        // a lock looking held (false findings, seen on 7.3). kprobe programs
+        // run with preemption off: every function hook goes there.
+        if opts.hooks == HookChoice::Auto && t.mech.kprobe.is_ok() {
+            match preempt_mode() {
+                PreemptMode::Known(m) if preemptible_bpf(&m) => {
+                    t.func_kprobes = true;
+                    if !t.floor {
+                        eprintln!(
+                            "tracer: this kernel preempts BPF programs (preempt={m}): function \
+                             hooks use kprobes, which are never preempted (an fentry program \
+                             skips the calls made while it is preempted on that CPU; --hooks \
+                             fentry to use them anyway)"
+                        );
+                    }
+                }
+                PreemptMode::Known(_) => {}
+                PreemptMode::Unknown(why) => {
+                    t.func_kprobes = true;
+                    if !t.floor {
+                        eprintln!(
+                            "tracer: cannot tell whether this kernel preempts BPF programs \
+                             ({why}): function hooks use kprobes to be safe (mount debugfs, or \
+                             pass --hooks fentry on a kernel booted with preempt=none or \
+                             voluntary)"
+                        );
+                    }
+                }
             }
         }
         Ok(t)
@@ -494,15 +540,11 @@ impl Tracer {
         }
         self.ensure_kprobes_loaded()?;
         self.install_desc(addr, desc)?;
-        let name = self.program_for(entry);
-        let entry: &mut KProbe = self
-            .ebpf
-            .program_mut(&name)
-            .ok_or("program missing from the object")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-        entry.attach(func, 0).map_err(|e| errno_text(&e))?;
-        let mut mech = "kprobe".to_string();
+        // The kretprobe goes first: the kernel runs the probes of one address
+        // newest first, and a kretprobe's entry handler overwrites the return
+        // address the entry program reads as the call site (the programs
+        // also refuse the trampoline's address, `Config::ret_trampoline`).
+        let mut ret_link = None;
         if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
             let name = self.program_for("fn_return");
             let ret: &mut KProbe = self
@@ -511,11 +553,35 @@ impl Tracer {
                 .ok_or("program missing from the object")?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
-            ret.attach(func, 0).map_err(|e| errno_text(&e))?;
-            mech.push_str("+kretprobe");
+            ret_link = Some(ret.attach(func, 0).map_err(|e| errno_text(&e))?);
         }
+        let name = self.program_for(entry);
+        let entry: &mut KProbe = self
+            .ebpf
+            .program_mut(&name)
+            .ok_or("program missing from the object")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        if let Err(e) = entry.attach(func, 0) {
+            // A return probe without its entry would pop frames it never pushed.
+            if let Some(link) = ret_link {
+                let name = self.program_for("fn_return");
+                if let Some(p) = self.ebpf.program_mut(&name) {
+                    let ret: Result<&mut KProbe, _> = p.try_into();
+                    if let Ok(ret) = ret {
+                        let _ = ret.detach(link);
+                    }
+                }
+            }
+            return Err(errno_text(&e));
+        }
+        let mech = if ret_link.is_some() {
+            "kprobe+kretprobe"
+        } else {
+            "kprobe"
+        };
         self.hooked_addrs.insert(addr, desc.hook);
-        Ok(mech)
+        Ok(mech.to_string())
     }
 
     /// Describes the function at `addr` to the programs. Also at `addr + 4`:
@@ -709,6 +775,7 @@ impl Tracer {
         // fentry/fexit first where it can serve, kprobe/kretprobe as the fallback
         // (and for the ww_mutex functions with --lock-kprobes).
         let res = match h.kind {
+            _ if self.func_kprobes => self.hook_function(h.func, sym.addr, desc),
             HookKind::Lock(_) | HookKind::Unlock if self.lock_kprobes => {
                 self.hook_function(h.func, sym.addr, desc)
             }
@@ -1036,6 +1103,14 @@ impl Tracer {
         self.lost_counter(1).iter().sum()
     }
 
+    /// Kretprobe returns the kernel never ran (no free kretprobe instance:
+    /// more threads inside hooked functions at once than the kernel allows
+    /// for; or the return program skipped): their frames were dropped when a
+    /// later return of the thread found its own entry below them.
+    pub fn lost_returns(&self) -> u64 {
+        self.lost_counter(2).iter().sum()
+    }
+
     /// One index of the `LOST` per-CPU counters (tracer-ebpf/src/emit.rs).
     fn lost_counter(&self, index: u32) -> Vec<u64> {
         let Some(m) = self.ebpf.map("LOST") else {
@@ -1094,6 +1169,57 @@ pub fn active_preempt_mode(text: &str) -> Option<&str> {
         .find_map(|w| w.strip_prefix('(')?.strip_suffix(')'))
 }
 
+/// Whether a program of the object is a function hook (fentry/fexit slots,
+/// the kprobe programs) rather than a tracepoint: a skipped run of one can
+/// leave a lock or a call looking open; a tracepoint's can only hide an event
+/// (mmap_lock events only order, never hold; a lost exit or syscall return
+/// hides its finding).
+pub fn is_function_hook_program(name: &str) -> bool {
+    name.contains("_slot") || name.starts_with("fn_")
+}
+
+/// The preemption model the kernel runs, or why it is not known.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PreemptMode {
+    Known(String),
+    Unknown(String),
+}
+
+/// The running kernel's preemption model: the active mode of a
+/// PREEMPT_DYNAMIC kernel from debugfs (`/sys/kernel/debug/sched/preempt`),
+/// otherwise the build's model from the version string.
+fn preempt_mode() -> PreemptMode {
+    if let Ok(text) = std::fs::read_to_string("/sys/kernel/debug/sched/preempt") {
+        if let Some(m) = active_preempt_mode(&text) {
+            return PreemptMode::Known(m.to_string());
+        }
+    }
+    let version = std::fs::read_to_string("/proc/sys/kernel/version").unwrap_or_default();
+    preempt_model_of_version(&version)
+}
+
+/// The preemption model a kernel's version string (`uname -v`) names:
+/// `PREEMPT_RT`, `PREEMPT_LAZY` and `PREEMPT` are fixed models;
+/// `PREEMPT_DYNAMIC` is chosen at boot (only debugfs tells); none of them is
+/// a kernel built without preemption (`none` or `voluntary`).
+pub fn preempt_model_of_version(version: &str) -> PreemptMode {
+    let words: Vec<&str> = version.split_whitespace().collect();
+    if words.contains(&"PREEMPT_DYNAMIC") {
+        return PreemptMode::Unknown(
+            "PREEMPT_DYNAMIC kernel and /sys/kernel/debug/sched/preempt unreadable".into(),
+        );
+    }
+    if words.contains(&"PREEMPT_RT") {
+        PreemptMode::Known("rt".into())
+    } else if words.contains(&"PREEMPT_LAZY") {
+        PreemptMode::Known("lazy".into())
+    } else if words.contains(&"PREEMPT") {
+        PreemptMode::Known("full".into())
+    } else {
+        PreemptMode::Known("voluntary".into())
+    }
+}
+
 /// Whether BPF tracing programs can be preempted on this kernel, and so skip
 /// the calls other tasks make on that CPU meanwhile: preempt=full or lazy.
 pub fn preemptible_bpf(mode: &str) -> bool {
@@ -1122,6 +1248,27 @@ mod tests {
         assert_eq!(active_preempt_mode("garbage"), None);
         assert!(preemptible_bpf("lazy") && preemptible_bpf("full"));
         assert!(!preemptible_bpf("voluntary") && !preemptible_bpf("none"));
+        assert!(is_function_hook_program("unlock_fentry_slot0"));
+        assert!(is_function_hook_program("fexit_slot19") && is_function_hook_program("fn_return"));
+        assert!(!is_function_hook_program("sys_exit") && !is_function_hook_program("mmap_lock_start"));
+        assert_eq!(
+            preempt_model_of_version("#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-10)"),
+            PreemptMode::Unknown(
+                "PREEMPT_DYNAMIC kernel and /sys/kernel/debug/sched/preempt unreadable".into()
+            )
+        );
+        assert_eq!(
+            preempt_model_of_version("#1 SMP PREEMPT Fri Jan 1 00:00:00 UTC 2026"),
+            PreemptMode::Known("full".into())
+        );
+        assert_eq!(
+            preempt_model_of_version("#1 SMP PREEMPT_RT Debian 6.12.1-1"),
+            PreemptMode::Known("rt".into())
+        );
+        assert_eq!(
+            preempt_model_of_version("#1 SMP Debian 6.1.176-1 (2026-10-01)"),
+            PreemptMode::Known("voluntary".into())
+        );
     }
 
     #[test]

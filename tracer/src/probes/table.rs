@@ -272,6 +272,17 @@ pub fn looks_like_dma_buf_attach_ops(name: &str) -> bool {
 
 /// The importer notifier's member in `struct dma_buf_attach_ops`, by kernel:
 /// `move_notify` up to 7.0, `invalidate_mappings` from 7.1.
+/// The kretprobe return trampoline, by kernel: `arch_rethook_trampoline`
+/// (x86 since 5.19, kretprobes on rethook), `__kretprobe_trampoline` (5.15-5.18)
+/// and `kretprobe_trampoline` (older). A kretprobe writes its address over the
+/// probed function's return address at entry (arch/x86/kernel/rethook.c,
+/// `arch_rethook_prepare`).
+pub const RET_TRAMPOLINES: [&str; 3] = [
+    "arch_rethook_trampoline",
+    "__kretprobe_trampoline",
+    "kretprobe_trampoline",
+];
+
 pub const ATTACH_OPS_NOTIFY_MEMBERS: [&str; 2] = ["move_notify", "invalidate_mappings"];
 
 pub fn func_hook_by_id(id: u16) -> Option<&'static FuncHook> {
