@@ -170,6 +170,30 @@ pub fn site_stack<C: EbpfContext + StackIdContext>(
     id
 }
 
+/// The stack pointer of a kprobe's register set, read first thing from the
+/// unmodified context: older verifiers (6.12) refuse a context field read
+/// through a pointer the compiler offset for an earlier read ("dereference
+/// of modified ctx ptr").
+#[inline(always)]
+fn regs_sp(regs: *mut aya_ebpf::bindings::pt_regs) -> u64 {
+    // SAFETY: the program's own context, a volatile read at a constant offset.
+    unsafe { core::ptr::read_volatile(&raw const (*regs).rsp) }
+}
+
+/// A kprobe's first three arguments (x86-64: rdi, rsi, rdx), read first
+/// thing like [`regs_sp`], for the same reason.
+#[inline(always)]
+fn regs_args(regs: *mut aya_ebpf::bindings::pt_regs) -> [u64; 3] {
+    // SAFETY: as in regs_sp.
+    unsafe {
+        [
+            core::ptr::read_volatile(&raw const (*regs).rdi),
+            core::ptr::read_volatile(&raw const (*regs).rsi),
+            core::ptr::read_volatile(&raw const (*regs).rdx),
+        ]
+    }
+}
+
 /// The return address at a kprobe on a function's first instruction (*rsp),
 /// or 0 (then the caller gets a fresh stack) if a kretprobe on the same
 /// function already replaced it with its trampoline: every call would then
@@ -177,12 +201,9 @@ pub fn site_stack<C: EbpfContext + StackIdContext>(
 /// its entry kprobe so the entry program runs first (the kernel runs the
 /// probes of one address newest first); this check keeps a wrong order safe.
 #[inline(always)]
-fn kprobe_caller(cfg: &Config, ctx: &ProbeContext) -> u64 {
+fn kprobe_caller(cfg: &Config, sp: u64) -> u64 {
     // SAFETY: the read is checked.
-    let ret = unsafe {
-        let sp = (*ctx.regs).rsp;
-        bpf_probe_read_kernel(sp as *const u64).unwrap_or(0)
-    };
+    let ret = unsafe { bpf_probe_read_kernel(sp as *const u64).unwrap_or(0) };
     if ret == cfg.ret_trampoline { 0 } else { ret }
 }
 
@@ -359,13 +380,15 @@ pub fn fn_entry(ctx: ProbeContext) -> u32 {
 }
 
 fn try_entry(ctx: &ProbeContext) -> Option<()> {
+    let sp = regs_sp(ctx.regs);
+    let args = regs_args(ctx.regs);
     // SAFETY: helper call on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
     let (cfg, tid) = traced_thread()?;
     // SAFETY: `task` points into a map value owned by this thread's key.
     let t = unsafe { &mut *task(tid)? };
-    entry_body(ctx, ip, desc, cfg, t)
+    entry_body(ctx, sp, args, ip, desc, cfg, t)
 }
 
 /// Attached to the unlock functions only: the unlock of an acquisition that
@@ -378,10 +401,12 @@ pub fn fn_unlock(ctx: ProbeContext) -> u32 {
 }
 
 fn try_unlock(ctx: &ProbeContext) -> Option<()> {
+    let sp = regs_sp(ctx.regs);
+    let args = regs_args(ctx.regs);
     let (cfg, tid) = traced_thread()?;
     // SAFETY: as in try_entry.
     let t = unsafe { &mut *task(tid)? };
-    let lock: u64 = ctx.arg(0).unwrap_or(0);
+    let lock = args[0];
     if t.npending > 0 && drop_pending(t, lock) {
         if t.held > 0 {
             t.held -= 1;
@@ -392,12 +417,14 @@ fn try_unlock(ctx: &ProbeContext) -> Option<()> {
     // SAFETY: helper call on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
-    entry_body(ctx, ip, desc, cfg, t)
+    entry_body(ctx, sp, args, ip, desc, cfg, t)
 }
 
 #[inline(always)]
 fn entry_body(
     ctx: &ProbeContext,
+    sp: u64,
+    args: [u64; 3],
     ip: u64,
     desc: FuncDesc,
     cfg: &Config,
@@ -410,16 +437,11 @@ fn entry_body(
     }
     // The unlock of an acquisition that was never sent: neither is sent.
     if desc.flags & ff::UNLOCKS != 0 && t.npending > 0 {
-        let lock: u64 = ctx.arg(0).unwrap_or(0);
+        let lock = args[0];
         if drop_pending(t, lock) {
             return Some(());
         }
     }
-    let args: [u64; 3] = [
-        ctx.arg(0).unwrap_or(0),
-        ctx.arg(1).unwrap_or(0),
-        ctx.arg(2).unwrap_or(0),
-    ];
     // A lock keeps its call site's stack even when not nested: if it is
     // found held later, that stack is the evidence. Unless it will be lone
     // (as `count_lock_return` decides at the return) and the thread's lone
@@ -434,7 +456,7 @@ fn entry_body(
     } else if lone && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
-        site_stack(ctx, t, kprobe_caller(cfg, ctx), ip)
+        site_stack(ctx, t, kprobe_caller(cfg, sp), ip)
     } else {
         -1
     };
@@ -446,8 +468,7 @@ fn entry_body(
             f.args = args;
             f.stack_id = stack;
             f.desc = desc;
-            // SAFETY: the probe's own register set.
-            f.sp = unsafe { (*ctx.regs).rsp };
+            f.sp = sp;
         }
         // Past MAX_FRAMES the depth still counts so returns stay paired;
         // the deepest frames' arguments are lost (user space sees hook 0 args).
@@ -468,6 +489,7 @@ pub fn fn_return(ctx: RetProbeContext) -> u32 {
 }
 
 fn try_return(ctx: &RetProbeContext) -> Option<()> {
+    let sp = regs_sp(ctx.regs);
     let (cfg, tid) = traced_thread()?;
     let t = task(tid)?;
     // SAFETY: as in try_entry.
@@ -481,8 +503,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
     // this call's but one of the next three is, the frames above it are
     // calls whose return the kernel never ran: dropped, counted. No match
     // at all (a kernel that reports another stack pointer): pop the top.
-    // SAFETY: the probe's own register set.
-    let entry_sp = unsafe { (*ctx.regs).rsp }.wrapping_sub(8);
+    let entry_sp = sp.wrapping_sub(8);
     let mut i = 0u32;
     while i < 4 {
         if t.depth <= i {

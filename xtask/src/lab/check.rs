@@ -146,7 +146,8 @@ fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
     let mut seen = Vec::new();
     for (what, min) in &s.expect_min {
         let n = match what.as_str() {
-            "acquisitions" | "fence_waits" | "mmap_locks" | "callbacks" | "api_calls" => {
+            "acquisitions" | "fence_waits" | "mmap_locks" | "callbacks" | "api_calls"
+            | "locks_gone" => {
                 stats[what.as_str()].as_u64().unwrap_or(0)
             }
             // Every ww_mutex acquisition, sent or kept back in the kernel (counted per

@@ -68,6 +68,11 @@ pub struct LabArgs {
     /// Use this prebuilt static tracer binary instead of building one.
     #[arg(long, conflicts_with = "no_tracer")]
     pub tracer: Option<PathBuf>,
+    /// Extra options for every `tracer record` the scenarios start (the boot's tracer and
+    /// the ones scenarios start by hand), e.g. `--tracer-args "--hooks fentry"` to run the
+    /// scenarios on fentry hooks on a kernel where the tracer would choose kprobes.
+    #[arg(long, value_name = "ARGS", conflicts_with = "no_tracer", allow_hyphen_values = true)]
+    pub tracer_args: Option<String>,
     /// Kill the guest after this many seconds (default: scaled to the number of scenarios).
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -139,6 +144,7 @@ pub fn run(args: LabArgs) -> Result<()> {
     let opts = |k: &kernels::Kernel| GuestOptions {
         kernel: k.clone(),
         tracer: tracer.clone(),
+        tracer_args: args.tracer_args.clone().unwrap_or_default(),
         keep: args.keep,
         timeout: args.timeout.map(Duration::from_secs),
         verbose: args.verbose,
@@ -324,6 +330,8 @@ pub struct GuestOptions {
     pub kernel: kernels::Kernel,
     /// Static tracer binary to install as /bin/tracer, or None to run without a tracer.
     pub tracer: Option<PathBuf>,
+    /// Extra options for every `tracer record` of the scenarios (`--tracer-args`).
+    pub tracer_args: String,
     pub keep: bool,
     /// None: [`default_timeout`] for what the guest runs.
     pub timeout: Option<Duration>,
@@ -515,7 +523,11 @@ pub fn run_scenarios(
         ));
     }
     if !runnable.is_empty() {
-        let script = scenarios::guest_script(&runnable, opts.tracer.is_some());
+        let script = scenarios::guest_script(
+            &runnable,
+            opts.tracer.is_some(),
+            &opts.tracer_args,
+        );
         let mut r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
         if r.died_before_init() {
             // Nothing of the lab ran: not a verdict on anything, so one more boot.

@@ -145,8 +145,14 @@ pub fn series(kver: &str) -> String {
 /// (`tracer record --segments`), each command acknowledged on a second FIFO, so the guest
 /// waits on the tracer's answers, not on time. A scenario's recording is closed only after
 /// the tracer drained every event the kernel queued before the `stop` command.
-pub fn guest_script(list: &[&Scenario], tracer: bool) -> String {
+/// `tracer_args` go to every `tracer record` of the guest (`$TRACER_ARGS`).
+pub fn guest_script(list: &[&Scenario], tracer: bool, tracer_args: &str) -> String {
     let mut s = String::from(". /lab/lib.sh\n");
+    // Single-quoted for the shell: a ' in the arguments closes and reopens.
+    s.push_str(&format!(
+        "export TRACER_ARGS='{}'\n",
+        tracer_args.replace('\'', "'\\''")
+    ));
     s.push_str(RUN_SCENARIO);
     if tracer {
         s.push_str("start_tracer\n");
@@ -185,7 +191,7 @@ ask() {
 start_tracer() {
 	mkdir -p /out/recs
 	t0=$(uptime_s)
-	/bin/tracer record -o /out/boot.rec --segments /out/recs --control $CTL --ack $ACK 2> /out/tracer.stderr &
+	/bin/tracer record $TRACER_ARGS -o /out/boot.rec --segments /out/recs --control $CTL --ack $ACK 2> /out/tracer.stderr &
 	tp=$!
 	# The FIFOs appear before the tracer attaches; wait for them (bounded) then for "ready".
 	i=0

@@ -119,6 +119,7 @@ int tsc_ww_second_ctx_same_class(void);
 int tsc_static_importer_map_of_pin_exporter(void);
 int tsc_importer_put_locked(void);
 int tsc_resv_lock_after_fini(void);
+int tsc_clean_unlock_unseen_by_hooks(void);
 /* A debugfs read (the scenario's file is read, not written). */
 ssize_t tsc_debugfs_read_fault_under_resv(char __user *ubuf, size_t count);
 

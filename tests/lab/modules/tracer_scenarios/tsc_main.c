@@ -78,6 +78,8 @@ static const struct tsc_scenario tsc_scenarios[] = {
 		    tsc_static_importer_map_of_pin_exporter),
 	TSC_PRESENT("importer-put-locked", tsc_importer_put_locked),
 	TSC_PRESENT("resv-lock-after-fini", tsc_resv_lock_after_fini),
+	TSC_PRESENT("clean-unlock-unseen-by-hooks",
+		    tsc_clean_unlock_unseen_by_hooks),
 	TSC_READ("debugfs-read-fault-under-resv",
 		 tsc_debugfs_read_fault_under_resv),
 	TSC_PRESENT("clean-i915-style-attach-transaction",

@@ -377,3 +377,57 @@ int tsc_resv_lock_after_fini(void)
 	kfree(resv);
 	return 0;
 }
+
+/* ---- clean-unlock-unseen-by-hooks ---- */
+
+/*
+ * Not a driver pattern: what a skipped unlock program leaves behind. On a
+ * kernel that preempts BPF programs, or while a BPF map syscall runs on the
+ * CPU, the kernel can skip the tracer's ww_mutex_unlock program: the lock
+ * looks held although it is free. Here the release goes through the base
+ * mutex, which no hook sees, so the miss is certain. Locking it again later
+ * must not be a recursive lock: the tracer checks each held lock's owner word
+ * before judging and forgets the ones the thread no longer owns.
+ */
+static noinline void tsc_release_unseen(struct dma_resv *resv)
+{
+	resv->lock.ctx = NULL;	/* what __ww_mutex_unlock does first */
+	mutex_unlock(&resv->lock.base);
+}
+
+static noinline void tsc_lock_again_after_unseen_release(struct dma_resv *resv)
+{
+	dma_resv_lock(resv, NULL);
+	dma_resv_unlock(resv);
+}
+
+int tsc_clean_unlock_unseen_by_hooks(void)
+{
+	struct ww_acquire_ctx ctx;
+	struct dma_resv *a, *b;
+
+	a = kzalloc(sizeof(*a), GFP_KERNEL);
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	if (!a || !b) {
+		kfree(a);
+		kfree(b);
+		return -ENOMEM;
+	}
+	dma_resv_init(a);
+	dma_resv_init(b);
+	ww_acquire_init(&ctx, &reservation_ww_class);
+	/* b nested under a: both go to the tracer as held. */
+	dma_resv_lock(a, &ctx);
+	dma_resv_lock(b, &ctx);
+	tsc_release_unseen(a);
+	dma_resv_unlock(b);
+	ww_acquire_fini(&ctx);
+	tsc_lock_again_after_unseen_release(a);
+	pr_info("clean-unlock-unseen-by-hooks: resv %px released unseen, locked again\n",
+		a);
+	dma_resv_fini(a);
+	dma_resv_fini(b);
+	kfree(a);
+	kfree(b);
+	return 0;
+}
