@@ -426,10 +426,12 @@ impl Engine {
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
             EventKind::ModuleLoad { .. } | EventKind::ModuleFree { .. } => {}
-            EventKind::LockGone { lock } => {
-                self.stats.locks_gone += 1;
-                // Already released here if its unlock did come after all.
-                self.release(ev, *lock);
+            EventKind::LockGone { locks } => {
+                for &lock in locks {
+                    self.stats.locks_gone += 1;
+                    // Already released here if its unlock did come after all.
+                    self.release(ev, lock);
+                }
             }
             EventKind::ThreadExit { lone_locks, .. } => {
                 self.stats.thread_exits += 1;
