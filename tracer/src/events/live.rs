@@ -29,6 +29,10 @@ pub struct Live {
     /// Kept-back acquisitions sent without their call site (docs/probes.md,
     /// "Call sites of lone acquisitions"): said at exit.
     pub skipped_sites: u64,
+    /// Stack walks the kernel refused, by error: -EEXIST (17) when the stack
+    /// map's bucket holds another stack (it is never overwritten: an id
+    /// always means one stack), -EFAULT, -ENOMEM. Said at exit.
+    pub failed_stacks: std::collections::BTreeMap<i64, u64>,
 }
 
 /// What one raw event brought beyond itself.
@@ -66,6 +70,7 @@ impl Live {
             seen_ops: HashSet::new(),
             short_records: 0,
             skipped_sites: 0,
+            failed_stacks: Default::default(),
         })
     }
 
@@ -91,6 +96,8 @@ impl Live {
         let mut x = Extras::default();
         if r.stack_id == tracer_common::STACK_SKIPPED {
             self.skipped_sites += 1;
+        } else if r.stack_id < -1 {
+            *self.failed_stacks.entry(-r.stack_id).or_default() += 1;
         }
         if r.stack_id >= 0 {
             let id = r.stack_id as u32;
@@ -208,6 +215,27 @@ impl Live {
                  preempted on a CPU is not run again there until it finishes, so those calls were \
                  not seen; {consequence} (docs/probes.md, \"Preemptible kernels\")",
                 list.join(", ")
+            );
+        }
+        if !self.failed_stacks.is_empty() {
+            let total: u64 = self.failed_stacks.values().sum();
+            let by: Vec<String> = self
+                .failed_stacks
+                .iter()
+                .map(|(errno, n)| {
+                    let why = match errno {
+                        17 => "the stack map's bucket held another stack",
+                        14 => "a frame could not be read",
+                        12 => "the stack map was full",
+                        _ => "another error",
+                    };
+                    format!("{n} with errno {errno} ({why})")
+                })
+                .collect();
+            eprintln!(
+                "tracer: {total} event(s) came without a stack because the kernel's stack walk \
+                 failed: {}; their findings are located by the hooked function or callback instead",
+                by.join(", ")
             );
         }
         if self.skipped_sites > 0 {

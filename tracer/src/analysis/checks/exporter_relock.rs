@@ -124,9 +124,11 @@ pub fn check_from_stack(
     out: &mut FindingStore,
 ) -> Option<Finding> {
     let exp = env.names.get(cb.api.exp_name);
+    // Without a stack (a failed walk) the callback is where the relock is:
+    // the lock is taken in it or below it.
     let location = env
         .location(acq.stack, false)
-        .unwrap_or_else(|| format!("{}/{exp}", cb.symbol));
+        .unwrap_or_else(|| cb.symbol.to_string());
     let key = DedupKey {
         kind: INFO.kind,
         variant: "from-stack",
@@ -170,11 +172,13 @@ pub fn check(
     cb: &CbFrame,
     out: &mut FindingStore,
 ) -> Option<Finding> {
+    // Without a stack (a failed walk) the callback is where the relock is:
+    // the lock is taken in it or below it.
     let symbol = env.names.get(cb.symbol);
     let exp = env.names.get(cb.exp_name);
     let location = env
         .location(acq.stack, false)
-        .unwrap_or_else(|| format!("{symbol}/{exp}"));
+        .unwrap_or_else(|| symbol.to_string());
     let key = DedupKey {
         kind: INFO.kind,
         variant: "",
