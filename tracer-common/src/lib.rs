@@ -50,10 +50,11 @@ pub enum RawKind {
     ModuleLoad = 12,
     /// `module:module_free` (exp_name = the module's name): its hooks are gone.
     ModuleFree = 13,
-    /// A ww_mutex the thread was seen acquiring (args[0]) is no longer owned
-    /// by it, found before an event judged against its held locks: its
-    /// unlock was not seen (the kernel skipped the program's run). User space
-    /// drops it before the next event (tracer-ebpf/src/held.rs).
+    /// ww_mutexes the thread was seen acquiring (the non-zero args) are no
+    /// longer owned by it, found before an event judged against its held
+    /// locks: their unlock was not seen (the kernel skipped the program's
+    /// run). User space drops them before the next event
+    /// (tracer-ebpf/src/held.rs).
     LockGone = 14,
 }
 

@@ -177,6 +177,13 @@ pub struct LiveArgs {
     /// kprobes: kprobes everywhere.
     #[arg(long, value_enum, default_value_t = crate::probes::loader::HookChoice::Auto)]
     pub hooks: crate::probes::loader::HookChoice,
+    /// Check every held lock against the kernel's owner word before judging
+    /// an event, even on a kernel that does not preempt BPF programs (there
+    /// it is off: no hook run is skipped, and old verifiers take minutes
+    /// longer over it). A lock released where no hook sees it is then
+    /// forgotten instead of reported.
+    #[arg(long)]
+    pub owner_check: bool,
     /// Turn on the kernel's BPF run-time statistics while running and print,
     /// at exit, each program's runs and nanoseconds per run: where the
     /// tracer's in-kernel cost goes. The statistics themselves add two clock

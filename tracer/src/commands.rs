@@ -105,6 +105,7 @@ pub(crate) fn load_options(a: &LiveArgs) -> Result<LoadOptions> {
         floor: a.floor,
         lock_kprobes: a.lock_kprobes,
         hooks: a.hooks,
+        owner_check: a.owner_check,
     })
 }
 
@@ -723,7 +724,10 @@ pub fn format_event(e: &Event, t0: u64) -> String {
             ret,
         } => format!("lock-return  {func:?} lock={lock:#x} ctx={ctx:#x} ret={ret}"),
         EventKind::Unlock { lock } => format!("unlock       lock={lock:#x}"),
-        EventKind::LockGone { lock } => format!("lock-gone    lock={lock:#x} (released unseen)"),
+        EventKind::LockGone { locks } => {
+            let l: Vec<String> = locks.iter().map(|l| format!("{l:#x}")).collect();
+            format!("lock-gone    locks={} (released unseen)", l.join(","))
+        }
         EventKind::ResvInit { resv } => format!("resv-init    resv={resv:#x}"),
         EventKind::ResvFini { resv } => format!("resv-fini    resv={resv:#x}"),
         EventKind::DmaBufCall {

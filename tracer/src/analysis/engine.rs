@@ -431,10 +431,12 @@ impl Engine {
             EventKind::ContentionEnd { .. } => {}
             EventKind::ModuleLoad { .. } => self.stats.module_loads += 1,
             EventKind::ModuleFree { .. } => {}
-            EventKind::LockGone { lock } => {
-                self.stats.locks_gone += 1;
-                // Already released here if its unlock did come after all.
-                self.release(ev, *lock);
+            EventKind::LockGone { locks } => {
+                for &lock in locks {
+                    self.stats.locks_gone += 1;
+                    // Already released here if its unlock did come after all.
+                    self.release(ev, lock);
+                }
             }
             EventKind::ThreadExit { lone_locks, .. } => {
                 self.stats.thread_exits += 1;

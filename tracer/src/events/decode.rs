@@ -133,7 +133,9 @@ impl Decoder {
             RawKind::ModuleFree => EventKind::ModuleFree {
                 name: cstr(&r.exp_name),
             },
-            RawKind::LockGone => EventKind::LockGone { lock: r.args[0] },
+            RawKind::LockGone => EventKind::LockGone {
+                locks: r.args.iter().copied().filter(|&l| l != 0).collect(),
+            },
             RawKind::ThreadExit => EventKind::ThreadExit {
                 held: r.args[0] as u32,
                 lone_locks: r.args[1] as u32,
@@ -270,6 +272,19 @@ mod tests {
             EventKind::ThreadExit {
                 held: 2,
                 lone_locks: 300
+            }
+        );
+    }
+
+    #[test]
+    fn lock_gone_carries_the_non_zero_locks() {
+        let d = decoder();
+        let mut r = raw(RawKind::LockGone, 0, 42, 5);
+        r.args = [0x10, 0, 0x30, 0];
+        assert_eq!(
+            d.decode(&r).unwrap().kind,
+            EventKind::LockGone {
+                locks: vec![0x10, 0x30]
             }
         );
     }

@@ -292,11 +292,11 @@ pub enum EventKind {
     ModuleFree {
         name: String,
     },
-    /// A lock the thread was seen acquiring is no longer owned by it (the
+    /// Locks the thread was seen acquiring are no longer owned by it (the
     /// kernel's owner word says so, checked before an event judged against
-    /// its held locks): its unlock was not seen. Forget it.
+    /// its held locks): their unlock was not seen. Forget them.
     LockGone {
-        lock: u64,
+        locks: Vec<u64>,
     },
     ThreadExit {
         held: u32,

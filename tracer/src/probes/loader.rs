@@ -78,6 +78,9 @@ pub struct LoadOptions {
     pub lock_kprobes: bool,
     /// Which mechanism the function hooks use where both work.
     pub hooks: HookChoice,
+    /// Check held locks against their owner word even on a kernel that does
+    /// not preempt BPF programs (where no hook run is skipped).
+    pub owner_check: bool,
 }
 
 /// Which mechanism the function hooks (the dma-buf API, resv lifetimes, the
@@ -108,6 +111,7 @@ impl Default for LoadOptions {
             floor: false,
             lock_kprobes: false,
             hooks: HookChoice::Auto,
+            owner_check: false,
         }
     }
 }
@@ -312,8 +316,21 @@ impl Tracer {
             .iter()
             .find_map(|n| kallsyms.get(n))
             .map_or(0, |s| s.addr);
+        // The held-lock owner check (tracer-ebpf/src/held.rs) is needed where
+        // a function hook's run can be skipped, i.e. on a kernel that preempts
+        // BPF programs; elsewhere it is compiled out at load (a read-only
+        // global the verifier folds), which keeps old verifiers fast (6.1
+        // spent minutes per start on its branches).
+        let preempt = preempt_mode();
+        let preemptible = match &preempt {
+            PreemptMode::Known(m) => preemptible_bpf(m),
+            PreemptMode::Unknown(_) => true,
+        };
+        let owner_check = config.owner_check != 0 && (preemptible || opts.owner_check);
+        config.owner_check = owner_check as u32;
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
+            .override_global("OWNER_CHECK", &config.owner_check, true)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {}", errno_text(&e)))?;
         let ops_layout = btf.members("dma_buf_ops").unwrap_or_default();
@@ -357,7 +374,7 @@ impl Tracer {
         // a lock looking held (false findings, seen on 7.3). kprobe programs
         // run with preemption off: every function hook goes there.
         if opts.hooks == HookChoice::Auto && t.mech.kprobe.is_ok() {
-            match preempt_mode() {
+            match preempt {
                 PreemptMode::Known(m) if preemptible_bpf(&m) => {
                     t.func_kprobes = true;
                     if !t.floor {
