@@ -115,6 +115,10 @@ pub struct Stats {
     /// was judged against them.
     #[serde(default)]
     pub locks_gone: u64,
+    /// Kernel modules loaded while tracing (their dma-buf ops tables were
+    /// looked for and hooked).
+    #[serde(default)]
+    pub module_loads: u64,
     /// Fence waits of the dma-buf core under a lock it took itself (not a
     /// driver's finding).
     #[serde(default)]
@@ -425,7 +429,8 @@ impl Engine {
             EventKind::MmapUnlock { .. } => {}
             EventKind::ContentionBegin { lock, .. } => self.on_contention(ev, *lock, &mut out),
             EventKind::ContentionEnd { .. } => {}
-            EventKind::ModuleLoad { .. } | EventKind::ModuleFree { .. } => {}
+            EventKind::ModuleLoad { .. } => self.stats.module_loads += 1,
+            EventKind::ModuleFree { .. } => {}
             EventKind::LockGone { locks } => {
                 for &lock in locks {
                     self.stats.locks_gone += 1;

@@ -135,13 +135,13 @@ impl Live {
         if r.kind == RawKind::ModuleLoad as u16 {
             let before = self.tracer.hooks.len();
             match self.tracer.module_loaded(&name) {
-                Ok(n) => {
+                Ok(tally) => {
                     for h in &self.tracer.hooks[before..] {
                         self.decoder.add_hook(h.clone());
                         x.new_hooks.push(h.clone());
                     }
-                    if n > 0 {
-                        eprintln!("tracer: module {name} loaded: {n} dma-buf callback(s) hooked");
+                    if let Some(s) = tally.summary() {
+                        eprintln!("tracer: module {name} loaded: {s}");
                     }
                 }
                 Err(e) => eprintln!(

@@ -154,9 +154,53 @@ pub struct Tracer {
     lock_kprobes: bool,
     /// Every function hook on kprobe/kretprobe (`HookChoice`).
     func_kprobes: bool,
+    /// What the ops tables examined since the last `module_loaded` held.
+    tally: TableTally,
     /// Next free ww_mutex lock slot pair and unlock slot (lock_tracing.rs).
     next_lock_slot: usize,
     next_unlock_slot: usize,
+}
+
+/// What the dma-buf ops tables of a module held, and what became of each
+/// callback (`Tracer::module_loaded`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TableTally {
+    /// `struct dma_buf_ops` tables found.
+    pub tables: usize,
+    /// Their non-empty callback members that point at a function.
+    pub callbacks: usize,
+    /// Callbacks hooked now.
+    pub hooked: usize,
+    /// Callbacks whose function was hooked already (shared with another table).
+    pub shared: usize,
+    /// Callbacks that could not be hooked: `function: reason`.
+    pub failed: Vec<String>,
+}
+
+impl TableTally {
+    /// One line for the user: what was hooked of what was there.
+    pub fn summary(&self) -> Option<String> {
+        if self.callbacks == 0 {
+            return None;
+        }
+        let mut s = format!(
+            "{} of {} dma-buf callback(s) of {} ops table(s) hooked",
+            self.hooked + self.shared,
+            self.callbacks,
+            self.tables
+        );
+        if self.shared > 0 {
+            s.push_str(&format!(" ({} shared with tables hooked before)", self.shared));
+        }
+        if !self.failed.is_empty() {
+            s.push_str(&format!(
+                "; {} could not be hooked: {}",
+                self.failed.len(),
+                self.failed.join("; ")
+            ));
+        }
+        Some(s)
+    }
 }
 
 /// Slots in tracer-ebpf/src/lock_tracing.rs.
@@ -310,6 +354,7 @@ impl Tracer {
             floor: opts.floor,
             lock_kprobes: opts.lock_kprobes,
             func_kprobes: opts.hooks == HookChoice::Kprobes,
+            tally: TableTally::default(),
             next_lock_slot: 0,
             next_unlock_slot: 0,
         };
@@ -893,10 +938,12 @@ impl Tracer {
     /// A module was loaded after the start: re-reads kallsyms and hooks the
     /// module's dma-buf ops tables (exporters' and importers'). Returns the
     /// number of callbacks hooked (the new `hooks` entries are at the end).
-    pub fn module_loaded(&mut self, module: &str) -> Result<usize> {
+    pub fn module_loaded(&mut self, module: &str) -> Result<TableTally> {
         self.kallsyms =
             Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
-        Ok(self.hook_tables_of(Some(module)))
+        self.tally = TableTally::default();
+        self.hook_tables_of(Some(module));
+        Ok(std::mem::take(&mut self.tally))
     }
 
     /// A module was freed: its functions are gone (the kernel removed their
@@ -1033,6 +1080,7 @@ impl Tracer {
             })
             .unwrap_or_else(|| format!("{ops:#x}"));
         let mut added = 0;
+        self.tally.tables += 1;
         for &(cb, arg) in EXPORTER_CALLBACKS {
             let Some(ptr) = slot(cb.member()) else {
                 continue;
@@ -1043,10 +1091,19 @@ impl Tracer {
             let Some(sym) = self.kallsyms.function_at(ptr).cloned() else {
                 continue;
             };
+            self.tally.callbacks += 1;
             if self.hooked_addrs.contains_key(&sym.addr) {
+                // One function serving several tables (drm's PRIME helpers).
+                self.tally.shared += 1;
                 continue;
             }
-            added += self.hook_callback(cb, arg, &sym, &table_name) as usize;
+            if self.hook_callback(cb, arg, &sym, &table_name) {
+                added += 1;
+                self.tally.hooked += 1;
+            } else {
+                let why = self.status.last().map(|s| s.reason.clone()).unwrap_or_default();
+                self.tally.failed.push(format!("{}: {why}", sym.name));
+            }
         }
         added
     }
@@ -1268,6 +1325,23 @@ mod tests {
         assert!(is_function_hook_program("unlock_fentry_slot0"));
         assert!(is_function_hook_program("fexit_slot19") && is_function_hook_program("fn_return"));
         assert!(!is_function_hook_program("sys_exit") && !is_function_hook_program("mmap_lock_start"));
+    }
+
+    #[test]
+    fn table_tally_says_what_was_hooked_of_what_was_there() {
+        assert_eq!(TableTally::default().summary(), None);
+        let t = TableTally {
+            tables: 2,
+            callbacks: 9,
+            hooked: 7,
+            shared: 1,
+            failed: vec!["i915_gem_dmabuf_vmap: kprobe: EINVAL".into()],
+        };
+        assert_eq!(
+            t.summary().unwrap(),
+            "8 of 9 dma-buf callback(s) of 2 ops table(s) hooked (1 shared with tables hooked \
+             before); 1 could not be hooked: i915_gem_dmabuf_vmap: kprobe: EINVAL"
+        );
         assert_eq!(
             preempt_model_of_version("#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-10)"),
             PreemptMode::Unknown(

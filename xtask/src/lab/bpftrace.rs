@@ -26,7 +26,7 @@ pub const GUEST_BIN: &str = "/usr/bin/bpftrace";
 pub const GUEST_LIBDIR: &str = "/lib/x86_64-linux-gnu";
 
 /// Host library directories, searched after the extracted packages.
-const HOST_LIBDIRS: &[&str] = &[
+pub const HOST_LIBDIRS: &[&str] = &[
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
     "/lib64",
@@ -313,12 +313,12 @@ fn parse_depends(text: &str) -> Vec<Vec<String>> {
 }
 
 /// The sonames an ELF file needs (`readelf -d`).
-fn needed(elf: &Path) -> Result<Vec<String>> {
+pub fn needed(elf: &Path) -> Result<Vec<String>> {
     Ok(parse_needed(&readelf("-dW", elf)?))
 }
 
 /// The program interpreter an executable asks for (`readelf -l`).
-fn interpreter(elf: &Path) -> Result<String> {
+pub fn interpreter(elf: &Path) -> Result<String> {
     parse_interpreter(&readelf("-lW", elf)?)
         .with_context(|| format!("{} names no program interpreter", elf.display()))
 }
@@ -361,7 +361,7 @@ fn parse_interpreter(text: &str) -> Option<String> {
 
 /// The first `dir/soname` that exists, as the real file (symlinks followed; links inside the
 /// extracted packages stay inside them).
-fn find_lib(root: &Path, dirs: &[PathBuf], soname: &str) -> Option<PathBuf> {
+pub fn find_lib(root: &Path, dirs: &[PathBuf], soname: &str) -> Option<PathBuf> {
     dirs.iter()
         .map(|d| d.join(soname))
         .find_map(|p| match fs::symlink_metadata(&p) {

@@ -12,6 +12,7 @@ mod bench;
 pub mod bpftrace;
 pub mod check;
 mod initramfs;
+pub mod payload;
 pub mod kernels;
 pub mod modules;
 pub mod qemu;
@@ -45,18 +46,26 @@ pub struct LabArgs {
     /// Keep the initramfs and its staging tree (results are always kept).
     #[arg(long)]
     pub keep: bool,
-    /// Build this out-of-tree module against the kernel and load it in the guest.
-    #[arg(long, requires = "run")]
+    /// Build this out-of-tree module against the kernel and load it in the guest (before the
+    /// script runs, under the tracer). Needs --run or --payload.
+    #[arg(long)]
     pub module: Option<PathBuf>,
     /// With --module: guest shell script to run while the tracer records.
-    #[arg(long, requires = "module")]
+    #[arg(long, requires = "module", conflicts_with = "payload")]
     pub run: Option<PathBuf>,
-    /// With --module: write the report here instead of stdout.
-    #[arg(long, requires = "module")]
+    /// Your own user space in the guest: every file of DIR goes to /lab/user/, with the shared
+    /// libraries its programs need (from DIR or the host) and the dynamic loader, and
+    /// DIR/run.sh runs (in /lab/user) while the tracer records; with or without --module. The
+    /// guest is given 30 minutes unless --timeout says otherwise (TCG runs code 10-50x slower
+    /// than the host). docs/lab.md, "Bring your own suite".
+    #[arg(long, value_name = "DIR")]
+    pub payload: Option<PathBuf>,
+    /// With --module or --payload: write the report here instead of stdout.
+    #[arg(long)]
     pub report: Option<PathBuf>,
     /// Boot and run this shell command in the guest instead of scenarios; files it writes
     /// under /out come back to the host.
-    #[arg(long, conflicts_with = "module")]
+    #[arg(long, conflicts_with_all = ["module", "payload"])]
     pub shell_cmd: Option<String>,
     /// With --shell-cmd: put Debian's bpftrace and its libraries into the guest
     /// (/usr/bin/bpftrace; fetched once into lab-cache/bpftrace/).
@@ -208,15 +217,31 @@ pub fn run(args: LabArgs) -> Result<()> {
         return Ok(());
     }
 
-    if let Some(dir) = &args.module {
+    if args.module.is_some() || args.payload.is_some() {
         let k = &kernels_[0];
         if kernels_.len() > 1 {
-            bail!("--module runs on one kernel; drop --matrix");
+            bail!("--module and --payload run on one kernel; drop --matrix");
         }
-        return run_user_module(
-            &opts(k),
-            dir,
-            args.run.as_deref().unwrap(),
+        let script = match (&args.payload, &args.run) {
+            (Some(_), _) => None,
+            (None, Some(run)) => Some(run.as_path()),
+            (None, None) => bail!(
+                "--module needs what to run: --run SCRIPT (a guest shell script) or --payload DIR"
+            ),
+        };
+        let o = GuestOptions {
+            timeout: Some(
+                args.timeout
+                    .map(Duration::from_secs)
+                    .unwrap_or(USER_RUN_TIMEOUT),
+            ),
+            ..opts(k)
+        };
+        return run_user(
+            &o,
+            args.module.as_deref(),
+            script,
+            args.payload.as_deref(),
             args.report.as_deref(),
         );
     }
@@ -346,9 +371,22 @@ pub fn default_timeout(scenarios: usize, tracer: bool) -> Duration {
     Duration::from_secs(60 + per * scenarios as u64)
 }
 
-/// Kernel modules the lab puts into every guest: (name, load at boot). bochs is loaded only
-/// by the scenario that watches its modeset, so its own load happens under the tracer.
-const KERNEL_MODULES: &[(&str, bool)] = &[("vgem", true), ("bochs", false)];
+/// Kernel modules the lab puts into every guest: (name, load at boot). The KMS drivers of
+/// qemu's devices (bochs, qxl, virtio-gpu) are loaded by the scenarios that use them, so
+/// their own load happens under the tracer; so are the GPU drivers of machines the lab has
+/// no device for (i915, xe, amdgpu, nouveau, radeon): they load, register their dma-buf ops,
+/// and the tracer must hook every callback. A driver a kernel lacks is skipped (said once).
+const KERNEL_MODULES: &[(&str, bool)] = &[
+    ("vgem", true),
+    ("bochs", false),
+    ("qxl", false),
+    ("virtio-gpu", false),
+    ("i915", false),
+    ("xe", false),
+    ("amdgpu", false),
+    ("nouveau", false),
+    ("radeon", false),
+];
 
 /// Boot `opts.kernel` with `script` as /lab/guest.sh. `extra_modules` are .ko files loaded by
 /// init after the kernel's own modules; `files` are (host path, guest path) pairs. Everything
@@ -570,18 +608,39 @@ fn not_run(s: &Scenario, series: &str, verdict: Verdict) -> ScenarioRun {
     }
 }
 
-/// `--module DIR --run SCRIPT`: build DIR against the kernel; in the guest start the tracer,
-/// insmod the module (so its init is traced too), run SCRIPT, stop the tracer, and ask it for
-/// a JSON report (`tracer analyze --json`) when it has that command. The report (or, from a
-/// tracer without `analyze`, the recording's path) goes to `report` or stdout.
-fn run_user_module(
+/// The guest's time for a user's own run (`--module`/`--payload`) unless --timeout is given:
+/// a suite of a few minutes on the host takes many times that under TCG.
+const USER_RUN_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// `--module DIR` and/or `--payload DIR` (or `--run SCRIPT`): build the module against the
+/// kernel; in the guest start the tracer, insmod the module (so its init is traced too), run
+/// the payload's run.sh (or SCRIPT), stop the tracer, and ask it for a JSON report
+/// (`tracer analyze --json`) when it has that command. The report (or, from a tracer without
+/// `analyze`, the recording's path) goes to `report` or stdout.
+fn run_user(
     opts: &GuestOptions,
-    dir: &Path,
-    script: &Path,
+    module: Option<&Path>,
+    script: Option<&Path>,
+    payload: Option<&Path>,
     report: Option<&Path>,
 ) -> Result<()> {
-    let kos = modules::build_module(&opts.kernel, dir)?;
-    let mut files = vec![(script.to_path_buf(), "/lab/user/run.sh".to_string())];
+    let kos = match module {
+        Some(dir) => modules::build_module(&opts.kernel, dir)?,
+        None => Vec::new(),
+    };
+    let mut files: Vec<(PathBuf, String)> = match (payload, script) {
+        (Some(dir), _) => {
+            let f = payload::bundle(dir)?;
+            eprintln!(
+                "lab: payload {}: {} file(s) with their libraries",
+                dir.display(),
+                f.len()
+            );
+            f
+        }
+        (None, Some(s)) => vec![(s.to_path_buf(), "/lab/user/run.sh".to_string())],
+        (None, None) => bail!("nothing to run: give --run SCRIPT or --payload DIR"),
+    };
     for ko in &kos {
         files.push((
             ko.clone(),
@@ -599,8 +658,8 @@ if [ {tracer} = 1 ]; then
 	tp=$!
 	wait_ready /tmp/ready.user $tp || {{ ship_tree $d user; exit 1; }}
 fi
-for m in /lab/user/*.ko; do insmod $m || echo "LAB: insmod $m failed"; done
-sh /lab/user/run.sh > $d/run.out 2>&1
+for m in /lab/user/*.ko; do [ -e "$m" ] || continue; insmod $m || echo "LAB: insmod $m failed"; done
+(cd /lab/user && sh ./run.sh) > $d/run.out 2>&1
 rc=$?
 echo "script=$rc" >> $d/status
 echo "LAB: script exited $rc"

@@ -115,8 +115,10 @@ pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
             "-nographic",
             "-no-reboot",
         ])
-        // qemu's standard VGA, so the bochs DRM driver has a device to modeset.
-        .args(["-vga", "std"])
+        // qemu's standard VGA, so the bochs DRM driver has a device to modeset; a QXL and a
+        // virtio GPU beside it for the qxl and virtio-gpu drivers (cirrus would be a second
+        // VGA device, which qemu refuses).
+        .args(["-vga", "std", "-device", "qxl", "-device", "virtio-gpu-pci"])
         .arg("-kernel")
         .arg(cfg.vmlinuz)
         .arg("-initrd")
