@@ -1,6 +1,6 @@
 //! Developer tasks for the tracer workspace: `cargo xtask <command>`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod lab;
@@ -71,7 +71,45 @@ fn lab_args(show_findings: bool, interactive: bool) -> lab::LabArgs {
 fn test() -> Result<()> {
     setup::run_setup()?;
     cargo(&["test", "--workspace", "--locked"])?;
-    lab::run(lab_args(false, false))
+    lab::run(lab_args(false, false))?;
+    payload_example()
+}
+
+/// The worked example of docs/lab.md ("Bring your own suite"), end to end: the example suite
+/// built as an ordinary dynamically linked host program, run in the guest with
+/// `--payload`; its TAP output must be all "ok" (a failing script fails the run) and the
+/// report clean and showing the suite's dma-buf traffic.
+fn payload_example() -> Result<()> {
+    let src = lab::repo_root().join("docs/examples/lab-payload");
+    let dir = lab::cache_dir().join("build/payload-example");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(src.join("run.sh"), dir.join("run.sh"))?;
+    let st = std::process::Command::new("gcc")
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(dir.join("suite"))
+        .arg(src.join("suite.c"))
+        .status()
+        .context("running gcc for the payload example")?;
+    if !st.success() {
+        anyhow::bail!("compiling docs/examples/lab-payload/suite.c failed");
+    }
+    let report = dir.join("report.json");
+    let mut a = lab_args(false, false);
+    a.payload = Some(dir.clone());
+    a.report = Some(report.clone());
+    lab::run(a)?;
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)
+        .context("the payload example's report is not JSON")?;
+    let findings = doc["findings"].as_array().map_or(0, |f| f.len());
+    let exports = doc["stats"]["calls"]["dma_buf_export"].as_u64().unwrap_or(0);
+    if findings != 0 || exports < 2 {
+        anyhow::bail!(
+            "payload example: expected a clean report with 2 dma_buf_export calls, got {findings} finding(s) and {exports} export(s) ({})",
+            report.display()
+        );
+    }
+    println!("payload example: suite passed, report clean, {exports} exports seen");
+    Ok(())
 }
 
 fn demo() -> Result<()> {
