@@ -123,21 +123,37 @@ static noinline int tsc_helper_with_own_txn(struct dma_resv *obj)
 	return ret;
 }
 
+/* Two fresh reservation objects (kzalloc + dma_resv_init), or -ENOMEM. */
+static int tsc_resv_pair_new(struct dma_resv **a, struct dma_resv **b)
+{
+	*a = kzalloc(sizeof(**a), GFP_KERNEL);
+	*b = kzalloc(sizeof(**b), GFP_KERNEL);
+	if (!*a || !*b) {
+		kfree(*a);
+		kfree(*b);
+		return -ENOMEM;
+	}
+	dma_resv_init(*a);
+	dma_resv_init(*b);
+	return 0;
+}
+
+static void tsc_resv_pair_free(struct dma_resv *a, struct dma_resv *b)
+{
+	dma_resv_fini(b);
+	dma_resv_fini(a);
+	kfree(b);
+	kfree(a);
+}
+
 int tsc_ww_second_ctx_same_class(void)
 {
 	struct ww_acquire_ctx outer;
 	struct dma_resv *a, *b;
 	int ret;
 
-	a = kzalloc(sizeof(*a), GFP_KERNEL);
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
-	if (!a || !b) {
-		kfree(a);
-		kfree(b);
+	if (tsc_resv_pair_new(&a, &b))
 		return -ENOMEM;
-	}
-	dma_resv_init(a);
-	dma_resv_init(b);
 	ww_acquire_init(&outer, &reservation_ww_class);
 	ret = dma_resv_lock(a, &outer);
 	if (!ret) {
@@ -147,10 +163,7 @@ int tsc_ww_second_ctx_same_class(void)
 	ww_acquire_fini(&outer);
 	pr_info("ww-second-ctx-same-class: outer ctx holds %px, inner ctx locked %px: %d\n",
 		a, b, ret);
-	dma_resv_fini(b);
-	dma_resv_fini(a);
-	kfree(b);
-	kfree(a);
+	tsc_resv_pair_free(a, b);
 	return ret;
 }
 
@@ -406,15 +419,8 @@ int tsc_clean_unlock_unseen_by_hooks(void)
 	struct ww_acquire_ctx ctx;
 	struct dma_resv *a, *b;
 
-	a = kzalloc(sizeof(*a), GFP_KERNEL);
-	b = kzalloc(sizeof(*b), GFP_KERNEL);
-	if (!a || !b) {
-		kfree(a);
-		kfree(b);
+	if (tsc_resv_pair_new(&a, &b))
 		return -ENOMEM;
-	}
-	dma_resv_init(a);
-	dma_resv_init(b);
 	ww_acquire_init(&ctx, &reservation_ww_class);
 	/* b nested under a: both go to the tracer as held. */
 	dma_resv_lock(a, &ctx);
@@ -425,9 +431,6 @@ int tsc_clean_unlock_unseen_by_hooks(void)
 	tsc_lock_again_after_unseen_release(a);
 	pr_info("clean-unlock-unseen-by-hooks: resv %px released unseen, locked again\n",
 		a);
-	dma_resv_fini(a);
-	dma_resv_fini(b);
-	kfree(a);
-	kfree(b);
+	tsc_resv_pair_free(a, b);
 	return 0;
 }
