@@ -89,8 +89,8 @@ pub struct LoadOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum HookChoice {
     /// fentry/fexit, except on a kernel that preempts BPF programs
-    /// (preempt=full, lazy or rt): kprobes there, which are never preempted
-    /// and so never skip a call.
+    /// (preempt=full, lazy or rt): kprobes there, which run with preemption
+    /// off and so are not skipped for a preempted run.
     #[default]
     Auto,
     /// fentry/fexit wherever the kernel allows them (cheaper; on a
@@ -380,7 +380,7 @@ impl Tracer {
                     if !t.floor {
                         eprintln!(
                             "tracer: this kernel preempts BPF programs (preempt={m}): function \
-                             hooks use kprobes, which are never preempted (an fentry program \
+                             hooks use kprobes, which run with preemption off (an fentry program \
                              skips the calls made while it is preempted on that CPU; --hooks \
                              fentry to use them anyway)"
                         );
