@@ -403,6 +403,19 @@ impl Tracer {
         Ok(t)
     }
 
+    /// The object's program `name` as its type (`KProbe`, `RawTracePoint`...).
+    fn program_as<'a, T>(&'a mut self, name: &str) -> Result<&'a mut T, String>
+    where
+        &'a mut aya::programs::Program:
+            TryInto<&'a mut T, Error = aya::programs::ProgramError>,
+    {
+        self.ebpf
+            .program_mut(name)
+            .ok_or("program missing from the object")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))
+    }
+
     /// The program to attach where a normal run attaches `name`: itself, or
     /// in floor mode the empty program of the same type ([`floor_program`]).
     fn program_for(&self, name: &str) -> String {
@@ -532,12 +545,7 @@ impl Tracer {
             };
             let res = (|| -> Result<(), String> {
                 let program = self.program_for(program);
-                let prog: &mut RawTracePoint = self
-                    .ebpf
-                    .program_mut(&program)
-                    .ok_or("program missing from the object")?
-                    .try_into()
-                    .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+                let prog: &mut RawTracePoint = self.program_as(&program)?;
                 // The floor's one program serves every tracepoint.
                 if prog.fd().is_err() {
                     prog.load().map_err(|e| errno_text(&e))?;
@@ -572,12 +580,7 @@ impl Tracer {
     fn ensure_kprobes_loaded(&mut self) -> Result<(), String> {
         for name in ["fn_entry", "fn_unlock", "fn_return"] {
             let name = self.program_for(name);
-            let prog: &mut KProbe = self
-                .ebpf
-                .program_mut(&name)
-                .ok_or("program missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            let prog: &mut KProbe = self.program_as(&name)?;
             if prog.fd().is_err() {
                 prog.load().map_err(|e| errno_text(&e))?;
             }
@@ -609,30 +612,17 @@ impl Tracer {
         let mut ret_link = None;
         if desc.flags & tracer_common::func_flags::EMIT_RETURN != 0 {
             let name = self.program_for("fn_return");
-            let ret: &mut KProbe = self
-                .ebpf
-                .program_mut(&name)
-                .ok_or("program missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            let ret: &mut KProbe = self.program_as(&name)?;
             ret_link = Some(ret.attach(func, 0).map_err(|e| errno_text(&e))?);
         }
         let name = self.program_for(entry);
-        let entry: &mut KProbe = self
-            .ebpf
-            .program_mut(&name)
-            .ok_or("program missing from the object")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        let entry: &mut KProbe = self.program_as(&name)?;
         if let Err(e) = entry.attach(func, 0) {
             // A return probe without its entry would pop frames it never pushed.
             if let Some(link) = ret_link {
                 let name = self.program_for("fn_return");
-                if let Some(p) = self.ebpf.program_mut(&name) {
-                    let ret: Result<&mut KProbe, _> = p.try_into();
-                    if let Ok(ret) = ret {
-                        let _ = ret.detach(link);
-                    }
+                if let Ok(ret) = self.program_as::<KProbe>(&name) {
+                    let _ = ret.detach(link);
                 }
             }
             return Err(errno_text(&e));
