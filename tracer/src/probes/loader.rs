@@ -175,11 +175,21 @@ pub struct TableTally {
     pub shared: usize,
     /// Callbacks that could not be hooked: `function: reason`.
     pub failed: Vec<String>,
+    /// Tables found by name whose memory the kernel-memory reader could not
+    /// read (their callbacks are unknown, so not hooked).
+    pub unreadable: usize,
 }
 
 impl TableTally {
     /// One line for the user: what was hooked of what was there.
     pub fn summary(&self) -> Option<String> {
+        if self.unreadable > 0 && self.callbacks == 0 {
+            return Some(format!(
+                "{} dma-buf ops table(s) found by name could not be read: their callbacks \
+                 are not hooked",
+                self.unreadable
+            ));
+        }
         if self.callbacks == 0 {
             return None;
         }
@@ -197,6 +207,12 @@ impl TableTally {
                 "; {} could not be hooked: {}",
                 self.failed.len(),
                 self.failed.join("; ")
+            ));
+        }
+        if self.unreadable > 0 {
+            s.push_str(&format!(
+                "; {} more table(s) could not be read",
+                self.unreadable
             ));
         }
         Some(s)
@@ -1039,6 +1055,7 @@ impl Tracer {
         }
         self.seen_ops.insert(ops, true);
         let Some(bytes) = self.read_kernel(ops) else {
+            self.tally.unreadable += 1;
             return 0;
         };
         let layout = self.ops_layout.clone();
@@ -1326,11 +1343,21 @@ mod tests {
             hooked: 7,
             shared: 1,
             failed: vec!["i915_gem_dmabuf_vmap: kprobe: EINVAL".into()],
+            unreadable: 0,
         };
         assert_eq!(
             t.summary().unwrap(),
             "8 of 9 dma-buf callback(s) of 2 ops table(s) hooked (1 shared with tables hooked \
              before); 1 could not be hooked: i915_gem_dmabuf_vmap: kprobe: EINVAL"
+        );
+        let unread = TableTally {
+            tables: 1,
+            unreadable: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            unread.summary().unwrap(),
+            "1 dma-buf ops table(s) found by name could not be read: their callbacks are not hooked"
         );
         assert_eq!(
             preempt_model_of_version("#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-10)"),
