@@ -101,7 +101,9 @@ fn payload_example() -> Result<()> {
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report)?)
         .context("the payload example's report is not JSON")?;
     let findings = doc["findings"].as_array().map_or(0, |f| f.len());
-    let exports = doc["stats"]["calls"]["dma_buf_export"].as_u64().unwrap_or(0);
+    let exports = doc["stats"]["calls"]["dma_buf_export"]
+        .as_u64()
+        .unwrap_or(0);
     if findings != 0 || exports < 2 {
         anyhow::bail!(
             "payload example: expected a clean report with 2 dma_buf_export calls, got {findings} finding(s) and {exports} export(s) ({})",

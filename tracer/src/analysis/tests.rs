@@ -1654,7 +1654,13 @@ fn synthetic_unlock_skipped_by_a_preempted_program_is_repaired_by_lock_gone() {
         // ww_mutex_unlock(RESV_A) not seen. The kernel checks the owner
         // word before the next event judged against what the thread holds.
         if with_gone {
-            s.ev(3, None, EventKind::LockGone { locks: vec![RESV_A] });
+            s.ev(
+                3,
+                None,
+                EventKind::LockGone {
+                    locks: vec![RESV_A],
+                },
+            );
         }
         s.lock(3, RESV_B, 0).unlock(3, RESV_B);
         s.lock(3, RESV_A, 0).unlock(3, RESV_A);
@@ -1675,7 +1681,13 @@ fn synthetic_lock_gone_after_its_unlock_changes_nothing() {
     s.init(RESV_A)
         .lock(3, RESV_A, 0)
         .unlock(3, RESV_A)
-        .ev(3, None, EventKind::LockGone { locks: vec![RESV_A] })
+        .ev(
+            3,
+            None,
+            EventKind::LockGone {
+                locks: vec![RESV_A],
+            },
+        )
         .lock(3, RESV_A, 0)
         .unlock(3, RESV_A);
     let e = run(&s.evs);

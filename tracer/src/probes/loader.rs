@@ -200,7 +200,10 @@ impl TableTally {
             self.tables
         );
         if self.shared > 0 {
-            s.push_str(&format!(" ({} shared with tables hooked before)", self.shared));
+            s.push_str(&format!(
+                " ({} shared with tables hooked before)",
+                self.shared
+            ));
         }
         if !self.failed.is_empty() {
             s.push_str(&format!(
@@ -422,8 +425,7 @@ impl Tracer {
     /// The object's program `name` as its type (`KProbe`, `RawTracePoint`...).
     fn program_as<'a, T>(&'a mut self, name: &str) -> Result<&'a mut T, String>
     where
-        &'a mut aya::programs::Program:
-            TryInto<&'a mut T, Error = aya::programs::ProgramError>,
+        &'a mut aya::programs::Program: TryInto<&'a mut T, Error = aya::programs::ProgramError>,
     {
         self.ebpf
             .program_mut(name)
@@ -1108,7 +1110,11 @@ impl Tracer {
                 added += 1;
                 self.tally.hooked += 1;
             } else {
-                let why = self.status.last().map(|s| s.reason.clone()).unwrap_or_default();
+                let why = self
+                    .status
+                    .last()
+                    .map(|s| s.reason.clone())
+                    .unwrap_or_default();
                 self.tally.failed.push(format!("{}: {why}", sym.name));
             }
         }
@@ -1331,7 +1337,9 @@ mod tests {
         assert!(!preemptible_bpf("voluntary") && !preemptible_bpf("none"));
         assert!(is_function_hook_program("unlock_fentry_slot0"));
         assert!(is_function_hook_program("fexit_slot19") && is_function_hook_program("fn_return"));
-        assert!(!is_function_hook_program("sys_exit") && !is_function_hook_program("mmap_lock_start"));
+        assert!(
+            !is_function_hook_program("sys_exit") && !is_function_hook_program("mmap_lock_start")
+        );
     }
 
     #[test]

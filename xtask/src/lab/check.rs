@@ -147,9 +147,7 @@ fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
     for (what, min) in &s.expect_min {
         let n = match what.as_str() {
             "acquisitions" | "fence_waits" | "mmap_locks" | "callbacks" | "api_calls"
-            | "locks_gone" | "module_loads" => {
-                stats[what.as_str()].as_u64().unwrap_or(0)
-            }
+            | "locks_gone" | "module_loads" => stats[what.as_str()].as_u64().unwrap_or(0),
             // Every ww_mutex acquisition, sent or kept back in the kernel (counted per
             // thread and reported at its exit).
             "locks" => {

@@ -12,9 +12,9 @@ mod bench;
 pub mod bpftrace;
 pub mod check;
 mod initramfs;
-pub mod payload;
 pub mod kernels;
 pub mod modules;
+pub mod payload;
 pub mod qemu;
 pub mod scenarios;
 
@@ -80,7 +80,12 @@ pub struct LabArgs {
     /// Extra options for every `tracer record` the scenarios start (the boot's tracer and
     /// the ones scenarios start by hand), e.g. `--tracer-args "--hooks fentry"` to run the
     /// scenarios on fentry hooks on a kernel where the tracer would choose kprobes.
-    #[arg(long, value_name = "ARGS", conflicts_with = "no_tracer", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "ARGS",
+        conflicts_with = "no_tracer",
+        allow_hyphen_values = true
+    )]
     pub tracer_args: Option<String>,
     /// Kill the guest after this many seconds (default: scaled to the number of scenarios).
     #[arg(long)]
@@ -561,11 +566,7 @@ pub fn run_scenarios(
         ));
     }
     if !runnable.is_empty() {
-        let script = scenarios::guest_script(
-            &runnable,
-            opts.tracer.is_some(),
-            &opts.tracer_args,
-        );
+        let script = scenarios::guest_script(&runnable, opts.tracer.is_some(), &opts.tracer_args);
         let mut r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
         if r.died_before_init() {
             // Nothing of the lab ran: not a verdict on anything, so one more boot.
