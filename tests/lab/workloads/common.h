@@ -13,6 +13,10 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <linux/dma-heap.h>
+#include <linux/udmabuf.h>
+#include <sys/mman.h>
+
 struct drm_version {
 	int version_major;
 	int version_minor;
@@ -54,6 +58,25 @@ struct drm_mode_create_dumb {
 #define DRM_IOCTL_MODE_CREATE_DUMB _IOWR(DRM_IOCTL_BASE, 0xB2, struct drm_mode_create_dumb)
 #define DRM_COMMAND_BASE 0x40
 
+/* vgem's fences (include/uapi/drm/vgem_drm.h). */
+struct drm_vgem_fence_attach {
+	uint32_t handle;
+	uint32_t flags;
+	uint32_t out_fence;
+	uint32_t pad;
+};
+
+struct drm_vgem_fence_signal {
+	uint32_t fence;
+	uint32_t flags;
+};
+
+#define VGEM_FENCE_WRITE 0x1
+#define DRM_IOCTL_VGEM_FENCE_ATTACH \
+	_IOWR(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x1, struct drm_vgem_fence_attach)
+#define DRM_IOCTL_VGEM_FENCE_SIGNAL \
+	_IOW(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x2, struct drm_vgem_fence_signal)
+
 static inline void die(const char *fmt, ...)
 {
 	va_list ap;
@@ -69,8 +92,9 @@ static inline void die(const char *fmt, ...)
 	exit(1);
 }
 
-/* vgem is not necessarily card0 (bochs registers a card too): ask each card its driver. */
-static inline int open_vgem(void)
+/* The card whose driver DRM_IOCTL_VERSION names `driver` (vgem, bochs-drm, qxl, virtio_gpu);
+ * -1 if none. */
+static inline int open_card(const char *driver)
 {
 	for (int i = 0; i < 16; i++) {
 		char path[32], name[64] = { 0 };
@@ -81,13 +105,22 @@ static inline int open_vgem(void)
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		if (ioctl(fd, DRM_IOCTL_VERSION, &v) == 0 && strcmp(name, "vgem") == 0)
+		if (ioctl(fd, DRM_IOCTL_VERSION, &v) == 0 && strcmp(name, driver) == 0)
 			return fd;
 		close(fd);
 	}
 	errno = ENODEV;
-	die("no vgem card under /dev/dri (is the vgem module loaded?)");
 	return -1;
+}
+
+/* vgem is not necessarily card0 (bochs registers a card too). */
+static inline int open_vgem(void)
+{
+	int fd = open_card("vgem");
+
+	if (fd < 0)
+		die("no vgem card under /dev/dri (is the vgem module loaded?)");
+	return fd;
 }
 
 static inline int iterations(int argc, char **argv)
@@ -113,6 +146,44 @@ static inline void import_and_close(int vgem, int dmabuf)
 	c.handle = p.handle;
 	if (ioctl(vgem, DRM_IOCTL_GEM_CLOSE, &c))
 		die("DRM_IOCTL_GEM_CLOSE");
+}
+
+/* A dma-buf of `len` bytes from the system dma-heap; -1 (errno set) where there is none. */
+static inline int new_heap_dmabuf(size_t len)
+{
+	int heap = open("/dev/dma_heap/system", O_RDONLY | O_CLOEXEC);
+	struct dma_heap_allocation_data a = { .len = len, .fd_flags = O_RDWR | O_CLOEXEC };
+	int err;
+
+	if (heap < 0)
+		return -1;
+	err = ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &a);
+	close(heap);
+	return err ? -1 : (int)a.fd;
+}
+
+/* A udmabuf of `len` bytes (a multiple of the page size) over a sealed memfd; -1 (errno set)
+ * where the kernel has no udmabuf. */
+static inline int new_udmabuf(size_t len)
+{
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	int memfd = memfd_create("lab-udmabuf", MFD_ALLOW_SEALING);
+	struct udmabuf_create c = { .size = len, .flags = UDMABUF_FLAGS_CLOEXEC };
+	int fd = -1;
+
+	if (dev < 0 || memfd < 0)
+		goto out;
+	/* udmabuf refuses memfds that could shrink under it. */
+	if (ftruncate(memfd, (off_t)len) || fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK))
+		die("sizing and sealing a memfd");
+	c.memfd = (uint32_t)memfd;
+	fd = ioctl(dev, UDMABUF_CREATE, &c);
+out:
+	if (memfd >= 0)
+		close(memfd);
+	if (dev >= 0)
+		close(dev);
+	return fd;
 }
 
 #endif

@@ -9,8 +9,6 @@
 #include "common.h"
 
 #include <linux/dma-buf.h>
-#include <linux/dma-heap.h>
-#include <linux/udmabuf.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -24,33 +22,11 @@ static size_t size;
 /* A new dma-buf of the chosen exporter. */
 static int new_dmabuf(void)
 {
-	if (strcmp(source, "heap") == 0) {
-		int heap = open("/dev/dma_heap/system", O_RDONLY | O_CLOEXEC);
-		struct dma_heap_allocation_data a = { .len = size, .fd_flags = O_RDWR | O_CLOEXEC };
+	if (strcmp(source, "heap") == 0 || strcmp(source, "udmabuf") == 0) {
+		int fd = source[0] == 'h' ? new_heap_dmabuf(size) : new_udmabuf(size);
 
-		if (heap < 0)
-			die("open /dev/dma_heap/system");
-		if (ioctl(heap, DMA_HEAP_IOCTL_ALLOC, &a))
-			die("DMA_HEAP_IOCTL_ALLOC");
-		close(heap);
-		return a.fd;
-	}
-	if (strcmp(source, "udmabuf") == 0) {
-		int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
-		int memfd = memfd_create("fdops", MFD_ALLOW_SEALING);
-		struct udmabuf_create c = { .size = size };
-		int fd;
-
-		if (dev < 0 || memfd < 0)
-			die("open /dev/udmabuf or memfd_create");
-		if (ftruncate(memfd, (off_t)size) || fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK))
-			die("sizing and sealing the memfd");
-		c.memfd = (uint32_t)memfd;
-		fd = ioctl(dev, UDMABUF_CREATE, &c);
 		if (fd < 0)
-			die("UDMABUF_CREATE");
-		close(memfd);
-		close(dev);
+			die("a new %s dma-buf", source);
 		return fd;
 	}
 	if (strcmp(source, "vgem") == 0) {

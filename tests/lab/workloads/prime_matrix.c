@@ -8,14 +8,19 @@
  * no PRIME import): refusals are counted per pair and printed, not fatal; a workload that
  * exercised nothing fails, so a scenario cannot pass on an empty run.
  *
- * Usage: prime_matrix ITERATIONS [EXPORTER [IMPORTER]]   (driver names as DRM_IOCTL_VERSION
- * gives them: vgem, bochs-drm, qxl, virtio_gpu; "all" or nothing for every one) */
+ * EXPORTER may also be udmabuf or heap (a system dma-heap buffer): buffers of no card, offered
+ * to every card. With -t THREADS, that many threads run the whole matrix at once on the same
+ * card fds (the same DRM files: concurrent exports, imports and handle lookups of one file).
+ *
+ * Usage: prime_matrix [-t THREADS] ITERATIONS [EXPORTER [IMPORTER]]   (driver names as
+ * DRM_IOCTL_VERSION gives them: vgem, bochs-drm, qxl, virtio_gpu; "all" or nothing for every
+ * card) */
 #define _GNU_SOURCE
 #include "common.h"
 
 #include <linux/dma-buf.h>
 #include <poll.h>
-#include <sys/mman.h>
+#include <pthread.h>
 
 #define MAX_CARDS 8
 
@@ -108,17 +113,61 @@ static int use_fd(int fd, size_t size)
 	return ok;
 }
 
-int main(int argc, char **argv)
-{
-	int n = iterations(argc, argv);
-	const char *want_exp = argc > 2 ? argv[2] : NULL;
-	const char *want_imp = argc > 3 ? argv[3] : NULL;
-	int imports = 0, uses = 0, exports = 0;
+static int n;
+static const char *want_exp, *want_imp;
 
-	find_cards();
-	if (ncards == 0) {
-		errno = ENODEV;
-		die("no DRM card under /dev/dri");
+struct tally {
+	int exports, uses, imports;
+};
+
+/* Offer the exported `fd` to every card but `from` (-1: a buffer of no card). */
+static void import_everywhere(int fd, int from, const char *exp_name, int it, long thread,
+			      struct tally *t)
+{
+	for (int i = 0; i < ncards; i++) {
+		struct card *im = &cards[i];
+		struct drm_prime_handle p = { .fd = fd };
+
+		if (i == from || !wanted(im->name, want_imp))
+			continue;
+		if (ioctl(im->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &p)) {
+			if (it == 0 && thread == 0)
+				printf("prime_matrix: %s -> %s: import refused: %s\n", exp_name,
+				       im->name, strerror(errno));
+			continue;
+		}
+		if (it == 0 && thread == 0)
+			printf("prime_matrix: %s -> %s: imported\n", exp_name, im->name);
+		t->imports++;
+		struct drm_gem_close c = { .handle = p.handle };
+		ioctl(im->fd, DRM_IOCTL_GEM_CLOSE, &c);
+	}
+}
+
+static void *run(void *arg)
+{
+	long thread = (long)arg;
+	struct tally *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		die("calloc");
+	/* Buffers of no card first. */
+	if (want_exp && (strcmp(want_exp, "udmabuf") == 0 || strcmp(want_exp, "heap") == 0)) {
+		for (int it = 0; it < n; it++) {
+			size_t len = 64 * 16 * 4;
+			int fd = want_exp[0] == 'h' ? new_heap_dmabuf(len) : new_udmabuf(len);
+
+			if (fd < 0) {
+				if (it == 0 && thread == 0)
+					printf("prime_matrix: no %s buffer: %s\n", want_exp, strerror(errno));
+				break;
+			}
+			t->exports++;
+			t->uses += use_fd(fd, len) > 0;
+			import_everywhere(fd, -1, want_exp, it, thread, t);
+			close(fd);
+		}
+		return t;
 	}
 	for (int e = 0; e < ncards; e++) {
 		struct card *ex = &cards[e];
@@ -130,39 +179,61 @@ int main(int argc, char **argv)
 			int fd = export_dumb(ex, &handle);
 
 			if (fd < 0) {
-				if (it == 0)
+				if (it == 0 && thread == 0)
 					printf("prime_matrix: %s exports no dumb buffer: %s\n", ex->name,
 					       strerror(errno));
 				break;
 			}
-			exports++;
-			uses += use_fd(fd, 64 * 16 * 4) > 0;
-			for (int i = 0; i < ncards; i++) {
-				struct card *im = &cards[i];
-				struct drm_prime_handle p = { .fd = fd };
-
-				if (i == e || !wanted(im->name, want_imp))
-					continue;
-				if (ioctl(im->fd, DRM_IOCTL_PRIME_FD_TO_HANDLE, &p)) {
-					if (it == 0)
-						printf("prime_matrix: %s -> %s: import refused: %s\n",
-						       ex->name, im->name, strerror(errno));
-					continue;
-				}
-				if (it == 0)
-					printf("prime_matrix: %s -> %s: imported\n", ex->name, im->name);
-				imports++;
-				struct drm_gem_close c = { .handle = p.handle };
-				ioctl(im->fd, DRM_IOCTL_GEM_CLOSE, &c);
-			}
+			t->exports++;
+			t->uses += use_fd(fd, 64 * 16 * 4) > 0;
+			import_everywhere(fd, e, ex->name, it, thread, t);
 			struct drm_gem_close c = { .handle = handle };
 			ioctl(ex->fd, DRM_IOCTL_GEM_CLOSE, &c);
 			close(fd);
 		}
 	}
-	printf("prime_matrix: %d card(s), %d export(s), %d fd use(s), %d import(s)\n", ncards, exports,
-	       uses, imports);
-	if (exports == 0) {
+	return t;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = 1, opt;
+	struct tally sum = { 0 };
+	pthread_t tids[16];
+
+	while ((opt = getopt(argc, argv, "t:")) != -1) {
+		if (opt != 't' || (threads = atoi(optarg)) < 1 || threads > 16) {
+			errno = 0;
+			die("usage: %s [-t THREADS (1..16)] ITERATIONS [EXPORTER [IMPORTER]]", argv[0]);
+		}
+	}
+	/* The positional arguments as if there had been no options (argv[0] kept for messages). */
+	argv[optind - 1] = argv[0];
+	argc -= optind - 1;
+	argv += optind - 1;
+	n = iterations(argc, argv);
+	want_exp = argc > 2 ? argv[2] : NULL;
+	want_imp = argc > 3 ? argv[3] : NULL;
+	find_cards();
+	if (ncards == 0) {
+		errno = ENODEV;
+		die("no DRM card under /dev/dri");
+	}
+	for (long i = 0; i < threads; i++)
+		if (pthread_create(&tids[i], NULL, run, (void *)i))
+			die("pthread_create");
+	for (int i = 0; i < threads; i++) {
+		struct tally *t;
+
+		pthread_join(tids[i], (void **)&t);
+		sum.exports += t->exports;
+		sum.uses += t->uses;
+		sum.imports += t->imports;
+		free(t);
+	}
+	printf("prime_matrix: %d card(s), %d thread(s), %d export(s), %d fd use(s), %d import(s)\n",
+	       ncards, threads, sum.exports, sum.uses, sum.imports);
+	if (sum.exports == 0) {
 		errno = 0;
 		die("nothing was exported (cards: %d)", ncards);
 	}

@@ -3,24 +3,6 @@
 #define _GNU_SOURCE
 #include "common.h"
 
-struct drm_vgem_fence_attach {
-	uint32_t handle;
-	uint32_t flags;
-	uint32_t out_fence;
-	uint32_t pad;
-};
-
-struct drm_vgem_fence_signal {
-	uint32_t fence;
-	uint32_t flags;
-};
-
-#define VGEM_FENCE_WRITE 0x1
-#define DRM_IOCTL_VGEM_FENCE_ATTACH \
-	_IOWR(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x1, struct drm_vgem_fence_attach)
-#define DRM_IOCTL_VGEM_FENCE_SIGNAL \
-	_IOW(DRM_IOCTL_BASE, DRM_COMMAND_BASE + 0x2, struct drm_vgem_fence_signal)
-
 int main(int argc, char **argv)
 {
 	int n = iterations(argc, argv);

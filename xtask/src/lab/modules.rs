@@ -234,11 +234,19 @@ pub fn build_workloads() -> Result<Vec<(String, PathBuf)>> {
         .filter(|p| p.extension().is_some_and(|e| e == "c"))
         .collect();
     sources.sort();
-    let common = src_dir.join("common.h");
+    // Every header of the directory: a workload is rebuilt when any of them changed.
+    let headers: Vec<PathBuf> = fs::read_dir(&src_dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "h"))
+        .collect();
     for src in sources {
         let name = src.file_stem().unwrap().to_string_lossy().to_string();
         let bin = out_dir.join(&name);
-        if !is_newer(&bin, &[&src, &common]) {
+        let deps: Vec<&Path> = std::iter::once(src.as_path())
+            .chain(headers.iter().map(PathBuf::as_path))
+            .collect();
+        if !is_newer(&bin, &deps) {
             let out = Command::new("gcc")
                 .args(["-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o"])
                 .arg(&bin)

@@ -487,6 +487,28 @@ mod tests {
         assert_eq!(names.len(), list.len(), "duplicate scenario names");
     }
 
+    /// The lab is mostly other people's code: scenarios that run real drivers alone (no
+    /// module of ours) outnumber those that need our scenario module, and every kernel runs
+    /// at least 12 of them, so a clean matrix says something about the drivers users run.
+    /// (6.1 runs fewer: Debian's 6.1 has no udmabuf and no dma-heaps, and its bochs no PRIME.)
+    #[test]
+    fn real_drivers_are_the_majority() {
+        let list = load().unwrap();
+        let real = list.iter().filter(|s| s.module.is_none()).count();
+        assert!(
+            real * 2 > list.len(),
+            "{real} of {} scenarios run real drivers only",
+            list.len()
+        );
+        for series in ["6.1", "6.12", "7.3"] {
+            let on = list
+                .iter()
+                .filter(|s| s.module.is_none() && s.unavailable_on(series).is_none())
+                .count();
+            assert!(on >= 12, "{series} runs only {on} real-driver scenarios");
+        }
+    }
+
     /// Every scenario that expects a finding says where, and (ww-protocol) which rule; every
     /// clean scenario says what it drove. Checked for every series a scenario runs on.
     #[test]
