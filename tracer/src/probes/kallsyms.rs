@@ -64,7 +64,9 @@ impl Kallsyms {
                 })
             })
             .collect();
+        // Stable: symbols at one address keep the file's order.
         syms.sort_by_key(|s| s.addr);
+        drop_stale_init_symbols(&mut syms);
         let mut by_name = HashMap::with_capacity(syms.len());
         for (i, s) in syms.iter().enumerate() {
             // First text definition wins (static functions may repeat names).
@@ -111,6 +113,32 @@ impl Kallsyms {
     }
 }
 
+/// ftrace keeps the names of a module's init functions after the kernel freed them (so
+/// traces still resolve), and lists them in /proc/kallsyms as text symbols of that module
+/// until it is unloaded (`ftrace_mod_get_kallsym`, kernel/trace/ftrace.c; 6.1, 6.12, 7.3), after
+/// every live module symbol. The freed memory is reused by modules loaded later, so one
+/// address can carry a live function of module B and a dead init function of module A, which
+/// had made a callback of B look like A's. Of text symbols of different modules at one
+/// address, only the first listed (the live one) is kept.
+fn drop_stale_init_symbols(syms: &mut Vec<Sym>) {
+    let mut keep = vec![true; syms.len()];
+    let mut start = 0;
+    while start < syms.len() {
+        let end = start + syms[start..].partition_point(|s| s.addr == syms[start].addr);
+        if let Some(first) = syms[start..end].iter().position(Sym::is_text) {
+            let module = syms[start + first].module.clone();
+            for i in start + first + 1..end {
+                if syms[i].is_text() && syms[i].module != module {
+                    keep[i] = false;
+                }
+            }
+        }
+        start = end;
+    }
+    let mut k = keep.into_iter();
+    syms.retain(|_| k.next().unwrap_or(true));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +163,26 @@ ffffffffc0a10000 d vgem_dmabuf_ops\t[vgem]
         assert!(k.get("vgem_dmabuf_ops").unwrap().is_data());
         assert!(k.function_at(0xffffffff821fdb91).is_none());
         assert!(k.lookup(0x10).is_none());
+    }
+
+    /// What the lab's 7.3 guest listed: tracer_late loaded into memory that bochs' freed init
+    /// function had, whose name ftrace still lists (after the live modules' symbols).
+    #[test]
+    fn a_freed_init_function_listed_by_ftrace_does_not_name_a_live_function() {
+        let k = Kallsyms::parse(
+            "ffffffffc0e01000 t tsc_late_vmap\t[tracer_late]\n\
+             ffffffffc0e02000 d tsc_late_ops\t[tracer_late]\n\
+             ffffffffc0e01000 T bochs_pci_driver_init\t[bochs]\n\
+             ffffffff81000000 T _stext\n",
+        );
+        let f = k.function_at(0xffffffffc0e01000).unwrap();
+        assert_eq!(f.name, "tsc_late_vmap");
+        assert_eq!(f.module.as_deref(), Some("tracer_late"));
+        assert!(k.get("bochs_pci_driver_init").is_none());
+        // Aliases within one image are all kept (the last listed names the address).
+        let k = Kallsyms::parse("ffffffff81000000 T a\nffffffff81000000 T b\n");
+        assert_eq!(k.len(), 2);
+        assert_eq!(k.function_at(0xffffffff81000000).unwrap().name, "b");
     }
 
     #[test]

@@ -256,7 +256,12 @@ pub fn run(args: LabArgs) -> Result<()> {
         all
     } else {
         let mut picked = Vec::new();
-        for name in args.scenario.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        for name in args
+            .scenario
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+        {
             let s = all.iter().find(|s| s.name == name).with_context(|| {
                 format!(
                     "no scenario `{name}` in {}",
