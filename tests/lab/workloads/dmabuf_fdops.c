@@ -4,7 +4,8 @@
  * fences), poll() (the core locks the resv to install fence callbacks), and a PRIME import
  * into vgem. With THREADS > 1 the threads share each buffer, and one of them closes its fd and
  * the vgem handle while the others still map and sync it.
- * Usage: dmabuf_fdops udmabuf|heap|vgem ITERATIONS [THREADS] */
+ * Usage: dmabuf_fdops udmabuf|heap|vgem|CARD-DRIVER ITERATIONS [THREADS]   (CARD-DRIVER: a
+ * card's DRM driver name, e.g. virtio_gpu: its dumb buffers, exported) */
 #define _GNU_SOURCE
 #include "common.h"
 
@@ -29,24 +30,25 @@ static int new_dmabuf(void)
 			die("a new %s dma-buf", source);
 		return fd;
 	}
-	if (strcmp(source, "vgem") == 0) {
-		/* 64 pixels of 4 bytes a row: as many rows as the buffer has bytes / 256. */
-		struct drm_mode_create_dumb bo = { .height = (uint32_t)(size / 256), .width = 64, .bpp = 32 };
-		struct drm_prime_handle p = { .flags = O_RDWR | O_CLOEXEC };
-		struct drm_gem_close c = { 0 };
+	/* A dumb buffer of a card (vgem or a KMS driver by its DRM driver name), exported. */
+	int card = strcmp(source, "vgem") == 0 ? vgem : open_card(source);
+	/* 64 pixels of 4 bytes a row: as many rows as the buffer has bytes / 256. */
+	struct drm_mode_create_dumb bo = { .height = (uint32_t)(size / 256), .width = 64, .bpp = 32 };
+	struct drm_prime_handle p = { .flags = O_RDWR | O_CLOEXEC };
+	struct drm_gem_close c = { 0 };
 
-		if (ioctl(vgem, DRM_IOCTL_MODE_CREATE_DUMB, &bo))
-			die("DRM_IOCTL_MODE_CREATE_DUMB on vgem");
-		p.handle = bo.handle;
-		if (ioctl(vgem, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p))
-			die("DRM_IOCTL_PRIME_HANDLE_TO_FD (vgem export)");
-		c.handle = bo.handle;
-		ioctl(vgem, DRM_IOCTL_GEM_CLOSE, &c);
-		return p.fd;
-	}
-	errno = 0;
-	die("unknown source %s (udmabuf, heap or vgem)", source);
-	return -1;
+	if (card < 0)
+		die("no %s card (a source is udmabuf, heap or a card's driver name)", source);
+	if (ioctl(card, DRM_IOCTL_MODE_CREATE_DUMB, &bo))
+		die("DRM_IOCTL_MODE_CREATE_DUMB on %s", source);
+	p.handle = bo.handle;
+	if (ioctl(card, DRM_IOCTL_PRIME_HANDLE_TO_FD, &p))
+		die("DRM_IOCTL_PRIME_HANDLE_TO_FD (%s export)", source);
+	c.handle = bo.handle;
+	ioctl(card, DRM_IOCTL_GEM_CLOSE, &c);
+	if (card != vgem)
+		close(card);
+	return p.fd;
 }
 
 static void sync_ioctl(int fd, uint64_t flags)
@@ -107,7 +109,7 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) {
 		errno = 0;
-		die("usage: dmabuf_fdops udmabuf|heap|vgem ITERATIONS [THREADS]");
+		die("usage: dmabuf_fdops udmabuf|heap|vgem|CARD-DRIVER ITERATIONS [THREADS]");
 	}
 	source = argv[1];
 	int n = iterations(argc - 1, argv + 1);

@@ -142,8 +142,11 @@ pub struct Tracer {
     next_dynamic_id: u16,
     /// Functions already hooked (by address), to hook shared callbacks once.
     hooked_addrs: HashMap<u64, u16>,
-    /// ops tables already examined.
-    seen_ops: HashMap<u64, bool>,
+    /// ops tables already examined, with the module that owned each when it was (None:
+    /// the kernel image, or not known). Kept at examination time because at a module's
+    /// unload the symbol index may already lack it: the index is re-read when an event is
+    /// processed, and later unloads may have happened by then.
+    seen_ops: HashMap<u64, Option<String>>,
     ops_layout: Vec<(String, u32)>,
     /// Kernel BTF for loading fentry/fexit programs (parsed once).
     aya_btf: Option<Btf>,
@@ -974,22 +977,19 @@ impl Tracer {
             self.hooked_addrs.remove(&addr);
             self.remove_desc(addr);
         }
-        let tables: Vec<u64> = self
-            .seen_ops
-            .keys()
-            .copied()
-            .filter(|&a| {
-                self.kallsyms
-                    .lookup(a)
-                    .is_some_and(|s| s.addr == a && s.module.as_deref() == Some(module))
-            })
-            .collect();
-        for a in tables {
-            self.seen_ops.remove(&a);
-        }
+        self.seen_ops
+            .retain(|_, owner| owner.as_deref() != Some(module));
         self.kallsyms =
             Kallsyms::load().context("re-reading /proc/kallsyms after a module unload")?;
         Ok(gone.len())
+    }
+
+    /// The module whose symbol starts at `addr`, from the current symbol index.
+    fn owner_module(&self, addr: u64) -> Option<String> {
+        self.kallsyms
+            .lookup(addr)
+            .filter(|s| s.addr == addr)
+            .and_then(|s| s.module.clone())
     }
 
     /// Removes the descriptor of the function at `addr` (and past its ENDBR).
@@ -1021,7 +1021,7 @@ impl Tracer {
         if ops == 0 || self.seen_ops.contains_key(&ops) {
             return false;
         }
-        self.seen_ops.insert(ops, true);
+        self.seen_ops.insert(ops, self.owner_module(ops));
         let Some(member_off) = table::ATTACH_OPS_NOTIFY_MEMBERS
             .iter()
             .find_map(|m| self.btf.member_offset("dma_buf_attach_ops", m).ok())
@@ -1055,7 +1055,7 @@ impl Tracer {
         if ops == 0 || self.seen_ops.contains_key(&ops) {
             return 0;
         }
-        self.seen_ops.insert(ops, true);
+        self.seen_ops.insert(ops, self.owner_module(ops));
         let Some(bytes) = self.read_kernel(ops) else {
             self.tally.unreadable += 1;
             return 0;
