@@ -92,22 +92,72 @@ static inline void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* Whether /dev/dri/card<i>, opened, is a card of `driver` (as DRM_IOCTL_VERSION names it);
+ * returns its fd if so, else -1. */
+static inline int open_card_if(int i, const char *driver)
+{
+	char path[32], name[64] = { 0 };
+	struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
+	int fd;
+
+	snprintf(path, sizeof(path), "/dev/dri/card%d", i);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, DRM_IOCTL_VERSION, &v) == 0 && strcmp(name, driver) == 0)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* The DRM driver of /dev/dri/card<i> as its device's driver in sysfs says, without opening
+ * the card: bochs-drm and qxl bind their PCI devices under their own names, the virtio GPU's
+ * PCI device is bound to virtio-pci, and vgem's device has no driver (6.1, 6.12) or the faux
+ * bus driver (7.x). */
+static inline const char *sysfs_card_driver(int i, char *buf, size_t len)
+{
+	char link[64];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/sys/class/drm/card%d/device", i);
+	if (access(link, F_OK))
+		return NULL; /* no such card */
+	snprintf(link, sizeof(link), "/sys/class/drm/card%d/device/driver", i);
+	n = readlink(link, buf, len - 1);
+	if (n <= 0)
+		return "vgem";
+	buf[n] = 0;
+	const char *base = strrchr(buf, '/');
+	base = base ? base + 1 : buf;
+	if (strcmp(base, "virtio-pci") == 0)
+		return "virtio_gpu";
+	if (strcmp(base, "faux_driver") == 0)
+		return "vgem";
+	return base;
+}
+
 /* The card whose driver DRM_IOCTL_VERSION names `driver` (vgem, bochs-drm, qxl, virtio_gpu);
- * -1 if none. */
+ * -1 (errno ENODEV) if none. The card is picked by sysfs first, so that other cards are not
+ * opened: the first opener of a card becomes its DRM master, and a passing open would take
+ * that from a program about to set a mode. Every card is tried only when sysfs names none. */
 static inline int open_card(const char *driver)
 {
 	for (int i = 0; i < 16; i++) {
-		char path[32], name[64] = { 0 };
-		struct drm_version v = { .name = name, .name_len = sizeof(name) - 1 };
-		int fd;
+		char target[256];
+		const char *name = sysfs_card_driver(i, target, sizeof(target));
 
-		snprintf(path, sizeof(path), "/dev/dri/card%d", i);
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (ioctl(fd, DRM_IOCTL_VERSION, &v) == 0 && strcmp(name, driver) == 0)
+		if (name && strcmp(name, driver) == 0) {
+			int fd = open_card_if(i, driver);
+
+			if (fd >= 0)
+				return fd;
+		}
+	}
+	for (int i = 0; i < 16; i++) {
+		int fd = open_card_if(i, driver);
+
+		if (fd >= 0)
 			return fd;
-		close(fd);
 	}
 	errno = ENODEV;
 	return -1;
