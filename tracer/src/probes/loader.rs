@@ -952,6 +952,16 @@ impl Tracer {
     pub fn module_loaded(&mut self, module: &str) -> Result<TableTally> {
         self.kallsyms =
             Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
+        // A module just loaded has fresh tables: an address of one already marked seen is
+        // left from a module whose unload was not seen (a lost event), never this one's.
+        for named in [
+            table::looks_like_dma_buf_ops,
+            table::looks_like_dma_buf_attach_ops,
+        ] {
+            for (_, addr) in self.data_symbols(Some(module), named) {
+                self.seen_ops.remove(&addr);
+            }
+        }
         self.tally = TableTally::default();
         self.hook_tables_of(Some(module));
         Ok(std::mem::take(&mut self.tally))
