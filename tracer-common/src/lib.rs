@@ -396,6 +396,16 @@ pub const LONE_SITES_ALWAYS: u32 = u32::MAX;
 /// user space reads it as "no stack".
 pub const STACK_SKIPPED: i64 = i64::MIN;
 
+/// The call site a `stack_id` carries instead of a stack, if it does. A function hook
+/// whose stack walk failed because the stack map's bucket held another stack (EEXIST, the
+/// map is a fixed hash table) sends the return address into its caller there: a kernel
+/// address, below the kernel's errno range and above `STACK_SKIPPED`, so no stack id and no
+/// error reads as one.
+pub fn call_site_of(stack_id: i64) -> Option<u64> {
+    let addr = stack_id as u64;
+    (addr >= 0xffff_8000_0000_0000 && stack_id < -4095).then_some(addr)
+}
+
 /// Bytes one kernel-memory read request returns (a `struct dma_buf_ops` is
 /// well under this on every kernel seen).
 pub const KMEM_LEN: usize = 256;
@@ -424,6 +434,18 @@ mod tests {
         assert_eq!(core::mem::size_of::<Config>(), 80);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);
         assert_eq!(core::mem::size_of::<FuncSlot>(), 24);
+    }
+
+    #[test]
+    fn only_kernel_addresses_read_as_call_sites() {
+        // Kernel text and module addresses (as the eBPF side stores them in stack_id).
+        for a in [0xffff_ffff_8100_0000u64, 0xffff_ffff_c0a0_105a] {
+            assert_eq!(call_site_of(a as i64), Some(a));
+        }
+        // Stack ids, the kernel's errnos and the skipped marker are none.
+        for id in [0, 1, 16383, -1, -14, -17, -4095, STACK_SKIPPED] {
+            assert_eq!(call_site_of(id), None, "{id}");
+        }
     }
 
     #[test]

@@ -111,6 +111,9 @@ use crate::{
     held::{check_held, forget_sent, note_sent},
 };
 
+/// The kernel's errno for a stack-map bucket that holds another stack.
+const EEXIST: i64 = 17;
+
 /// The stack for an event at a call site (the return address into the
 /// caller): taken the first time the site is seen in a process, then reused
 /// for that site in that process, the way lockdep saves a stack once per new
@@ -148,6 +151,10 @@ pub fn site_stack<C: EbpfContext + StackIdContext>(
             // next call from this site tries again.
             if id >= 0 {
                 let _ = SITES.insert(&key, &id, 0);
+            } else if id == -EEXIST {
+                // The bucket holds another stack: the call site at least (see
+                // tracer_common::call_site_of), so a finding is still located.
+                return caller as i64;
             }
             id
         }

@@ -374,7 +374,7 @@ pub(crate) struct RecFile {
 /// one, and a new stack reaches the engine's stack table.
 pub(crate) fn take_record(
     live: &mut Live,
-    r: &tracer_common::RawEvent,
+    r: &mut tracer_common::RawEvent,
     writer: Option<&mut RecFile>,
     stacks: &mut StackTable,
 ) -> Result<()> {
@@ -557,8 +557,8 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
             // Everything the kernel queued before this point belongs before it.
             live.drain(&mut batch);
         }
-        for r in batch.drain(..) {
-            let x = live.process(&r);
+        for mut r in batch.drain(..) {
+            let x = live.process(&mut r);
             if let Some(f) = whole.as_mut() {
                 f.write(&r, &x.new_hooks, &live.stacks)?;
             }
@@ -973,8 +973,8 @@ async fn live(args: LiveCmd) -> Result<ExitCode> {
         if stop {
             live.drain(&mut batch);
         }
-        for r in batch.drain(..) {
-            take_record(&mut live, &r, writer.as_mut(), engine.stacks_mut())?;
+        for mut r in batch.drain(..) {
+            take_record(&mut live, &mut r, writer.as_mut(), engine.stacks_mut())?;
             let ev = match live.decoder.decode(&r) {
                 Ok(e) => e,
                 Err(_) => {

@@ -575,8 +575,8 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             // What the kernel queued before the exit belongs to this run.
             live.drain(&mut batch);
         }
-        for r in batch.drain(..) {
-            commands::take_record(&mut live, &r, writer.as_mut(), engine.stacks_mut())?;
+        for mut r in batch.drain(..) {
+            commands::take_record(&mut live, &mut r, writer.as_mut(), engine.stacks_mut())?;
             match live.decoder.decode(&r) {
                 Ok(ev) => {
                     engine.feed(&ev);

@@ -9,6 +9,12 @@ use tokio::io::unix::AsyncFd;
 use tracer_common::{RawEvent, RawKind};
 
 use super::{decode::Decoder, Frame, StackTable};
+
+/// errno of a stack walk whose stack-map bucket held another stack.
+const EEXIST: i64 = 17;
+/// Ids of the one-frame call-site stacks start here, far above the stack map's ids (its
+/// size is 16384).
+const CALL_SITE_STACKS: u32 = 0x8000_0000;
 use crate::{
     probes::{HookInfo, LoadOptions, Tracer},
     symbolize::KernelSymbolizer,
@@ -33,6 +39,8 @@ pub struct Live {
     /// map's bucket holds another stack (it is never overwritten: an id
     /// always means one stack), -EFAULT, -ENOMEM. Said at exit.
     pub failed_stacks: std::collections::BTreeMap<i64, u64>,
+    /// One-frame stacks of call sites standing in for failed stack walks, by call site.
+    call_site_ids: std::collections::HashMap<u64, u32>,
 }
 
 /// What one raw event brought beyond itself.
@@ -71,6 +79,7 @@ impl Live {
             short_records: 0,
             skipped_sites: 0,
             failed_stacks: Default::default(),
+            call_site_ids: Default::default(),
         })
     }
 
@@ -91,10 +100,24 @@ impl Live {
         self.short_records += drain_ring(self.ring.get_mut(), out);
     }
 
-    /// Resolves the event's stack if new and hooks a new exporter's callbacks.
-    pub fn process(&mut self, r: &RawEvent) -> Extras {
+    /// Resolves the event's stack if new and hooks a new exporter's callbacks. An event
+    /// that carries its call site instead of a stack (a stack walk that failed with EEXIST,
+    /// `tracer_common::call_site_of`) gets a one-frame stack of that call site, under an id
+    /// of its own above the stack map's (`r.stack_id` is rewritten to it), so recordings and
+    /// the engine see an ordinary stack.
+    pub fn process(&mut self, r: &mut RawEvent) -> Extras {
         let mut x = Extras::default();
-        if r.stack_id == tracer_common::STACK_SKIPPED {
+        if let Some(site) = tracer_common::call_site_of(r.stack_id) {
+            *self.failed_stacks.entry(EEXIST).or_default() += 1;
+            let next = CALL_SITE_STACKS + self.call_site_ids.len() as u32;
+            let id = *self.call_site_ids.entry(site).or_insert(next);
+            if !self.stacks.contains(id) {
+                let frames = self.symbolizer.frames(&[site], &self.tracer.kallsyms);
+                self.stacks.insert(id, frames.clone());
+                x.new_stack = Some((id, frames));
+            }
+            r.stack_id = id as i64;
+        } else if r.stack_id == tracer_common::STACK_SKIPPED {
             self.skipped_sites += 1;
         } else if r.stack_id < -1 {
             *self.failed_stacks.entry(-r.stack_id).or_default() += 1;
@@ -234,7 +257,9 @@ impl Live {
                 .collect();
             eprintln!(
                 "tracer: {total} event(s) came without a stack because the kernel's stack walk \
-                 failed: {}; their findings are located by the hooked function or callback instead",
+                 failed: {}; a function hook's event then carries its call site as a one-frame \
+                 stack where the bucket was taken, otherwise its findings are located by the \
+                 hooked function or callback",
                 by.join(", ")
             );
         }

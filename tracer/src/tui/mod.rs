@@ -293,8 +293,8 @@ async fn live_async(args: LiveCmd) -> Result<ExitCode> {
         if stop {
             live.drain(&mut batch);
         }
-        for r in batch.drain(..) {
-            commands::take_record(&mut live, &r, writer.as_mut(), app.engine.stacks_mut())?;
+        for mut r in batch.drain(..) {
+            commands::take_record(&mut live, &mut r, writer.as_mut(), app.engine.stacks_mut())?;
             match live.decoder.decode(&r) {
                 Ok(e) => {
                     app.feed(&e);
