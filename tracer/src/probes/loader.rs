@@ -181,11 +181,32 @@ pub struct TableTally {
     /// Tables found by name whose memory the kernel-memory reader could not
     /// read (their callbacks are unknown, so not hooked).
     pub unreadable: usize,
+    /// Tables found by name whose mandatory callbacks (map_dma_buf, release) did not point at
+    /// functions: `name (member pointer, ...)`. Not hooked.
+    pub unresolved: Vec<String>,
+    /// The module's symbols were not in /proc/kallsyms when its load was handled (so no
+    /// table of it could be found by name).
+    pub no_symbols: bool,
 }
 
 impl TableTally {
     /// One line for the user: what was hooked of what was there.
     pub fn summary(&self) -> Option<String> {
+        if self.no_symbols {
+            return Some(
+                "none of its symbols were in /proc/kallsyms when its load was handled (unloaded \
+                 already?): its dma-buf ops tables, if any, are not hooked"
+                    .to_string(),
+            );
+        }
+        if !self.unresolved.is_empty() && self.callbacks == 0 {
+            return Some(format!(
+                "{} dma-buf ops table(s) found by name did not point at functions, so were not \
+                 hooked: {}",
+                self.unresolved.len(),
+                self.unresolved.join("; ")
+            ));
+        }
         if self.unreadable > 0 && self.callbacks == 0 {
             return Some(format!(
                 "{} dma-buf ops table(s) found by name could not be read: their callbacks \
@@ -962,7 +983,13 @@ impl Tracer {
                 self.seen_ops.remove(&addr);
             }
         }
-        self.tally = TableTally::default();
+        self.tally = TableTally {
+            no_symbols: !self
+                .kallsyms
+                .iter()
+                .any(|s| s.module.as_deref() == Some(module)),
+            ..Default::default()
+        };
         self.hook_tables_of(Some(module));
         Ok(std::mem::take(&mut self.tally))
     }
@@ -1068,6 +1095,8 @@ impl Tracer {
         self.seen_ops.insert(ops, self.owner_module(ops));
         let Some(bytes) = self.read_kernel(ops) else {
             self.tally.unreadable += 1;
+            // Not examined after all: a later sighting may read it.
+            self.seen_ops.remove(&ops);
             return 0;
         };
         let layout = self.ops_layout.clone();
@@ -1087,6 +1116,16 @@ impl Tracer {
                 .is_some()
         };
         if !(valid("map_dma_buf") && valid("release")) {
+            if let Some(name) = name {
+                // Found by name, so meant to be a table: say what it held.
+                let ptr = |m: &str| slot(m).map_or("?".to_string(), |p| format!("{p:#x}"));
+                self.tally.unresolved.push(format!(
+                    "{name} at {ops:#x} (map_dma_buf {}, release {})",
+                    ptr("map_dma_buf"),
+                    ptr("release")
+                ));
+                self.seen_ops.remove(&ops);
+            }
             return 0;
         }
         let table_name = name
@@ -1361,7 +1400,7 @@ mod tests {
             hooked: 7,
             shared: 1,
             failed: vec!["i915_gem_dmabuf_vmap: kprobe: EINVAL".into()],
-            unreadable: 0,
+            ..Default::default()
         };
         assert_eq!(
             t.summary().unwrap(),
@@ -1377,6 +1416,23 @@ mod tests {
             unread.summary().unwrap(),
             "1 dma-buf ops table(s) found by name could not be read: their callbacks are not hooked"
         );
+        let unresolved = TableTally {
+            unresolved: vec![
+                "amdgpu_dmabuf_ops at 0xffffffffc1000000 (map_dma_buf 0x0, release 0x0)".into(),
+            ],
+            ..Default::default()
+        };
+        assert!(unresolved.summary().unwrap().ends_with(
+            "not hooked: amdgpu_dmabuf_ops at 0xffffffffc1000000 (map_dma_buf 0x0, release 0x0)"
+        ));
+        let gone = TableTally {
+            no_symbols: true,
+            ..Default::default()
+        };
+        assert!(gone
+            .summary()
+            .unwrap()
+            .starts_with("none of its symbols were in /proc/kallsyms"));
         assert_eq!(
             preempt_model_of_version("#1 SMP PREEMPT_DYNAMIC Debian 7.3.4-1~bpo13+1 (2026-11-10)"),
             PreemptMode::Unknown(
