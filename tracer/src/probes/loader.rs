@@ -187,6 +187,8 @@ pub struct TableTally {
     /// The module's symbols were not in /proc/kallsyms when its load was handled (so no
     /// table of it could be found by name).
     pub no_symbols: bool,
+    /// Tables that did not resolve on a first read of /proc/kallsyms and were tried again.
+    pub retried: usize,
 }
 
 impl TableTally {
@@ -227,6 +229,12 @@ impl TableTally {
             s.push_str(&format!(
                 " ({} shared with tables hooked before)",
                 self.shared
+            ));
+        }
+        if self.retried > 0 {
+            s.push_str(&format!(
+                " (after {} re-read(s) of /proc/kallsyms: a read torn by a module's init)",
+                self.retried
             ));
         }
         if !self.failed.is_empty() {
@@ -991,6 +999,21 @@ impl Tracer {
             ..Default::default()
         };
         self.hook_tables_of(Some(module));
+        // /proc/kallsyms is read in chunks by position. When a module's init ends during the
+        // read, its symbol list shrinks to the core symbols and later positions shift: the
+        // read can miss functions (seen on 7.3: amdgpu's table read right, its map_dma_buf
+        // and release "not functions"). A table found by name that did not resolve is
+        // retried on a fresh read (the init has usually ended by then).
+        for _ in 0..3 {
+            if self.tally.unresolved.is_empty() {
+                break;
+            }
+            self.kallsyms =
+                Kallsyms::load().context("re-reading /proc/kallsyms after a module load")?;
+            let earlier = std::mem::take(&mut self.tally.unresolved);
+            self.tally.retried += earlier.len();
+            self.hook_tables_of(Some(module));
+        }
         Ok(std::mem::take(&mut self.tally))
     }
 
@@ -1425,6 +1448,19 @@ mod tests {
         assert!(unresolved.summary().unwrap().ends_with(
             "not hooked: amdgpu_dmabuf_ops at 0xffffffffc1000000 (map_dma_buf 0x0, release 0x0)"
         ));
+        let retried = TableTally {
+            tables: 1,
+            callbacks: 11,
+            hooked: 9,
+            shared: 2,
+            retried: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            retried.summary().unwrap(),
+            "11 of 11 dma-buf callback(s) of 1 ops table(s) hooked (2 shared with tables hooked \
+             before) (after 1 re-read(s) of /proc/kallsyms: a read torn by a module's init)"
+        );
         let gone = TableTally {
             no_symbols: true,
             ..Default::default()
