@@ -10,15 +10,16 @@ use tracer_common::{RawEvent, RawKind};
 
 use super::{decode::Decoder, Frame, StackTable};
 
+use crate::{
+    probes::{HookInfo, LoadOptions, Tracer},
+    symbolize::KernelSymbolizer,
+};
+
 /// errno of a stack walk whose stack-map bucket held another stack.
 const EEXIST: i64 = 17;
 /// Ids of the one-frame call-site stacks start here, far above the stack map's ids (its
 /// size is 16384).
 const CALL_SITE_STACKS: u32 = 0x8000_0000;
-use crate::{
-    probes::{HookInfo, LoadOptions, Tracer},
-    symbolize::KernelSymbolizer,
-};
 
 pub struct Live {
     pub tracer: Tracer,
@@ -247,7 +248,7 @@ impl Live {
                 .iter()
                 .map(|(errno, n)| {
                     let why = match errno {
-                        17 => "the stack map's bucket held another stack",
+                        &EEXIST => "the stack map's bucket held another stack",
                         14 => "a frame could not be read",
                         12 => "the stack map was full",
                         _ => "another error",
