@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn raw_event_layout_is_stable() {
         // The recording format stores RawEvent bytes: a layout change must bump
-        // the format version (tracer/src/events/record.rs).
+        // the format version (tracer-core/src/events/record.rs).
         assert_eq!(RawEvent::SIZE, 160);
         assert_eq!(core::mem::size_of::<Config>(), 80);
         assert_eq!(core::mem::size_of::<FuncDesc>(), 8);

@@ -1,9 +1,13 @@
 //! Command line: clap definitions only; `main.rs` wires each command to its
 //! source, the engine and a sink.
 
-use std::path::PathBuf;
+use std::{ffi::OsString, path::PathBuf, time::Duration};
 
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use tracer_core::analysis::Severity;
+
+use crate::{probes::LoadOptions, session};
 
 /// lockdep for dma-buf reservation locks, on stock kernels, over eBPF.
 ///
@@ -75,7 +79,7 @@ pub enum Command {
         #[arg(long, value_name = "KINDS", conflicts_with_all = ["allow", "junit", "sarif"])]
         expect: Option<String>,
         #[command(flatten)]
-        gate: crate::ci::GateArgs,
+        gate: GateArgs,
     },
     /// Trace a workload from its start to its exit and gate on the findings
     /// (for CI jobs; docs/ci.md).
@@ -89,11 +93,11 @@ pub enum Command {
     /// option or allow file, the workload could not be started, a hook
     /// missing with --require-hooks); 3 no failing finding but the workload
     /// failed (non-zero exit, killed by a signal, stopped at --timeout).
-    Run(crate::ci::RunArgs),
+    Run(RunArgs),
     /// The lock-order graph of a recording: classes as nodes, "held while
     /// acquiring" edges with the task that first did it; --dot for Graphviz
     /// (primed edges dashed, cycles red; docs/graph.md).
-    Graph(crate::ci::GraphArgs),
+    Graph(GraphArgs),
     /// Print the dma-buf locking rule table for the running kernel (or a
     /// given kernel release) with the kernel ranges each rule holds for.
     Rules {
@@ -218,4 +222,117 @@ pub struct RecordArgs {
     pub duration: Option<std::time::Duration>,
     #[command(flatten)]
     pub live: LiveArgs,
+}
+
+impl LiveArgs {
+    /// What the loader is asked for (`--ring-mib` checked here).
+    pub fn load_options(&self) -> Result<LoadOptions> {
+        let a = self;
+        let bytes = a
+            .ring_mib
+            .checked_mul(1 << 20)
+            .filter(|b| b.is_power_of_two())
+            .with_context(|| {
+                format!(
+                    "--ring-mib {}: must be a power of two between 1 and 2048",
+                    a.ring_mib
+                )
+            })?;
+        Ok(LoadOptions {
+            ring_bytes: bytes,
+            full_stream: a.all_events,
+            stack_all: a.all_stacks,
+            lone_sites: a.lone_sites,
+            floor: a.floor,
+            lock_kprobes: a.lock_kprobes,
+            hooks: a.hooks,
+            owner_check: a.owner_check,
+        })
+    }
+
+    /// A live session with these options, `duration` and `record` from the command.
+    pub fn session(
+        &self,
+        duration: Option<std::time::Duration>,
+        record: Option<PathBuf>,
+        announce: bool,
+    ) -> Result<session::Options> {
+        Ok(session::Options {
+            load: self.load_options()?,
+            prog_stats: self.prog_stats,
+            ready_file: self.ready_file.clone(),
+            duration,
+            record,
+            announce,
+        })
+    }
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    match s {
+        "error" => Ok(Severity::Error),
+        "warning" => Ok(Severity::Warning),
+        "info" => Ok(Severity::Info),
+        _ => Err(format!("`{s}`: expected error, warning or info")),
+    }
+}
+
+/// The gate shared by `run` and `analyze`.
+#[derive(Args, Debug, Clone)]
+pub struct GateArgs {
+    /// Fail (exit 1) on findings of this severity or worse: error, warning
+    /// or info. The default fails on every finding the default engine
+    /// configuration reports (it reports no info findings).
+    #[arg(long, value_name = "SEVERITY", default_value = "warning", value_parser = parse_severity)]
+    pub fail_on: Severity,
+    /// Suppressions (TOML, `[[allow]]` entries with kind / symbol / exporter
+    /// and a required reason); allowed findings are listed, not failing.
+    #[arg(long, value_name = "FILE")]
+    pub allow: Option<PathBuf>,
+    /// Also write a JUnit XML report (one testcase per finding kind checked).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Also write a SARIF 2.1.0 report.
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+}
+
+/// `tracer run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Stop the workload after this long (SIGTERM to its process group, then
+    /// SIGKILL 5 s later); the run then exits 3 unless findings make it 1.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "D")]
+    pub timeout: Option<Duration>,
+    /// Exit 2 before starting the workload if any hook could not be attached
+    /// (a hook absent from this kernel's symbols is not missing).
+    #[arg(long)]
+    pub require_hooks: bool,
+    /// One JSON document (the `analyze --json` document plus a `ci` object)
+    /// instead of lockdep-style text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the event stream to this recording.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// The workload and its arguments, after `--`.
+    #[arg(required = true, last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `tracer graph`.
+#[derive(Args, Debug, Clone)]
+pub struct GraphArgs {
+    /// The recording.
+    pub file: PathBuf,
+    /// Graphviz DOT (the default is one line per edge).
+    #[arg(long)]
+    pub dot: bool,
+    /// Write to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

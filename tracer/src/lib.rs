@@ -1,15 +1,19 @@
 //! tracer: lockdep for dma-buf reservation locks, on stock kernels, over eBPF.
 //!
-//! The data path: `probes` (kernel hooks) -> `events` (decoding, recording) ->
-//! `analysis` (the pure engine) -> `report` (text, JSON, ...).
+//! The app crate wires sources to sinks around the pure core (`tracer_core`: events,
+//! analysis, gate, reports). Layers, each importing only those below it (checked by
+//! `cargo xtask layers`; docs/architecture.md):
+//!
+//! - `probes`: the kernel side: BTF offsets, kallsyms, loading and attaching the programs.
+//! - `symbolize`: kernel stacks to frames.
+//! - `session`: the source layer: a live kernel session or a recording.
+//! - `cli`: the command line (clap definitions).
+//! - `tui`: the interactive view.
+//! - `commands`: one shell per command.
 
-pub mod analysis;
-pub mod ci;
 pub mod cli;
 pub mod commands;
-pub mod events;
 pub mod probes;
-pub mod report;
-pub mod stop;
+pub mod session;
 pub mod symbolize;
 pub mod tui;

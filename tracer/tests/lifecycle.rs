@@ -156,7 +156,7 @@ fn probes_lists_every_hook_with_a_status() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let probes = v["probes"].as_array().unwrap();
-    for h in tracer::probes::table::FUNC_HOOKS {
+    for h in tracer_core::kernel::hooks::FUNC_HOOKS {
         let row = probes
             .iter()
             .find(|p| p["hook"] == h.func)
@@ -171,7 +171,7 @@ fn probes_lists_every_hook_with_a_status() {
             );
         }
     }
-    for tp in tracer::probes::table::TRACEPOINTS {
+    for tp in tracer_core::kernel::hooks::TRACEPOINTS {
         assert!(
             probes
                 .iter()
@@ -235,7 +235,7 @@ fn record_then_dump_shows_real_events_with_symbolized_stacks() {
     let lines: Vec<&str> = std::str::from_utf8(&json.stdout).unwrap().lines().collect();
     assert_eq!(lines.len(), 5);
     for l in lines {
-        let e: tracer::events::Event = serde_json::from_str(l).unwrap();
+        let e: tracer_core::events::Event = serde_json::from_str(l).unwrap();
         assert!(e.ts_ns > 0);
     }
 }
@@ -299,7 +299,7 @@ fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
         let left = our_programs_after_exit();
         assert!(left.is_empty(), "left loaded after signal {sig}: {left:?}");
         // The recording is complete (has its end marker).
-        assert!(tracer::events::record::Recording::read(&rec)
+        assert!(tracer::session::read_recording(&rec)
             .unwrap()
             .summary
             .is_some());

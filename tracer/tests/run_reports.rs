@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use quick_xml::events::Event;
 
 fn data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/return-to-user-holding.rec")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/return-to-user-holding.rec")
 }
 
 fn tracer(args: &[&str]) -> Output {
@@ -209,7 +209,7 @@ fn findings_fail_analyze_and_fill_junit_and_sarif() {
             r["id"].as_str().unwrap()
         })
         .collect();
-    assert_eq!(rules.len(), tracer::analysis::FindingKind::ALL.len());
+    assert_eq!(rules.len(), tracer_core::analysis::FindingKind::ALL.len());
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     for r in results {

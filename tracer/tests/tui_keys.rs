@@ -1,13 +1,13 @@
 //! Key handling of the interactive view, driven on the state directly.
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tracer::events::record::Recording;
+use tracer::session::read_recording;
 use tracer::tui::{app::App, replay_app, Action, View};
 
-const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abba-no-ctx.rec");
+const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/abba-no-ctx.rec");
 
-fn loaded() -> (App, Vec<tracer::events::Event>) {
-    let rec = Recording::read(REC.as_ref()).expect("test recording");
+fn loaded() -> (App, Vec<tracer_core::events::Event>) {
+    let rec = read_recording(REC.as_ref()).expect("test recording");
     replay_app(&rec, "replay abba-no-ctx.rec")
 }
 

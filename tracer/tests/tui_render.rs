@@ -3,14 +3,14 @@
 //! both orders without an acquire context).
 
 use ratatui::{backend::TestBackend, Terminal};
-use tracer::events::record::Recording;
+use tracer::session::read_recording;
 use tracer::tui::{app::App, replay_app, ui, View};
 
-const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abba-no-ctx.rec");
+const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/abba-no-ctx.rec");
 
 /// The app after `n` events of the recording (all of them for None).
 fn app(n: Option<usize>) -> App {
-    let rec = Recording::read(REC.as_ref()).expect("test recording");
+    let rec = read_recording(REC.as_ref()).expect("test recording");
     let (mut app, events) = replay_app(&rec, "replay abba-no-ctx.rec");
     let n = n.unwrap_or(events.len());
     for e in &events[..n] {
@@ -23,7 +23,7 @@ fn app(n: Option<usize>) -> App {
 
 /// The app stopped at the first event after which two locks are held.
 fn app_holding() -> App {
-    let rec = Recording::read(REC.as_ref()).unwrap();
+    let rec = read_recording(REC.as_ref()).unwrap();
     let (_, events) = replay_app(&rec, "x");
     let n = (1..=events.len())
         .find(|&n| app(Some(n)).snap.held.len() >= 2)

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/abba-no-ctx.rec");
+const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/abba-no-ctx.rec");
 const PROMPT: &str = "tuitest$ ";
 
 /// A private tmux server (its own socket), killed when dropped.

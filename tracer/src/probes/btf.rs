@@ -6,25 +6,10 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use btf_rs::{Btf, Type};
 use tracer_common::Config;
+use tracer_core::kernel::btf::*;
 
 /// Where the kernel's BTF lives.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
-
-/// The BTF fields the tracer reads, as data: (struct, member).
-pub const FIELDS: &[(&str, &str)] = &[
-    ("dma_buf", "resv"),
-    ("dma_buf", "ops"),
-    ("dma_buf", "exp_name"),
-    ("dma_buf_attachment", "dmabuf"),
-    ("dma_buf_export_info", "ops"),
-    ("dma_buf_export_info", "resv"),
-    ("dma_buf_export_info", "exp_name"),
-    ("dma_buf_attachment", "importer_ops"),
-    ("dma_buf_ops", "pin"),
-    ("module", "name"),
-    ("ww_mutex", "base"),
-    ("mutex", "owner"),
-];
 
 pub struct KernelBtf {
     btf: Btf,
@@ -106,27 +91,22 @@ impl KernelBtf {
 
     /// The configuration block for the eBPF programs.
     pub fn config(&self) -> Result<Config> {
-        let off = |s: &str, m: &str| self.member_offset(s, m);
+        let off = |f: &Field| self.member_offset(f.strukt, f.member);
         Ok(Config {
-            dma_buf_resv: off("dma_buf", "resv")?,
-            dma_buf_ops: off("dma_buf", "ops")?,
-            dma_buf_exp_name: off("dma_buf", "exp_name")?,
-            attachment_dmabuf: off("dma_buf_attachment", "dmabuf")?,
-            export_info_ops: off("dma_buf_export_info", "ops")?,
-            export_info_resv: off("dma_buf_export_info", "resv")?,
-            export_info_exp_name: off("dma_buf_export_info", "exp_name")?,
-            attachment_importer_ops: off("dma_buf_attachment", "importer_ops")?,
-            ops_pin: off("dma_buf_ops", "pin")?,
-            // Only the module tracepoints read it: a kernel without it
-            // loses module names, not the tracer.
-            module_name: off("module", "name").unwrap_or(0),
+            dma_buf_resv: off(&DMA_BUF_RESV)?,
+            dma_buf_ops: off(&DMA_BUF_OPS)?,
+            dma_buf_exp_name: off(&DMA_BUF_EXP_NAME)?,
+            attachment_dmabuf: off(&ATTACHMENT_DMABUF)?,
+            export_info_ops: off(&EXPORT_INFO_OPS)?,
+            export_info_resv: off(&EXPORT_INFO_RESV)?,
+            export_info_exp_name: off(&EXPORT_INFO_EXP_NAME)?,
+            attachment_importer_ops: off(&ATTACHMENT_IMPORTER_OPS)?,
+            ops_pin: off(&OPS_PIN)?,
+            module_name: off(&MODULE_NAME).unwrap_or(0),
             ..Default::default()
         })
         .map(|mut c| {
-            // The held-lock check reads a ww_mutex's owner word: `base` is a
-            // `struct mutex` with an `owner` (not on PREEMPT_RT, where it is
-            // an rt_mutex: no check there).
-            if let (Ok(base), Ok(owner)) = (off("ww_mutex", "base"), off("mutex", "owner")) {
+            if let (Ok(base), Ok(owner)) = (off(&WW_MUTEX_BASE), off(&MUTEX_OWNER)) {
                 c.ww_mutex_owner = base + owner;
                 c.owner_check = 1;
             }

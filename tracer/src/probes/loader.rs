@@ -12,53 +12,20 @@ use aya::{
     programs::{FEntry, FExit, KProbe, RawTracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
-use serde::{Deserialize, Serialize};
 use tracer_common::{func_slot, ArgKind, Config, FuncDesc, FuncSlot, KmemBuf, KMEM_LEN};
 
-use super::{
-    btf::KernelBtf,
-    kallsyms::Kallsyms,
-    table::{
-        self, HookKind, CALLBACK_FLAGS, EXPORTER_CALLBACKS, FIRST_DYNAMIC_ID, FUNC_HOOKS,
-        TRACEPOINTS,
+use tracer_core::kernel::{
+    functions::Callback,
+    hooks::{
+        self as table, HookInfo, HookKind, ProbeState, ProbeStatus, CALLBACK_FLAGS,
+        EXPORTER_CALLBACKS, FIRST_DYNAMIC_ID, FUNC_HOOKS, TRACEPOINTS,
     },
 };
-use crate::events::model::Callback;
+
+use super::{btf::KernelBtf, kallsyms::Kallsyms};
 
 /// The compiled eBPF object, built by build.rs.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-ebpf.o"));
-
-/// A hook id's meaning, as recorded (static table entries and discovered callbacks).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HookInfo {
-    pub id: u16,
-    pub kind: HookKind,
-    /// Kernel function hooked.
-    pub symbol: String,
-    pub module: Option<String>,
-    pub addr: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProbeState {
-    Attached,
-    /// The function/tracepoint does not exist in this kernel.
-    Absent,
-    /// It exists but could not be hooked.
-    Failed,
-}
-
-/// One row of `tracer probes`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeStatus {
-    pub hook: String,
-    /// function / callback / tracepoint
-    pub family: String,
-    pub mechanism: String,
-    pub state: ProbeState,
-    pub reason: String,
-}
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {

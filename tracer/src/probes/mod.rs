@@ -1,9 +1,8 @@
-//! Kernel side: the hook table (data), BTF offsets, kallsyms, and the loader
+//! Kernel side: BTF offsets, kallsyms, and the loader
 //! that attaches what this kernel allows and reports what it does not.
 
 pub mod btf;
 pub mod kallsyms;
 pub mod loader;
-pub mod table;
 
-pub use loader::{HookInfo, LoadOptions, ProbeState, ProbeStatus, Tracer};
+pub use loader::{LoadOptions, Tracer};

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::analysis::{Engine, Finding, FindingKind, HeldLockView, Stats};
-use crate::events::record::Meta;
-use crate::events::Event;
-use crate::probes::{ProbeState, ProbeStatus};
-use crate::report;
+use tracer_core::analysis::{Engine, Finding, FindingKind, HeldLockView, Stats};
+use tracer_core::events::record::Meta;
+use tracer_core::events::Event;
+use tracer_core::kernel::{ProbeState, ProbeStatus};
+use tracer_core::report;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
@@ -99,7 +99,7 @@ impl SourceInfo {
     }
 
     pub fn from_meta(label: &str, meta: &Meta) -> Self {
-        let conv = crate::commands::convention_of(meta);
+        let conv = tracer_core::replay::convention_of(meta);
         Self::new(label, &meta.kernel_release, conv.era.range(), &meta.probes)
     }
 }
@@ -301,7 +301,9 @@ impl App {
             for l in f.chains.iter().flat_map(|c| c.links.iter()) {
                 let who = match (&l.task, l.primed) {
                     (_, true) => "primed at boot".to_string(),
-                    (Some(t), _) => format!("{}/{} at {} s", t.comm, t.pid, secs(l.ts_ns)),
+                    (Some(t), _) => {
+                        format!("{}/{} at {} s", t.comm, t.pid, report::secs(l.ts_ns, 3))
+                    }
                     (None, _) => "?".to_string(),
                 };
                 cycles.push(format!("  {who}: {} -> {}", l.from, l.to));
@@ -516,15 +518,6 @@ impl App {
     }
 }
 
-/// Seconds of kernel time as the text report writes them, to the millisecond.
-pub fn secs(ns: u64) -> String {
-    format!(
-        "{}.{:03}",
-        ns / 1_000_000_000,
-        (ns % 1_000_000_000) / 1_000_000
-    )
-}
-
 /// A duration for humans: `850ns`, `12.3us`, `4.5ms`, `2.10s`.
 pub fn duration(ns: u64) -> String {
     match ns {
@@ -553,7 +546,7 @@ pub fn finding_row(f: &Finding) -> [String; 6] {
         f.id.id().to_string(),
         driver(f),
         f.count.to_string(),
-        format!("{} s", secs(f.last_ts_ns)),
+        format!("{} s", report::secs(f.last_ts_ns, 3)),
         f.location.clone(),
     ]
 }
@@ -568,7 +561,7 @@ pub fn edge_row(r: &EdgeRow) -> [String; 4] {
         if r.first_seen == "primed at boot" {
             "-".to_string()
         } else {
-            format!("{} s", secs(r.ts_ns))
+            format!("{} s", report::secs(r.ts_ns, 3))
         },
     ]
 }
@@ -585,12 +578,7 @@ pub fn held_row(h: &HeldLockView) -> [String; 6] {
         } else {
             format!("{:#x}", h.ctx)
         },
-        match h.func {
-            crate::events::LockFn::Lock => "lock",
-            crate::events::LockFn::LockInterruptible => "interruptible",
-            crate::events::LockFn::Trylock => "trylock",
-        }
-        .to_string(),
+        h.func.short_name().to_string(),
         duration(h.held_for_ns),
     ]
 }

@@ -33,13 +33,13 @@ use tokio::sync::mpsc;
 
 pub use app::{Action, App, SourceInfo, View};
 
-use crate::{
-    analysis::Engine,
-    cli::LiveCmd,
-    commands::{self, engine_config, EXIT_FINDINGS},
-    events::{live::Live, record::Recording, Event, StackTable},
-    report,
+use tracer_core::{
+    events::{record::Recording, Event, Frame, StackTable},
+    gate::EXIT_FINDINGS,
+    replay, report,
 };
+
+use crate::session::{self, Consumer, Session, Stop};
 
 /// Puts the terminal back: main screen, cooked mode, cursor shown. Safe to
 /// call more than once (the panic hook and the guard may both run).
@@ -113,13 +113,6 @@ fn key_reader() -> mpsc::UnboundedReceiver<Option<KeyEvent>> {
     rx
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// A name for saved reports that does not collide between saves.
 fn stamp() -> String {
     let d = std::time::SystemTime::now()
@@ -156,19 +149,14 @@ fn finish(app: &App) -> Result<ExitCode> {
     })
 }
 
-/// An engine and view for a recording, and its events in time order.
+/// An engine and view for a recording, and its events in the one replay order
+/// (`tracer_core::replay`: `analyze` judges the same events in the same order).
 pub fn replay_app(rec: &Recording, label: &str) -> (App, Vec<Event>) {
-    let (mut events, errors) = rec.events();
-    // Per-CPU buffers interleave: replay in event time (stable for ties).
-    events.sort_by_key(|e| e.ts_ns);
-    let engine = Engine::with_stacks(engine_config(&rec.meta), rec.stacks.clone());
+    let (events, caveats) = replay::events(rec);
+    let engine = replay::engine_for(&rec.meta, rec.stacks.clone());
     let mut app = App::new(engine, SourceInfo::from_meta(label, &rec.meta));
-    app.decode_errors = errors;
-    app.lost = rec
-        .summary
-        .as_ref()
-        .map(|s| s.lost_per_cpu.iter().sum())
-        .unwrap_or(0);
+    app.decode_errors = caveats.undecodable;
+    app.lost = caveats.lost;
     app.progress = Some((0, events.len() as u64));
     (app, events)
 }
@@ -179,18 +167,18 @@ pub fn replay(file: &Path, speed: f64) -> Result<ExitCode> {
     if !speed.is_finite() || speed < 0.0 {
         bail!("--speed {speed}: must be 0 (as fast as possible) or a positive factor");
     }
-    let rec = Recording::read(file)?;
+    let rec = session::read_recording(file)?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.display().to_string());
     let (mut app, events) = replay_app(&rec, &format!("replay {name}"));
-    runtime()?.block_on(replay_loop(&mut app, &events, speed))?;
+    session::runtime()?.block_on(replay_loop(&mut app, &events, speed))?;
     finish(&app)
 }
 
 async fn replay_loop(app: &mut App, events: &[Event], speed: f64) -> Result<()> {
-    let mut stop_signals = crate::stop::StopSignals::install()?;
+    let mut stop = Stop::install()?;
     let mut keys = key_reader();
     let mut tui = TermGuard::enter()?;
     let start = Instant::now();
@@ -230,7 +218,7 @@ async fn replay_loop(app: &mut App, events: &[Event], speed: f64) -> Result<()> 
                 None => break,
             },
             _ = tokio::time::sleep(wait) => {}
-            _ = stop_signals.recv() => break,
+            _ = stop.requested() => break,
         }
     }
     drop(tui);
@@ -249,74 +237,60 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// `sudo tracer` on a terminal: the same view fed from the kernel.
-pub fn live(args: LiveCmd) -> Result<ExitCode> {
-    runtime()?.block_on(live_async(args))
+/// The view takes a live session's stacks and events.
+impl Consumer for App {
+    fn stack(&mut self, id: u32, frames: Vec<Frame>) {
+        self.engine.stacks_mut().insert(id, frames);
+    }
+
+    fn event(&mut self, ev: &Event) -> Result<()> {
+        self.feed(ev);
+        Ok(())
+    }
 }
 
-async fn live_async(args: LiveCmd) -> Result<ExitCode> {
-    let opts = commands::load_options(&args.live)?;
-    let mut stop_signals = crate::stop::StopSignals::install()?;
-    let _stats = commands::enable_prog_stats(args.live.prog_stats)?;
-    let mut live = Live::start(&opts)?;
-    let meta = commands::meta_of(&live.tracer, opts.full_stream);
-    let mut writer = match &args.record {
-        Some(p) => Some(commands::RecFile::create(p, &meta)?),
-        None => None,
-    };
-    if let Some(p) = &args.live.ready_file {
-        std::fs::File::create(p).with_context(|| format!("creating ready file {}", p.display()))?;
-    }
-    let engine = Engine::with_stacks(engine_config(&meta), StackTable::new());
-    let mut app = App::new(engine, SourceInfo::from_meta("live", &meta));
-    let deadline = crate::stop::deadline(args.duration);
-    tokio::pin!(deadline);
+/// `sudo tracer` on a terminal: the same view fed from the kernel.
+pub fn live(args: crate::cli::LiveCmd) -> Result<ExitCode> {
+    // The view owns the screen: no attach line under it.
+    let opts = args
+        .live
+        .session(args.duration, args.record.clone(), false)?;
+    session::runtime()?.block_on(live_async(opts))
+}
+
+async fn live_async(opts: session::Options) -> Result<ExitCode> {
+    let mut s = Session::attach(Stop::install()?, &opts)?;
+    let engine = replay::engine_for(&s.source.meta, StackTable::new());
+    let mut app = App::new(engine, SourceInfo::from_meta("live", &s.source.meta));
+    s.begin()?;
     let mut keys = key_reader();
     let mut tui = TermGuard::enter()?;
     let start = Instant::now();
     let mut redraw = tokio::time::interval(Duration::from_millis(250));
-    let mut batch = Vec::with_capacity(1024);
     let mut stop = false;
     while !stop {
         let mut draw = false;
         tokio::select! {
-            r = live.next_batch(&mut batch) => r?,
+            r = s.source.wait() => r?,
             k = keys.recv() => match k {
                 Some(Some(k)) => { stop = handle_key(&mut app, k); draw = true }
                 Some(None) => draw = true,
                 None => stop = true,
             },
             _ = redraw.tick() => draw = true,
-            _ = stop_signals.recv() => stop = true,
-            _ = &mut deadline => stop = true,
+            _ = s.stop.requested() => stop = true,
         }
-        if stop {
-            live.drain(&mut batch);
-        }
-        for mut r in batch.drain(..) {
-            commands::take_record(&mut live, &mut r, writer.as_mut(), app.engine.stacks_mut())?;
-            match live.decoder.decode(&r) {
-                Ok(e) => {
-                    app.feed(&e);
-                }
-                Err(_) => app.decode_errors += 1,
-            }
-        }
+        s.source.pump(stop, Some(&mut app))?;
+        app.decode_errors = s.source.undecodable;
         if draw && !stop {
-            app.lost = live.lost_per_cpu().iter().sum();
+            app.lost = s.source.live.lost_per_cpu().iter().sum();
             app.tick(start.elapsed().as_millis() as u64, monotonic_ns());
             tui.draw(&app)?;
         }
     }
     drop(tui);
-    if args.live.prog_stats {
-        commands::print_prog_stats(&live.tracer);
-    }
-    let lost = live.lost_per_cpu();
-    if let Some(w) = writer {
-        w.finish(lost.clone(), app.decode_errors + live.short_records)?;
-    }
+    let end = s.finish()?;
     let code = finish(&app)?;
-    live.warn_kernel_losses(&lost);
+    end.warn_losses(true);
     Ok(code)
 }

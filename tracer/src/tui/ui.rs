@@ -14,7 +14,7 @@ use ratatui::{
 use super::app::{
     edge_row, finding_row, held_row, App, View, EDGE_HEADER, FINDING_HEADER, HELD_HEADER,
 };
-use crate::analysis::Severity;
+use tracer_core::analysis::Severity;
 
 pub const KEYS: &[(&str, &str)] = &[
     ("tab/right, shift-tab/left", "next / previous view"),
@@ -319,7 +319,7 @@ fn draw_held(f: &mut Frame, app: &App, area: Rect) {
         area,
         titled(format!(
             " Held locks at {} s {}/{}{} ",
-            super::app::secs(app.snap.now_ns),
+            tracer_core::report::secs(app.snap.now_ns, 3),
             visible.len(),
             app.snap.held.len(),
             filter_note(app)
