@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod lab;
+mod layers;
 mod setup;
 
 #[derive(Parser)]
@@ -22,6 +23,9 @@ enum Command {
     /// Every test: setup, the workspace's tests (unit, engine, privileged host
     /// tests) and the lab scenarios on the default kernel. What CI runs.
     Test,
+    /// Check the module import graph: no upward import between layers, no circle
+    /// between modules, no eBPF, runtime or I/O in tracer-core (docs/architecture.md).
+    Layers,
     /// The demo for a machine without GPU traffic: setup, build, boot the lab
     /// with every scenario and show what the tracer finds.
     Demo,
@@ -43,6 +47,7 @@ fn run() -> Result<()> {
         Command::Lab(args) => lab::run(*args),
         Command::Test => test(),
         Command::Demo => demo(),
+        Command::Layers => layers::check(&lab::repo_root()),
     }
 }
 
@@ -70,6 +75,7 @@ fn lab_args(show_findings: bool, interactive: bool) -> lab::LabArgs {
 
 fn test() -> Result<()> {
     setup::run_setup()?;
+    layers::check(&lab::repo_root())?;
     cargo(&["test", "--workspace", "--locked"])?;
     lab::run(lab_args(false, false))?;
     payload_example()

@@ -16,13 +16,13 @@ use crate::events::{
 
 use super::checks::resv_lock_after_fini::Fini;
 use super::checks::{self, Acquire, Env};
-use super::finding::{Finding, Severity};
+pub use super::config::EngineConfig;
+use super::finding::Finding;
 use super::graph::{EdgeEvidence, Insert, InstanceOrder, LockGraph, Observation};
 use super::identity::{
     ClassId, ClassTable, LockClass, LockId, ObjectTable, INIT_MM_MMAP_LOCK, MMAP_LOCK, RESERVATION,
     RESERVATION_CTX, WW_UNKNOWN,
 };
-use super::rules::Convention;
 use super::state::{
     ApiFrame, Backoff, CbFrame, HeldLock, Pending, TaskTable, MAX_FRAMES, MAX_HELD,
 };
@@ -30,37 +30,6 @@ use super::store::FindingStore;
 use super::ww_homes::{home_of, Home};
 use super::{FastMap, Interner};
 use crate::kernel::frames::is_plumbing;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EngineConfig {
-    pub convention: Convention,
-    /// Severity of a fence wait under a reservation lock taken uninterruptibly.
-    pub fence_wait_severity: Severity,
-    /// Severity of a fence wait under an interruptibly taken reservation lock
-    /// (None: not reported).
-    pub fence_wait_interruptible_severity: Option<Severity>,
-    /// Cap on classes made for kernel locks seen only through contention events.
-    pub max_other_classes: usize,
-    /// Cap on remembered context-less reservation instance orderings.
-    pub max_instance_orders: usize,
-    /// Address of `init_mm` (0: unknown): its mmap_lock is a static lock, a
-    /// lockdep class of its own; every user mm shares the other one.
-    #[serde(default)]
-    pub init_mm: u64,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            convention: Convention::default(),
-            fence_wait_severity: Severity::Warning,
-            fence_wait_interruptible_severity: None,
-            max_other_classes: 4096,
-            max_instance_orders: 1 << 16,
-            init_mm: 0,
-        }
-    }
-}
 
 /// Counters: what the engine saw and what it had to tolerate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,74 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::kinds::{FindingKind, Severity};
 use crate::events::{LockFn, StackId};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-/// The finding kinds; the serialized form is the stable id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FindingKind {
-    ImporterMissingLock,
-    ImporterHoldsLock,
-    ExporterRelock,
-    RecursiveLock,
-    LockOrderInversion,
-    WwProtocol,
-    FenceWaitUnderResv,
-    HeldAtReturnToUser,
-    ResvLockAfterFini,
-}
-
-impl FindingKind {
-    pub const ALL: [FindingKind; 9] = [
-        FindingKind::ImporterMissingLock,
-        FindingKind::ImporterHoldsLock,
-        FindingKind::ExporterRelock,
-        FindingKind::RecursiveLock,
-        FindingKind::LockOrderInversion,
-        FindingKind::WwProtocol,
-        FindingKind::FenceWaitUnderResv,
-        FindingKind::HeldAtReturnToUser,
-        FindingKind::ResvLockAfterFini,
-    ];
-
-    pub fn id(self) -> &'static str {
-        self.info().id
-    }
-
-    /// The static description of the kind (id, default severity, texts).
-    pub fn info(self) -> &'static super::checks::KindInfo {
-        use super::checks::*;
-        match self {
-            FindingKind::ImporterMissingLock => &importer_missing_lock::INFO,
-            FindingKind::ImporterHoldsLock => &importer_holds_lock::INFO,
-            FindingKind::ExporterRelock => &exporter_relock::INFO,
-            FindingKind::RecursiveLock => &recursive_lock::INFO,
-            FindingKind::LockOrderInversion => &lock_order_inversion::INFO,
-            FindingKind::WwProtocol => &ww_protocol::INFO,
-            FindingKind::FenceWaitUnderResv => &fence_wait_under_resv::INFO,
-            FindingKind::HeldAtReturnToUser => &held_at_return_to_user::INFO,
-            FindingKind::ResvLockAfterFini => &resv_lock_after_fini::INFO,
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TaskRef {

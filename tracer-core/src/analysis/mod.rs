@@ -5,15 +5,19 @@
 //! - `state`: per-task held locks, ww backoff windows, API/callback frames.
 //! - `graph`: the class lock-order graph (primed with dma_resv_lockdep()'s order)
 //!   and the instance-level ordering for context-less reservation nesting.
+//! - `kinds`: each finding kind's description (data).
+//! - `config`: what the engine is told about the kernel and the severities.
 //! - `checks`: one module per finding kind.
 //! - `store`: deduplication of findings.
 //! - `engine`: wires events to state and checks.
 
 pub mod checks;
+pub mod config;
 pub mod engine;
 pub mod finding;
 pub mod graph;
 pub mod identity;
+pub mod kinds;
 pub mod rules;
 pub mod state;
 pub mod store;
@@ -22,7 +26,8 @@ pub mod ww_homes;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Engine, EngineConfig, HeldLockView, Stats};
+pub use config::EngineConfig;
+pub use engine::{Engine, HeldLockView, Stats};
 pub use finding::{
     BufferRef, CallbackRef, Chain, ChainLink, Finding, FindingKind, LockRef, Severity, TaskRef,
 };

@@ -8,23 +8,13 @@
 
 use crate::events::Callback;
 
-use super::super::finding::{CallbackRef, Finding, FindingKind, Severity};
+use super::super::finding::{CallbackRef, Finding};
 use super::super::rules::{callback_rule, core_invokes, CbReq};
 use super::super::state::{ApiFrame, CbFrame, HeldLock, TaskState};
 use super::super::store::{DedupKey, FindingStore};
-use super::{Acquire, Env, KindInfo};
+use super::{Acquire, Env};
+use crate::analysis::kinds::EXPORTER_RELOCK as INFO;
 use crate::kernel::frames::{is_dma_buf_core, is_plumbing};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::ExporterRelock,
-    id: "exporter-relock",
-    severity: Severity::Error,
-    title: "possible recursive locking detected: dma-buf callback takes the reservation lock it is invoked with",
-    summary: "an exporter callback invoked with dmabuf->resv held tries to lock it again",
-    advice: "the callback runs with the buffer's reservation lock already held by the dma-buf core: \
-             do not lock it again (drop the dma_resv_lock / *_bo_reserve in this path, assert it with \
-             dma_resv_assert_held instead, or split a locked helper out for the callback)",
-};
 
 /// The innermost callback frame, invoked locked by the rules, whose buffer's
 /// resv is `addr`.

@@ -9,23 +9,12 @@
 
 use crate::events::LockFn;
 
-use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::finding::Finding;
 use super::super::identity::RESERVATION;
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Env, KindInfo};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::FenceWaitUnderResv,
-    id: "fence-wait-under-resv",
-    severity: Severity::Warning,
-    title: "dma_fence wait while holding a reservation lock taken uninterruptibly",
-    summary:
-        "a dma_fence wait while holding a reservation lock taken with uninterruptible ww_mutex_lock",
-    advice: "take the reservation lock with dma_resv_lock_interruptible() and wait interruptibly \
-             (dma_resv_wait_timeout(..., intr = true, ...)), or wait for the fences before taking \
-             the lock; never wait without a timeout under a resv",
-};
+use super::Env;
+use crate::analysis::kinds::FENCE_WAIT_UNDER_RESV as INFO;
 
 pub fn check(
     env: &Env,

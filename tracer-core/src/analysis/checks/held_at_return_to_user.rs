@@ -4,21 +4,11 @@
 //! carried by the event catches the case where the engine missed the
 //! acquisition (events lost, or the lock was taken before the tracer attached).
 
-use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::finding::Finding;
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Env, KindInfo};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::HeldAtReturnToUser,
-    id: "held-at-return-to-user",
-    severity: Severity::Error,
-    title: "lock held when returning to user space",
-    summary: "a syscall returned to user space with a ww_mutex still held",
-    advice: "every dma_resv_lock()/ww_mutex_lock() on the syscall path needs its unlock on every \
-             return path, error paths included (look for an early return between the lock and \
-             the unlock)",
-};
+use super::Env;
+use crate::analysis::kinds::HELD_AT_RETURN_TO_USER as INFO;
 
 pub fn check(
     env: &Env,

@@ -7,23 +7,12 @@
 
 use crate::events::{BufRef, DmaBufFn};
 
-use super::super::finding::{BufferRef, Finding, FindingKind, Severity};
+use super::super::finding::{BufferRef, Finding, Severity};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Env, KindInfo};
+use super::Env;
+use crate::analysis::kinds::IMPORTER_HOLDS_LOCK as INFO;
 use crate::analysis::rules::{fn_rule, holding_consequence, FnReq};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::ImporterHoldsLock,
-    id: "importer-holds-lock",
-    severity: Severity::Error,
-    title: "dma-buf importer called a function that takes the reservation lock while holding it",
-    summary:
-        "a dma-buf function that takes dmabuf->resv itself was called with it held (self-deadlock)",
-    advice: "drop the reservation lock before the call, or use the locked variant \
-             (dma_buf_map_attachment instead of dma_buf_map_attachment_unlocked, dma_buf_vmap \
-             instead of dma_buf_vmap_unlocked); attach/detach must always be called unlocked",
-};
 
 /// At a dma-buf API call entry.
 pub fn check(

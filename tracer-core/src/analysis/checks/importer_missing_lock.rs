@@ -5,24 +5,12 @@
 
 use crate::events::{BufRef, DmaBufFn};
 
-use super::super::finding::{BufferRef, Finding, FindingKind, Severity};
+use super::super::finding::{BufferRef, Finding};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Env, KindInfo};
+use super::Env;
+use crate::analysis::kinds::IMPORTER_MISSING_LOCK as INFO;
 use crate::analysis::rules::{fn_rule_for, FnReq};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::ImporterMissingLock,
-    id: "importer-missing-lock",
-    severity: Severity::Error,
-    title:
-        "dma-buf importer called a function that requires the reservation lock without holding it",
-    summary: "a dma-buf function that asserts dmabuf->resv is held was called without it",
-    advice:
-        "take the buffer's reservation lock around the call (dma_resv_lock(dmabuf->resv, NULL) ... \
-             dma_resv_unlock), or call the *_unlocked variant where one exists \
-             (dma_buf_map_attachment_unlocked, dma_buf_vmap_unlocked)",
-};
 
 /// At a dma-buf API call entry.
 pub fn check(

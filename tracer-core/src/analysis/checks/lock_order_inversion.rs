@@ -10,23 +10,13 @@
 use crate::analysis::graph::{EdgeEvidence, LockGraph};
 use crate::analysis::identity::ClassTable;
 
-use super::super::finding::{Chain, ChainLink, Finding, FindingKind, Severity, TaskRef};
+use super::super::finding::{Chain, ChainLink, Finding, TaskRef};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Acquire, Env, KindInfo};
+use super::{Acquire, Env};
+use crate::analysis::kinds::LOCK_ORDER_INVERSION as INFO;
 
 use petgraph::graph::EdgeIndex;
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::LockOrderInversion,
-    id: "lock-order-inversion",
-    severity: Severity::Error,
-    title: "possible circular locking dependency detected",
-    summary: "two code paths take the same locks in opposite orders",
-    advice: "pick one order and follow it on both paths (dma-buf's primed order is mmap_lock -> \
-             reservation ww ctx -> reservation ww_mutex); for several reservation objects, lock them \
-             all under one ww_acquire_ctx (drm_exec) so the ww algorithm resolves the order",
-};
 
 /// lockdep's two-CPU scenario for "task holds `held`, wants `wanted`, while the
 /// reverse order exists".

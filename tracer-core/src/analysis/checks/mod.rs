@@ -13,28 +13,14 @@ pub mod ww_protocol;
 
 use crate::events::{Event, LockFn, StackId, StackTable};
 
-use super::engine::EngineConfig;
-use super::finding::{BufferRef, CallbackRef, Finding, FindingKind, LockRef, Severity, TaskRef};
+use super::config::EngineConfig;
+use super::finding::{BufferRef, CallbackRef, Finding, LockRef, TaskRef};
 use super::identity::{ClassId, ClassTable, LockId};
+use super::kinds::KindInfo;
 use super::rules::Convention;
 use super::state::{ApiFrame, CbFrame, HeldLock, TaskState};
 use super::Interner;
 use crate::kernel::frames::{is_dma_buf_core, is_plumbing, source_function};
-
-/// The static description of a finding kind.
-#[derive(Debug)]
-pub struct KindInfo {
-    pub kind: FindingKind,
-    /// Stable id (JSON `id`).
-    pub id: &'static str,
-    pub severity: Severity,
-    /// Lockdep-style title (some kinds refine it per occurrence).
-    pub title: &'static str,
-    /// One line: what the kind means.
-    pub summary: &'static str,
-    /// What to do.
-    pub advice: &'static str,
-}
 
 /// A lock acquisition about to happen (an attempt, or a return whose attempt
 /// was filtered out in the kernel because the task held nothing).

@@ -3,22 +3,12 @@
 //! which is legal and not reported). Without a context, or with another one,
 //! the task waits for itself forever.
 
-use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::finding::Finding;
 use super::super::rules::{fn_rule, FnReq};
 use super::super::state::{HeldLock, TaskState};
 use super::super::store::{DedupKey, FindingStore};
-use super::{Acquire, Env, KindInfo};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::RecursiveLock,
-    id: "recursive-lock",
-    severity: Severity::Error,
-    title: "possible recursive locking detected",
-    summary: "a task tries to acquire a ww_mutex it already holds (not an -EALREADY under the same context)",
-    advice: "do not lock an object the task already holds: pass the held state down (or assert it), \
-             or take both locks under one ww_acquire_ctx, which turns the second lock into a \
-             harmless -EALREADY",
-};
+use super::{Acquire, Env};
+use crate::analysis::kinds::RECURSIVE_LOCK as INFO;
 
 /// Whether an importer-holds-lock finding already explains this relock: the
 /// task is inside an API function that takes the lock itself and was told

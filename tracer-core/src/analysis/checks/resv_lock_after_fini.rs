@@ -9,23 +9,12 @@
 //! fini in one thread or process); a lock by another process at that address
 //! is more likely a new object whose init the tracer did not see.
 
-use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::finding::{Finding, Severity};
 use super::super::state::TaskState;
 use super::super::store::{DedupKey, FindingStore};
-use super::{Acquire, Env, KindInfo};
+use super::{Acquire, Env};
+use crate::analysis::kinds::RESV_LOCK_AFTER_FINI as INFO;
 use crate::events::StackId;
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::ResvLockAfterFini,
-    id: "resv-lock-after-fini",
-    severity: Severity::Error,
-    title: "reservation object locked after dma_resv_fini",
-    summary: "a dma_resv was locked after its teardown (dma_resv_fini): use after free",
-    advice: "finish every use of the object's reservation lock before dma_resv_fini() (and \
-             before the object's release frees it): move the fini after the last \
-             dma_resv_lock/unlock of the teardown, or take a reference that keeps the object \
-             alive across it",
-};
 
 /// A `dma_resv_fini` the engine remembers for its address.
 #[derive(Clone, Copy, Debug)]

@@ -13,21 +13,11 @@
 //! contexts live on the stack, so a fresh transaction reuses the address and
 //! would be indistinguishable).
 
-use super::super::finding::{Finding, FindingKind, Severity};
+use super::super::finding::{Finding, Severity};
 use super::super::state::{Backoff, HeldLock, TaskState};
 use super::super::store::{DedupKey, FindingStore};
-use super::{Acquire, Env, KindInfo};
-
-pub const INFO: KindInfo = KindInfo {
-    kind: FindingKind::WwProtocol,
-    id: "ww-protocol",
-    severity: Severity::Error,
-    title: "wound/wait mutex protocol violation",
-    summary: "ww_mutex used against its protocol (no backoff after -EDEADLK, two contexts, nesting without a context)",
-    advice: "follow Documentation/locking/ww-mutex-design.rst: lock every object of a transaction with one \
-             ww_acquire_ctx (drm_exec does it for you); on -EDEADLK unlock everything taken with the \
-             context, ww_mutex_lock_slow() the contended lock, then retry the rest",
-};
+use super::{Acquire, Env};
+use crate::analysis::kinds::WW_PROTOCOL as INFO;
 
 fn location(env: &Env, task: &TaskState, acq: &Acquire, variant: &str) -> String {
     env.location(acq.stack, false).unwrap_or_else(|| {
