@@ -206,3 +206,23 @@ fn help_quit_and_save() {
         .unwrap()
         .contains("tracer-report-t.txt"));
 }
+
+/// The live view's replay and `tracer analyze` judge a recording alike: same events, same
+/// order (tracer_core::replay), same findings, for both test recordings.
+#[test]
+fn the_view_replays_what_analyze_judges() {
+    for name in ["abba-no-ctx.rec", "return-to-user-holding.rec"] {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data")
+            .join(name);
+        let rec = read_recording(&p).unwrap();
+        let (mut a, events) = replay_app(&rec, name);
+        for e in &events {
+            a.feed(e);
+        }
+        let (_, engine) = tracer::session::replay_file(&p).unwrap();
+        assert!(!engine.findings().is_empty(), "{name}");
+        assert_eq!(a.engine.findings(), engine.findings(), "{name}");
+        assert_eq!(a.engine.stats(), engine.stats(), "{name}");
+    }
+}
