@@ -7,6 +7,7 @@
 //! shared docs `dma-buf-rules-by-version.md` (6.1, 6.2, 6.6, 6.12, 7.2 read
 //! from source or patch diffs).
 
+use crate::kernel::functions::{INVALIDATE_MAPPINGS, MOVE_NOTIFY};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{Callback, DmaBufFn};
@@ -78,9 +79,9 @@ impl Convention {
     /// Kernel name of `DmaBufFn::MoveNotify` under this convention.
     pub fn move_notify_name(&self) -> &'static str {
         if self.invalidate_mappings {
-            "dma_buf_invalidate_mappings"
+            INVALIDATE_MAPPINGS.call
         } else {
-            "dma_buf_move_notify"
+            MOVE_NOTIFY.call
         }
     }
 
@@ -88,7 +89,7 @@ impl Convention {
     /// (`invalidate_mappings` for the importer notifier from 7.1).
     pub fn callback_member(&self, cb: Callback) -> &'static str {
         if cb == Callback::MoveNotify && self.invalidate_mappings {
-            "invalidate_mappings"
+            INVALIDATE_MAPPINGS.member
         } else {
             cb.member()
         }
@@ -144,7 +145,7 @@ fn era_of_version(major: u32, minor: u32) -> Era {
 /// carry arbitrary release strings.
 pub fn detect(kernel_release: &str, has_symbol: impl Fn(&str) -> bool) -> Convention {
     let version = parse_release(kernel_release);
-    if has_symbol("dma_buf_invalidate_mappings") {
+    if has_symbol(INVALIDATE_MAPPINGS.call) {
         // The rename landed in 7.1: later than every era boundary.
         return Convention {
             era: Era::V6_16,
@@ -496,8 +497,8 @@ pub const CORE_INVOKES: &[(&str, &[Callback])] = &[
         "dma_buf_dynamic_attach",
         &[Callback::Pin, Callback::MapDmaBuf],
     ),
-    ("dma_buf_move_notify", &[Callback::MoveNotify]),
-    ("dma_buf_invalidate_mappings", &[Callback::MoveNotify]),
+    (MOVE_NOTIFY.call, &[Callback::MoveNotify]),
+    (INVALIDATE_MAPPINGS.call, &[Callback::MoveNotify]),
     ("dma_buf_mmap", &[Callback::Mmap]),
     ("dma_buf_begin_cpu_access", &[Callback::BeginCpuAccess]),
     ("dma_buf_end_cpu_access", &[Callback::EndCpuAccess]),

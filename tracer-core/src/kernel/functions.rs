@@ -3,6 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The names of the move notification, which 7.1 renamed: the exporter's call into the
+/// dma-buf core, and the importer callback it invokes (`dma_buf_attach_ops` member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotifyNames {
+    pub call: &'static str,
+    pub member: &'static str,
+}
+
+/// Up to 7.0.
+pub const MOVE_NOTIFY: NotifyNames = NotifyNames {
+    call: "dma_buf_move_notify",
+    member: "move_notify",
+};
+/// From 7.1 (`DmaBufFn::MoveNotify` and `Callback::MoveNotify` under their new names).
+pub const INVALIDATE_MAPPINGS: NotifyNames = NotifyNames {
+    call: "dma_buf_invalidate_mappings",
+    member: "invalidate_mappings",
+};
+
 /// Which ww_mutex entry point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -112,7 +131,7 @@ impl DmaBufFn {
             Self::BeginCpuAccess => "dma_buf_begin_cpu_access",
             Self::EndCpuAccess => "dma_buf_end_cpu_access",
             Self::Mmap => "dma_buf_mmap",
-            Self::MoveNotify => "dma_buf_move_notify",
+            Self::MoveNotify => MOVE_NOTIFY.call,
         }
     }
 }
@@ -169,7 +188,7 @@ impl Callback {
             Self::Mmap => "mmap",
             Self::Vmap => "vmap",
             Self::Vunmap => "vunmap",
-            Self::MoveNotify => "move_notify",
+            Self::MoveNotify => MOVE_NOTIFY.member,
         }
     }
 }

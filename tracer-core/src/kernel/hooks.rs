@@ -6,7 +6,7 @@ use tracer_common::{func_flags as ff, ArgKind};
 
 use serde::{Deserialize, Serialize};
 
-use super::functions::{Callback, DmaBufFn, LockFn};
+use super::functions::{Callback, DmaBufFn, LockFn, INVALIDATE_MAPPINGS, MOVE_NOTIFY};
 
 /// What a function hook means to the decoder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -163,7 +163,7 @@ pub const FUNC_HOOKS: &[FuncHook] = &[
     api!(40, MoveNotify, DmaBuf, "<= 7.0"),
     FuncHook {
         id: 41,
-        func: "dma_buf_invalidate_mappings",
+        func: INVALIDATE_MAPPINGS.call,
         kind: HookKind::DmaBuf(DmaBufFn::MoveNotify),
         arg: ArgKind::DmaBuf,
         flags: API_FLAGS,
@@ -317,7 +317,7 @@ pub const RET_TRAMPOLINES: [&str; 3] = [
     "kretprobe_trampoline",
 ];
 
-pub const ATTACH_OPS_NOTIFY_MEMBERS: [&str; 2] = ["move_notify", "invalidate_mappings"];
+pub const ATTACH_OPS_NOTIFY_MEMBERS: [&str; 2] = [MOVE_NOTIFY.member, INVALIDATE_MAPPINGS.member];
 
 pub fn func_hook_by_id(id: u16) -> Option<&'static FuncHook> {
     FUNC_HOOKS.iter().find(|h| h.id == id)

@@ -15,8 +15,8 @@ pub use hooks::{HookInfo, HookKind, ProbeState, ProbeStatus};
 pub const CONVENTION_SYMBOLS: &[&str] = &[
     "dma_buf_map_attachment_unlocked",
     "dma_buf_vmap_unlocked",
-    "dma_buf_move_notify",
-    "dma_buf_invalidate_mappings",
+    functions::MOVE_NOTIFY.call,
+    functions::INVALIDATE_MAPPINGS.call,
     "dma_buf_pin",
     "dma_buf_vmap",
 ];

@@ -286,6 +286,41 @@ fn kprobe_pmu_reason() -> Result<(), String> {
     }
 }
 
+/// A refusal by the kernel: its errno, read from the error chain's `io::Error` (the one
+/// place kernel errors are classified: by number, never by message), and its text.
+#[derive(Debug)]
+struct KernelError {
+    errno: Option<i32>,
+    text: String,
+}
+
+impl KernelError {
+    fn of(e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut errno = None;
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(x) = cur {
+            if let Some(io) = x.downcast_ref::<std::io::Error>() {
+                errno = errno.or(io.raw_os_error());
+            }
+            cur = x.source();
+        }
+        Self {
+            errno,
+            text: errno_text(e),
+        }
+    }
+
+    /// The hook point does not exist in this kernel.
+    fn not_found(&self) -> bool {
+        self.errno == Some(libc::ENOENT)
+    }
+
+    /// The kernel does not let BPF programs be loaded or attached this way.
+    fn not_permitted(&self) -> bool {
+        self.errno == Some(libc::EPERM)
+    }
+}
+
 /// An error chain on one line; a verifier log is cut to its verdict (the
 /// whole log is printed with RUST_LOG=debug).
 fn errno_text(e: &dyn std::error::Error) -> String {
@@ -505,14 +540,11 @@ impl Tracer {
         match prog.load("ww_mutex_unlock", btf) {
             Ok(()) => Ok(()),
             Err(e) => {
-                let t = errno_text(&e);
-                if t.contains("Operation not permitted")
-                    || t.contains("EPERM")
-                    || t.contains("os error 1")
-                {
+                let k = KernelError::of(&e);
+                if k.not_permitted() {
                     Err("fentry refused (EPERM at load, before the verifier)".into())
                 } else {
-                    Err(format!("fentry/fexit not usable: {t}"))
+                    Err(format!("fentry/fexit not usable: {}", k.text))
                 }
             }
         }
@@ -560,29 +592,26 @@ impl Tracer {
                 }
                 _ => tp.program,
             };
-            let res = (|| -> Result<(), String> {
+            let res = (|| -> Result<(), KernelError> {
                 let program = self.program_for(program);
-                let prog: &mut RawTracePoint = self.program_as(&program)?;
+                let prog: &mut RawTracePoint = self
+                    .program_as(&program)
+                    .map_err(|text| KernelError { errno: None, text })?;
                 // The floor's one program serves every tracepoint.
                 if prog.fd().is_err() {
-                    prog.load().map_err(|e| errno_text(&e))?;
+                    prog.load().map_err(|e| KernelError::of(&e))?;
                 }
-                prog.attach(tp.tracepoint).map_err(|e| errno_text(&e))?;
+                prog.attach(tp.tracepoint)
+                    .map_err(|e| KernelError::of(&e))?;
                 Ok(())
             })();
             let (state, reason) = match res {
                 Ok(()) => (ProbeState::Attached, String::new()),
-                Err(e)
-                    if e.contains("No such file")
-                        || e.contains("os error 2")
-                        || e.contains("ENOENT") =>
-                {
-                    (
-                        ProbeState::Absent,
-                        format!("tracepoint not in this kernel ({e})"),
-                    )
-                }
-                Err(e) => (ProbeState::Failed, e),
+                Err(e) if e.not_found() => (
+                    ProbeState::Absent,
+                    format!("tracepoint not in this kernel ({})", e.text),
+                ),
+                Err(e) => (ProbeState::Failed, e.text),
             };
             self.status.push(ProbeStatus {
                 hook: format!("{}:{}", tp.category, tp.tracepoint),
@@ -1354,6 +1383,34 @@ pub fn preemptible_bpf(mode: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn kernel_errors_are_classified_by_errno() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "bpf_raw_tracepoint_open failed")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let k = KernelError::of(&Wrap(std::io::Error::from_raw_os_error(libc::ENOENT)));
+        assert!(k.not_found() && !k.not_permitted());
+        assert!(
+            k.text.starts_with("bpf_raw_tracepoint_open failed: "),
+            "{}",
+            k.text
+        );
+        let k = KernelError::of(&Wrap(std::io::Error::from_raw_os_error(libc::EPERM)));
+        assert!(k.not_permitted() && !k.not_found());
+        // A message that only mentions a name is no errno.
+        let k = KernelError::of(&std::io::Error::other("No such file (not really)"));
+        assert!(!k.not_found());
+    }
+
     use super::*;
     use aya_obj::ProgramSection;
     use std::mem::discriminant;
