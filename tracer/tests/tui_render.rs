@@ -1,6 +1,8 @@
 //! The views drawn into an in-memory terminal from a fixed engine state: a
 //! lab recording (6.12, scenario abba-no-ctx: two reservation locks taken in
-//! both orders without an acquire context).
+//! both orders without an acquire context). Each screen is a reviewed snapshot
+//! (tests/snapshots/): a change to a view shows as a diff to accept with
+//! `cargo insta review` (or `INSTA_UPDATE=always cargo test`), never silently.
 
 use ratatui::{backend::TestBackend, Terminal};
 use tracer::session::read_recording;
@@ -46,6 +48,7 @@ fn findings_list() {
     assert!(s.contains("tsc_abba_no_ctx"), "{s}");
     assert!(s.contains("SEVERITY"), "{s}");
     assert!(s.contains("> warning"), "first row selected: {s}");
+    insta::assert_snapshot!("findings", s);
 }
 
 #[test]
@@ -74,6 +77,7 @@ fn finding_detail() {
     assert!(seen, "advice reachable by scrolling");
     let text = a.detail_text().unwrap();
     assert!(text.contains("what to do:"));
+    insta::assert_snapshot!("finding_detail", s);
 }
 
 #[test]
@@ -97,6 +101,7 @@ fn graph_view() {
         s.contains("sh/692 at 11.787 s: reservation_ww_class_mutex"),
         "{s}"
     );
+    insta::assert_snapshot!("graph", s);
 }
 
 #[test]
@@ -111,6 +116,7 @@ fn held_locks_view() {
     let mut done = app(None);
     done.view = View::Held;
     assert!(render(&done, 120, 20).contains("no hooked lock is held right now"));
+    insta::assert_snapshot!("held_locks", s);
 }
 
 #[test]
@@ -121,6 +127,7 @@ fn help_overlay() {
     assert!(s.contains("Keys"), "{s}");
     assert!(s.contains("pause the view"), "{s}");
     assert!(s.contains("save the report"), "{s}");
+    insta::assert_snapshot!("help", s);
 }
 
 #[test]
@@ -134,6 +141,7 @@ fn status_bar() {
     assert!(line.contains("events, 0 lost"), "{line}");
     assert!(s.contains(&line), "{s}");
     assert!(s.contains("? help"), "{s}");
+    insta::assert_snapshot!("status_bar", s);
 }
 
 #[test]
@@ -156,28 +164,4 @@ fn tiny_terminals_do_not_panic() {
 
 fn key(c: ratatui::crossterm::event::KeyCode) -> ratatui::crossterm::event::KeyEvent {
     ratatui::crossterm::event::KeyEvent::from(c)
-}
-
-/// Prints every view as text (for docs/tui.md): `TUI_CAPTURE=1 cargo test
-/// -p tracer --test tui_render captures -- --nocapture`.
-#[test]
-fn captures() {
-    if std::env::var_os("TUI_CAPTURE").is_none() {
-        return;
-    }
-    use ratatui::crossterm::event::KeyCode;
-    let mut a = app(None);
-    println!("--- findings\n{}", render(&a, 120, 12));
-    a.on_key(key(KeyCode::Down));
-    a.on_key(key(KeyCode::Enter));
-    println!("--- detail\n{}", render(&a, 120, 44));
-    a.on_key(key(KeyCode::Enter));
-    a.view = View::Graph;
-    println!("--- graph\n{}", render(&a, 120, 17));
-    let mut h = app_holding();
-    h.view = View::Held;
-    println!("--- held\n{}", render(&h, 120, 9));
-    a.view = View::Findings;
-    a.on_key(key(KeyCode::Char('?')));
-    println!("--- help\n{}", render(&a, 120, 20));
 }

@@ -542,6 +542,63 @@ fn code_impurities(sources: &[Source]) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// Longest a function in the app crate may be without saying why.
+pub const MAX_FN_LINES: usize = 80;
+
+/// Functions longer than `MAX_FN_LINES` with no `// Long:` comment (inside them or in the
+/// three lines above) giving the reason; test code excepted. (path, name, lines)
+pub fn long_functions(sources: &[Source]) -> Result<Vec<(PathBuf, String, usize)>> {
+    struct Fns<'a> {
+        lines: Vec<&'a str>,
+        out: Vec<(String, usize)>,
+    }
+    impl Fns<'_> {
+        fn check(&mut self, name: &syn::Ident, span: proc_macro2::Span) {
+            let (a, b) = (span.start().line, span.end().line);
+            let n = b + 1 - a;
+            let from = a.saturating_sub(4);
+            let said = self.lines[from..b.min(self.lines.len())]
+                .iter()
+                .any(|l| l.trim_start().starts_with("// Long:"));
+            if n > MAX_FN_LINES && !said {
+                self.out.push((name.to_string(), n));
+            }
+        }
+    }
+    impl<'ast> Visit<'ast> for Fns<'_> {
+        fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+            if !is_test(&m.attrs) {
+                syn::visit::visit_item_mod(self, m);
+            }
+        }
+        fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+            if !is_test(&f.attrs) {
+                use syn::spanned::Spanned;
+                self.check(&f.sig.ident, f.span());
+                syn::visit::visit_item_fn(self, f);
+            }
+        }
+        fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+            if !is_test(&f.attrs) {
+                use syn::spanned::Spanned;
+                self.check(&f.sig.ident, f.span());
+                syn::visit::visit_impl_item_fn(self, f);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for s in sources {
+        let file = syn::parse_file(&s.text)?;
+        let mut v = Fns {
+            lines: s.text.lines().collect(),
+            out: vec![],
+        };
+        v.visit_file(&file);
+        out.extend(v.out.into_iter().map(|(n, l)| (s.path.clone(), n, l)));
+    }
+    Ok(out)
+}
+
 /// Runs every check over the workspace; prints each crate's module count and edges.
 pub fn check(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
@@ -562,6 +619,13 @@ pub fn check(root: &Path) -> Result<()> {
         );
         if layers.crate_dir == "tracer-core" {
             problems.extend(impurities(root, &sources)?);
+        } else {
+            for (path, name, n) in long_functions(&sources)? {
+                problems.push(format!(
+                    "{}: fn {name} is {n} lines (over {MAX_FN_LINES}): split it, or say why in a `// Long:` comment",
+                    path.strip_prefix(root).unwrap_or(&path).display()
+                ));
+            }
         }
     }
     for p in &problems {

@@ -7,227 +7,143 @@
 //! exit status. Setup testcases say whether hooks were missing (skipped, not
 //! failing: that is what --require-hooks is for) and how the workload ended.
 
-use quick_xml::events::{BytesDecl, BytesText, Event};
-use quick_xml::Writer;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::analysis::FindingKind;
 use crate::events::StackTable;
 use crate::gate::{Outcome, Status};
 
 /// XML 1.0 cannot carry most control characters, even escaped; task names
-/// and symbols come from the kernel and may hold any byte.
+/// and symbols come from the kernel and may hold any byte. quick-junit drops
+/// them silently (C1 controls and tabs too, as terminal output); mark them
+/// with U+FFFD instead so the report shows something was there, and keep tabs
+/// as spaces. It lets U+FFFE and U+FFFF through, which XML does not allow.
+/// Carriage returns are left to it: CRLF becomes LF, as XML readers see it.
 fn clean(s: &str) -> String {
     s.chars()
         .map(|c| match c {
-            '\t' | '\n' | '\r' => c,
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => '\u{fffd}',
+            '\t' => ' ',
+            '\n' | '\r' => c,
+            '\0'..='\u{1f}' | '\u{80}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}' => '\u{fffd}',
             c => c,
         })
         .collect()
 }
 
-enum Verdict {
-    Pass(Option<String>),
-    Fail {
-        message: String,
-        kind: String,
-        body: String,
-    },
-    Skip(String, Option<String>),
+/// A testcase; `out` becomes its `system-out`.
+fn case(name: &str, classname: &str, status: TestCaseStatus, out: Option<&str>) -> TestCase {
+    let mut c = TestCase::new(clean(name), status);
+    c.set_classname(classname).set_time(Duration::ZERO);
+    if let Some(out) = out {
+        c.set_system_out(clean(out));
+    }
+    c
 }
 
-struct Case {
-    name: String,
-    classname: String,
-    verdict: Verdict,
+fn failure(message: &str, ty: &str, body: &str) -> TestCaseStatus {
+    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+    s.set_message(clean(message)).set_type(ty);
+    if !body.is_empty() {
+        s.set_description(clean(body));
+    }
+    s
 }
 
-fn cases(o: &Outcome, stacks: Option<&StackTable>) -> Vec<Case> {
+fn skipped(message: &str) -> TestCaseStatus {
+    let mut s = TestCaseStatus::skipped();
+    s.set_message(clean(message));
+    s
+}
+
+fn cases(o: &Outcome, stacks: Option<&StackTable>) -> Vec<TestCase> {
     let mut v = Vec::new();
     if let Some(w) = &o.workload {
-        v.push(Case {
-            name: "workload".into(),
-            classname: "tracer.setup".into(),
-            verdict: if w.failed() {
-                Verdict::Fail {
-                    message: format!("workload `{}` {}", w.command, w.describe()),
-                    kind: "workload".into(),
-                    body: String::new(),
-                }
-            } else {
-                Verdict::Pass(Some(format!("workload `{}` {}", w.command, w.describe())))
-            },
+        let what = format!("workload `{}` {}", w.command, w.describe());
+        v.push(if w.failed() {
+            case(
+                "workload",
+                "tracer.setup",
+                failure(&what, "workload", ""),
+                None,
+            )
+        } else {
+            case(
+                "workload",
+                "tracer.setup",
+                TestCaseStatus::success(),
+                Some(&what),
+            )
         });
     }
-    v.push(Case {
-        name: "hooks".into(),
-        classname: "tracer.setup".into(),
-        verdict: if o.hooks_missing.is_empty() {
-            Verdict::Pass(None)
-        } else {
-            let list: String = o
-                .hooks_missing
-                .iter()
-                .map(|(h, r)| format!("{h}: {r}\n"))
-                .collect();
-            Verdict::Skip(
-                format!(
-                    "{} hook(s) could not be attached: what they see was not checked",
-                    o.hooks_missing.len()
-                ),
-                Some(list),
-            )
-        },
+    v.push(if o.hooks_missing.is_empty() {
+        case("hooks", "tracer.setup", TestCaseStatus::success(), None)
+    } else {
+        let list: String = o
+            .hooks_missing
+            .iter()
+            .map(|(h, r)| format!("{h}: {r}\n"))
+            .collect();
+        let message = format!(
+            "{} hook(s) could not be attached: what they see was not checked",
+            o.hooks_missing.len()
+        );
+        case("hooks", "tracer.setup", skipped(&message), Some(&list))
     });
     for kind in FindingKind::ALL {
         let classname = format!("tracer.{}", kind.id());
         let mine: Vec<_> = o.judged.iter().filter(|j| j.finding.id == kind).collect();
         if mine.is_empty() {
-            v.push(Case {
-                name: kind.id().into(),
-                classname: classname.clone(),
-                verdict: Verdict::Pass(None),
-            });
+            v.push(case(kind.id(), &classname, TestCaseStatus::success(), None));
         }
         for j in mine {
             let f = &j.finding;
             let block = super::text::finding(f, stacks);
-            v.push(Case {
-                name: format!("{} at {}", kind.id(), f.location),
-                classname: classname.clone(),
-                verdict: match &j.status {
-                    Status::Failing => Verdict::Fail {
-                        message: f.title.clone(),
-                        kind: f.severity.as_str().into(),
-                        body: block,
-                    },
-                    Status::Below => Verdict::Pass(Some(block)),
-                    Status::Suppressed { reason, .. } => {
-                        Verdict::Skip(format!("allowed: {reason}"), Some(block))
-                    }
-                },
+            let name = format!("{} at {}", kind.id(), f.location);
+            v.push(match &j.status {
+                Status::Failing => case(
+                    &name,
+                    &classname,
+                    failure(&f.title, f.severity.as_str(), &block),
+                    None,
+                ),
+                Status::Below => case(&name, &classname, TestCaseStatus::success(), Some(&block)),
+                Status::Suppressed { reason, .. } => case(
+                    &name,
+                    &classname,
+                    skipped(&format!("allowed: {reason}")),
+                    Some(&block),
+                ),
             });
         }
     }
     v
 }
 
-/// The JUnit document.
+/// The JUnit document. quick-junit keeps the suite and report counts.
 pub fn render(o: &Outcome, stacks: Option<&StackTable>) -> String {
-    let cases = cases(o, stacks);
-    let failures = cases
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Fail { .. }))
-        .count();
-    let skipped = cases
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Skip(..)))
-        .count();
-    let time = o
-        .workload
-        .as_ref()
-        .map(|w| format!("{:.3}", w.elapsed.as_secs_f64()))
-        .unwrap_or_else(|| "0".into());
-    let (n, f, s) = (
-        cases.len().to_string(),
-        failures.to_string(),
-        skipped.to_string(),
-    );
-    let counts = [
-        ("name", "tracer"),
-        ("tests", n.as_str()),
-        ("failures", f.as_str()),
-        ("errors", "0"),
-        ("skipped", s.as_str()),
-        ("time", time.as_str()),
-    ];
-    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
-    // Writing into a Vec cannot fail.
-    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)))
-        .expect("in-memory write");
-    w.create_element("testsuites")
-        .with_attributes(counts)
-        .write_inner_content(|w| {
-            w.create_element("testsuite")
-                .with_attributes(counts)
-                .write_inner_content(|w| {
-                    let subject = clean(&o.subject);
-                    w.create_element("properties").write_inner_content(|w| {
-                        for (k, v) in [
-                            ("subject", subject.as_str()),
-                            ("fail_on", o.fail_on.as_str()),
-                            ("tracer_version", env!("CARGO_PKG_VERSION")),
-                        ] {
-                            w.create_element("property")
-                                .with_attributes([("name", k), ("value", v)])
-                                .write_empty()?;
-                        }
-                        Ok(())
-                    })?;
-                    for c in &cases {
-                        let name = clean(&c.name);
-                        let el = w.create_element("testcase").with_attributes([
-                            ("name", name.as_str()),
-                            ("classname", c.classname.as_str()),
-                            ("time", "0"),
-                        ]);
-                        match &c.verdict {
-                            Verdict::Pass(None) => {
-                                el.write_empty()?;
-                            }
-                            Verdict::Pass(Some(out)) => {
-                                el.write_inner_content(|w| {
-                                    w.create_element("system-out")
-                                        .write_text_content(BytesText::new(&clean(out)))?;
-                                    Ok(())
-                                })?;
-                            }
-                            Verdict::Fail {
-                                message,
-                                kind,
-                                body,
-                            } => {
-                                el.write_inner_content(|w| {
-                                    let m = clean(message);
-                                    w.create_element("failure")
-                                        .with_attributes([
-                                            ("message", m.as_str()),
-                                            ("type", kind.as_str()),
-                                        ])
-                                        .write_text_content(BytesText::new(&clean(body)))?;
-                                    Ok(())
-                                })?;
-                            }
-                            Verdict::Skip(message, out) => {
-                                el.write_inner_content(|w| {
-                                    let m = clean(message);
-                                    w.create_element("skipped")
-                                        .with_attribute(("message", m.as_str()))
-                                        .write_empty()?;
-                                    if let Some(out) = out {
-                                        w.create_element("system-out")
-                                            .write_text_content(BytesText::new(&clean(out)))?;
-                                    }
-                                    Ok(())
-                                })?;
-                            }
-                        }
-                    }
-                    Ok(())
-                })?;
-            Ok(())
-        })
-        .expect("in-memory write");
-    let mut s = String::from_utf8(w.into_inner()).expect("built from strings");
-    s.push('\n');
-    s
+    let time = o.workload.as_ref().map_or(Duration::ZERO, |w| w.elapsed);
+    let mut suite = TestSuite::new("tracer");
+    suite
+        .set_time(time)
+        .add_properties([
+            Property::new("subject", clean(&o.subject)),
+            Property::new("fail_on", o.fail_on.as_str()),
+            Property::new("tracer_version", env!("CARGO_PKG_VERSION")),
+        ])
+        .add_test_cases(cases(o, stacks));
+    let mut report = Report::new("tracer");
+    report.set_time(time).add_test_suite(suite);
+    // Writing into a String cannot fail.
+    report.to_string().expect("in-memory write")
 }
 
 #[cfg(test)]
 mod tests {
     use crate::analysis::Severity;
     use crate::gate::{judge, Outcome, Status};
-    use quick_xml::events::Event;
+    use quick_junit::{Report, TestCaseStatus};
 
     #[test]
     fn synthetic_findings_make_failing_testcases() {
@@ -248,20 +164,21 @@ mod tests {
         let want_failures = o.failing();
         assert!(want_failures > 0);
         let x = super::render(&o, e.stacks());
-        let mut r = quick_xml::Reader::from_str(&x);
-        let (mut failures, mut skipped, mut cases) = (0, 0, 0);
-        loop {
-            match r.read_event().unwrap() {
-                Event::Eof => break,
-                Event::Start(t) | Event::Empty(t) => match t.name().as_ref() {
-                    b"testcase" => cases += 1,
-                    b"failure" => failures += 1,
-                    b"skipped" => skipped += 1,
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
+        // Read back with quick-junit's own parser: the document is well-formed
+        // JUnit and its counts match its cases.
+        let report = Report::deserialize_from_str(&x).expect("well-formed JUnit");
+        assert_eq!(report.test_suites.len(), 1);
+        let suite = &report.test_suites[0];
+        let cases = suite.test_cases.len();
+        let count = |want: fn(&TestCaseStatus) -> bool| {
+            suite.test_cases.iter().filter(|c| want(&c.status)).count()
+        };
+        let failures = count(|s| matches!(s, TestCaseStatus::NonSuccess { .. }));
+        let skipped = count(|s| matches!(s, TestCaseStatus::Skipped { .. }));
+        assert_eq!(
+            (suite.tests, suite.failures, suite.skipped),
+            (cases, failures, skipped)
+        );
         assert_eq!(failures, want_failures);
         assert_eq!(skipped, 2, "{x}");
         // hooks + one per kind without findings + one per finding.
@@ -276,5 +193,24 @@ mod tests {
         assert!(x.contains("allowed: a &lt;reason&gt; &amp; more"), "{x}");
         assert!(!x.contains('\u{1}'));
         assert!(x.contains("radeon_bo_reserve+0x1c [radeon]"));
+    }
+
+    #[test]
+    fn control_characters_stay_visible() {
+        let o = Outcome {
+            judged: vec![],
+            fail_on: Severity::Error,
+            hooks_missing: vec![("h\u{1b}[1m".into(), "a\tb\u{85}c\u{ffff}\r\n".into())],
+            workload: None,
+            allow: None,
+            subject: "s".into(),
+        };
+        let x = super::render(&o, None);
+        Report::deserialize_from_str(&x).expect("well-formed JUnit");
+        // Raw text: quick-junit's reader trims it.
+        assert!(
+            x.contains("<system-out>h\u{fffd}[1m: a b\u{fffd}c\u{fffd}\n\n</system-out>"),
+            "{x}"
+        );
     }
 }

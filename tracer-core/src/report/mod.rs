@@ -179,9 +179,9 @@ mod tests {
     fn text_report_is_lockdep_style() {
         let e = engine();
         let out = super::text::report(e.findings(), e.stacks());
-        if std::env::var_os("SHOW_REPORT").is_some() {
-            println!("{out}");
-        }
+        // The whole report, reviewed (src/report/snapshots/); the lines below say what
+        // must never go missing from it.
+        insta::assert_snapshot!("synthetic_radeon_relock_and_abba", out);
         assert!(out.contains("======================================================\nWARNING: possible circular locking dependency detected"));
         assert!(out.contains("WARNING: possible recursive locking detected: dma-buf callback"));
         assert!(out.contains("CPU0"));
@@ -199,6 +199,39 @@ mod tests {
         // Deterministic: the same findings render the same text.
         assert_eq!(out, super::text::report(e.findings(), e.stacks()));
         assert_eq!(super::text::report(&[], None), "no findings\n");
+    }
+
+    /// The reports of the two lab recordings kept as test data, as a user reads them:
+    /// `tracer analyze` (text), the CI gate's text, and the one-line-per-edge graph.
+    #[test]
+    fn lab_recordings_render_as_reviewed() {
+        for name in ["return-to-user-holding", "abba-no-ctx"] {
+            let r = crate::replay::tests::lab_recording(&format!("{name}.rec"));
+            let e = &r.engine;
+            insta::assert_snapshot!(
+                format!("{name}_text"),
+                super::text::report(e.findings(), e.stacks())
+            );
+            let o = crate::gate::Outcome {
+                judged: crate::gate::judge(
+                    e.findings(),
+                    crate::analysis::Severity::Warning,
+                    None,
+                    e.stacks(),
+                ),
+                fail_on: crate::analysis::Severity::Warning,
+                hooks_missing: vec![],
+                workload: None,
+                allow: None,
+                subject: format!("{name}.rec"),
+            };
+            insta::assert_snapshot!(
+                format!("{name}_gate"),
+                super::text::gate_report(&o, e.stacks())
+            );
+            let edges = super::json::graph_edges(e.graph(), e.classes());
+            insta::assert_snapshot!(format!("{name}_graph"), super::dot::edge_lines(&edges));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::{
 use anyhow::{Context, Result};
 use tokio::time::Instant as Deadline;
 use tracer_core::{
+    analysis::Engine,
     events::StackTable,
     gate::{judge, missing_hooks, Outcome, Workload, WorkloadEnd, EXIT_FAILURE},
     replay,
@@ -61,23 +62,50 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let mut engine = replay::engine_for(&s.source.meta, StackTable::new());
     s.begin()?;
     let cmdline = command_line(&args.command);
-    let mut cmd = tokio::process::Command::new(&args.command[0]);
-    cmd.args(&args.command[1..])
-        // Its own process group, so the timeout reaches the processes it
-        // starts too (test runners fork one process per test).
-        .process_group(0)
-        .kill_on_drop(true);
     let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting the workload `{cmdline}`"))?;
+    let mut child = spawn(&args.command, &cmdline)?;
     let pgid = child.id();
     eprintln!("tracer: tracing `{cmdline}` (pid {})", pgid.unwrap_or(0));
+    let (end, stopped) = trace_until_exit(&mut s, &mut engine, &mut child, args.timeout).await?;
+    let elapsed = started.elapsed();
+    // Whatever the workload left behind in its group does not outlive the run.
+    if stopped {
+        signal_group(pgid, libc::SIGKILL);
+    }
+    let fin = s.finish()?;
+    fin.warn_losses(true);
+    let o = Outcome {
+        judged: judge(
+            engine.findings(),
+            args.gate.fail_on,
+            allow.as_ref(),
+            engine.stacks(),
+        ),
+        fail_on: args.gate.fail_on,
+        hooks_missing: missing,
+        workload: Some(Workload {
+            command: cmdline.clone(),
+            end,
+            elapsed,
+        }),
+        allow,
+        subject: format!("run: {cmdline}"),
+    };
+    emit(&engine, &o, &args.gate, args.json)
+}
+
+/// Traces until the workload exits, stopping it at `timeout` or on SIGINT/SIGTERM
+/// (SIGTERM to its group, SIGKILL `KILL_GRACE` later). Returns how it ended and whether
+/// the tracer stopped it.
+async fn trace_until_exit(
+    s: &mut Session,
+    engine: &mut Engine,
+    child: &mut tokio::process::Child,
+    timeout: Option<Duration>,
+) -> Result<(WorkloadEnd, bool)> {
+    let pgid = child.id();
     let far = || Deadline::now() + Duration::from_secs(365 * 24 * 3600);
-    let timeout_at = args
-        .timeout
-        .map(|d| Deadline::now() + d)
-        .unwrap_or_else(far);
+    let timeout_at = timeout.map(|d| Deadline::now() + d).unwrap_or_else(far);
     let mut kill_at = far();
     let mut end: Option<WorkloadEnd> = None;
     let mut stopping: Option<WorkloadEnd> = None;
@@ -94,7 +122,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 });
             }
             _ = tokio::time::sleep_until(timeout_at), if stopping.is_none() => {
-                let d = args.timeout.unwrap_or_default();
+                let d = timeout.unwrap_or_default();
                 eprintln!("tracer: --timeout {}: stopping the workload", humantime::format_duration(d));
                 stopping = Some(WorkloadEnd::TimedOut(d));
                 signal_group(pgid, libc::SIGTERM);
@@ -111,31 +139,19 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             }
         }
         // What the kernel queued before the exit belongs to this run.
-        s.source.pump(end.is_some(), Some(&mut engine))?;
+        s.source.pump(end.is_some(), Some(engine))?;
     }
-    let elapsed = started.elapsed();
-    // Whatever the workload left behind in its group does not outlive the run.
-    if stopping.is_some() {
-        signal_group(pgid, libc::SIGKILL);
-    }
-    let fin = s.finish()?;
-    fin.warn_losses(true);
-    let o = Outcome {
-        judged: judge(
-            engine.findings(),
-            args.gate.fail_on,
-            allow.as_ref(),
-            engine.stacks(),
-        ),
-        fail_on: args.gate.fail_on,
-        hooks_missing: missing,
-        workload: Some(Workload {
-            command: cmdline.clone(),
-            end: end.unwrap_or(WorkloadEnd::Interrupted),
-            elapsed,
-        }),
-        allow,
-        subject: format!("run: {cmdline}"),
-    };
-    emit(&engine, &o, &args.gate, args.json)
+    let stopped = stopping.is_some();
+    Ok((end.unwrap_or(WorkloadEnd::Interrupted), stopped))
+}
+
+/// The workload in its own process group, so the timeout reaches the processes it starts
+/// too (test runners fork one process per test); killed if the tracer goes first.
+fn spawn(command: &[OsString], cmdline: &str) -> Result<tokio::process::Child> {
+    tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting the workload `{cmdline}`"))
 }

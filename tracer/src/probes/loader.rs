@@ -420,17 +420,23 @@ impl Tracer {
             fentry: t.probe_fentry(),
             kprobe: kprobe_pmu_reason(),
         };
+        t.choose_function_hooks(opts.hooks, preempt);
+        Ok(t)
+    }
+
+    /// `--hooks auto`: function hooks on kprobes where the kernel preempts BPF programs.
+    fn choose_function_hooks(&mut self, hooks: HookChoice, preempt: PreemptMode) {
         // fentry/fexit and (since 6.13) raw tracepoint programs run
         // preemptibly, and the kernel skips a program's run on a CPU where that
         // program is already running: on a kernel that preempts them, calls
         // made while a run is preempted go unseen, and an unseen unlock leaves
         // a lock looking held (false findings, seen on 7.3). kprobe programs
         // run with preemption off: every function hook goes there.
-        if opts.hooks == HookChoice::Auto && t.mech.kprobe.is_ok() {
+        if hooks == HookChoice::Auto && self.mech.kprobe.is_ok() {
             match preempt {
                 PreemptMode::Known(m) if preemptible_bpf(&m) => {
-                    t.func_kprobes = true;
-                    if !t.floor {
+                    self.func_kprobes = true;
+                    if !self.floor {
                         eprintln!(
                             "tracer: this kernel preempts BPF programs (preempt={m}): function \
                              hooks use kprobes, which run with preemption off (an fentry program \
@@ -441,8 +447,8 @@ impl Tracer {
                 }
                 PreemptMode::Known(_) => {}
                 PreemptMode::Unknown(why) => {
-                    t.func_kprobes = true;
-                    if !t.floor {
+                    self.func_kprobes = true;
+                    if !self.floor {
                         eprintln!(
                             "tracer: cannot tell whether this kernel preempts BPF programs \
                              ({why}): function hooks use kprobes to be safe (mount debugfs, or \
@@ -453,7 +459,6 @@ impl Tracer {
                 }
             }
         }
-        Ok(t)
     }
 
     /// The object's program `name` as its type (`KProbe`, `RawTracePoint`...).
@@ -1156,8 +1161,18 @@ impl Tracer {
                     .map(|s| s.name.clone())
             })
             .unwrap_or_else(|| format!("{ops:#x}"));
-        let mut added = 0;
         self.tally.tables += 1;
+        self.hook_table_callbacks(slot, &table_name)
+    }
+
+    /// Hooks the callbacks of one exporter table (`slot`: a member's function pointer);
+    /// returns how many were hooked.
+    fn hook_table_callbacks(
+        &mut self,
+        slot: impl Fn(&str) -> Option<u64>,
+        table_name: &str,
+    ) -> usize {
+        let mut added = 0;
         for &(cb, arg) in EXPORTER_CALLBACKS {
             let Some(ptr) = slot(cb.member()) else {
                 continue;
@@ -1174,7 +1189,7 @@ impl Tracer {
                 self.tally.shared += 1;
                 continue;
             }
-            if self.hook_callback(cb, arg, &sym, &table_name) {
+            if self.hook_callback(cb, arg, &sym, table_name) {
                 added += 1;
                 self.tally.hooked += 1;
             } else {

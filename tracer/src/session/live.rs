@@ -219,55 +219,14 @@ impl Live {
                  were closed at the caller's next return; findings inside them may be missing"
             );
         }
-        let skipped = self.tracer.skipped_runs();
-        if !skipped.is_empty() {
-            let total: u64 = skipped.iter().map(|(_, n)| n).sum();
-            let list: Vec<String> = skipped.iter().map(|(p, n)| format!("{p} {n}")).collect();
-            let function_hooks: u64 = skipped
-                .iter()
-                .filter(|(p, _)| crate::probes::loader::is_function_hook_program(p))
-                .map(|(_, n)| n)
-                .sum();
-            let consequence = if function_hooks > 0 {
-                format!(
-                    "{function_hooks} of them function hooks: a lost unlock or return leaves a \
-                     lock or call looking open, and findings about it may be false (--hooks \
-                     kprobes avoids this)"
-                )
-            } else {
-                "all of them tracepoints: those events went unseen (findings may be missing), \
-                 no lock or call was left looking open"
-                    .to_string()
-            };
-            eprintln!(
-                "tracer: the kernel skipped {total} run(s) of the tracer's programs ({}): a program \
-                 preempted on a CPU is not run again there until it finishes, so those calls were \
-                 not seen; {consequence} (docs/probes.md, \"Preemptible kernels\")",
-                list.join(", ")
-            );
-        }
-        if !self.failed_stacks.is_empty() {
-            let total: u64 = self.failed_stacks.values().sum();
-            let by: Vec<String> = self
-                .failed_stacks
-                .iter()
-                .map(|(errno, n)| {
-                    let why = match errno {
-                        &EEXIST => "the stack map's bucket held another stack",
-                        14 => "a frame could not be read",
-                        12 => "the stack map was full",
-                        _ => "another error",
-                    };
-                    format!("{n} with errno {errno} ({why})")
-                })
-                .collect();
-            eprintln!(
-                "tracer: {total} event(s) came without a stack because the kernel's stack walk \
-                 failed: {}; a function hook's event then carries its call site as a one-frame \
-                 stack where the bucket was taken, otherwise its findings are located by the \
-                 hooked function or callback",
-                by.join(", ")
-            );
+        for line in [
+            skipped_runs_line(&self.tracer.skipped_runs()),
+            failed_stacks_line(&self.failed_stacks),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            eprintln!("tracer: {line}");
         }
         if self.skipped_sites > 0 {
             eprintln!(
@@ -279,6 +238,65 @@ impl Live {
             );
         }
     }
+}
+
+/// Runs of the tracer's programs the kernel skipped (a program preempted on a CPU is not
+/// run again there until it finishes), and what that means for the findings.
+fn skipped_runs_line(skipped: &[(String, u64)]) -> Option<String> {
+    if skipped.is_empty() {
+        return None;
+    }
+    let total: u64 = skipped.iter().map(|(_, n)| n).sum();
+    let list: Vec<String> = skipped.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    let function_hooks: u64 = skipped
+        .iter()
+        .filter(|(p, _)| crate::probes::loader::is_function_hook_program(p))
+        .map(|(_, n)| n)
+        .sum();
+    let consequence = if function_hooks > 0 {
+        format!(
+            "{function_hooks} of them function hooks: a lost unlock or return leaves a \
+             lock or call looking open, and findings about it may be false (--hooks \
+             kprobes avoids this)"
+        )
+    } else {
+        "all of them tracepoints: those events went unseen (findings may be missing), \
+         no lock or call was left looking open"
+            .to_string()
+    };
+    Some(format!(
+        "the kernel skipped {total} run(s) of the tracer's programs ({}): a program \
+         preempted on a CPU is not run again there until it finishes, so those calls were \
+         not seen; {consequence} (docs/probes.md, \"Preemptible kernels\")",
+        list.join(", ")
+    ))
+}
+
+/// Stack walks the kernel refused, by errno, and what stands in for them.
+fn failed_stacks_line(failed: &std::collections::BTreeMap<i64, u64>) -> Option<String> {
+    if failed.is_empty() {
+        return None;
+    }
+    let total: u64 = failed.values().sum();
+    let by: Vec<String> = failed
+        .iter()
+        .map(|(errno, n)| {
+            let why = match errno {
+                &EEXIST => "the stack map's bucket held another stack",
+                14 => "a frame could not be read",
+                12 => "the stack map was full",
+                _ => "another error",
+            };
+            format!("{n} with errno {errno} ({why})")
+        })
+        .collect();
+    Some(format!(
+        "{total} event(s) came without a stack because the kernel's stack walk \
+         failed: {}; a function hook's event then carries its call site as a one-frame \
+         stack where the bucket was taken, otherwise its findings are located by the \
+         hooked function or callback",
+        by.join(", ")
+    ))
 }
 
 /// Moves every queued record to `out`; returns the number of short records.

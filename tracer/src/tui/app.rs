@@ -232,87 +232,14 @@ impl App {
     /// Takes a new snapshot from the engine.
     pub fn refresh(&mut self) {
         let e = &self.engine;
-        let graph = e.graph();
-        let classes = e.classes();
-        // Strongly connected parts with more than one class are the cycles.
-        let sccs = petgraph::algo::tarjan_scc(graph.inner());
-        let mut part: HashMap<u32, usize> = HashMap::new();
-        let mut cycles = Vec::new();
-        for (i, scc) in sccs.iter().enumerate().filter(|(_, s)| s.len() > 1) {
-            let mut names: Vec<String> = scc
-                .iter()
-                .map(|n| {
-                    let c = graph.inner()[*n];
-                    part.insert(c, i);
-                    classes.name(c)
-                })
-                .collect();
-            names.sort();
-            cycles.push(format!("class cycle: {}", names.join(" <-> ")));
-        }
-        let in_cycle = |a: u32, b: u32| match (part.get(&a), part.get(&b)) {
-            (Some(x), Some(y)) => x == y,
-            _ => false,
-        };
-        let mut edges: Vec<EdgeRow> = graph
-            .edges()
-            .map(|(a, b, ev)| EdgeRow {
-                from: classes.name(a),
-                to: classes.name(b),
-                first_seen: if ev.primed {
-                    "primed at boot".to_string()
-                } else {
-                    format!("{}/{}", ev.comm, ev.pid)
-                },
-                ts_ns: ev.ts_ns,
-                in_cycle: in_cycle(a, b),
-            })
-            .collect();
-        // Same order as the JSON report's graph.
-        edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
-        let mut before: HashMap<&str, usize> = HashMap::new();
-        let mut after: HashMap<&str, usize> = HashMap::new();
-        for r in &edges {
-            *before.entry(r.from.as_str()).or_default() += 1;
-            *after.entry(r.to.as_str()).or_default() += 1;
-        }
-        let cyc: HashSet<&str> = edges
-            .iter()
-            .filter(|r| r.in_cycle)
-            .flat_map(|r| [r.from.as_str(), r.to.as_str()])
-            .collect();
-        let class_rows: Vec<ClassRow> = (0..classes.len() as u32)
-            .map(|c| {
-                let name = classes.name(c);
-                ClassRow {
-                    before: before.get(name.as_str()).copied().unwrap_or(0),
-                    after: after.get(name.as_str()).copied().unwrap_or(0),
-                    in_cycle: cyc.contains(name.as_str()),
-                    name,
-                }
-            })
-            .collect();
-        for f in e
-            .findings()
-            .iter()
-            .filter(|f| f.id == FindingKind::LockOrderInversion)
-        {
-            cycles.push(format!("{} at {}:", f.id.id(), f.location));
-            for l in f.chains.iter().flat_map(|c| c.links.iter()) {
-                let who = match (&l.task, l.primed) {
-                    (_, true) => "primed at boot".to_string(),
-                    (Some(t), _) => {
-                        format!("{}/{} at {} s", t.comm, t.pid, report::secs(l.ts_ns, 3))
-                    }
-                    (None, _) => "?".to_string(),
-                };
-                cycles.push(format!("  {who}: {} -> {}", l.from, l.to));
-            }
-        }
+        let (part, mut cycles) = class_cycles(e);
+        let edges = edge_rows(e, &part);
+        let classes = class_rows(e, &edges);
+        cycles.extend(inversion_lines(e.findings()));
         let now = self.now_ns;
         self.snap = Snapshot {
             findings: e.findings().to_vec(),
-            classes: class_rows,
+            classes,
             edges,
             cycles,
             held: e.held_locks(now),
@@ -401,23 +328,8 @@ impl App {
         if ctrl && matches!(k.code, KeyCode::Char('c')) {
             return Action::Quit;
         }
-        if let Some(input) = self.filter_input.as_mut() {
-            match k.code {
-                KeyCode::Enter => {
-                    self.filter = self.filter_input.take().unwrap_or_default();
-                    self.clamp();
-                }
-                KeyCode::Esc => {
-                    self.filter_input = None;
-                    self.filter.clear();
-                    self.clamp();
-                }
-                KeyCode::Backspace => {
-                    input.pop();
-                }
-                KeyCode::Char(c) if !ctrl => input.push(c),
-                _ => {}
-            }
+        if self.filter_input.is_some() {
+            self.filter_key(k.code, ctrl);
             return Action::None;
         }
         if self.help {
@@ -441,17 +353,7 @@ impl App {
             KeyCode::Down | KeyCode::Char('j') => self.move_by(1),
             KeyCode::Home | KeyCode::Char('g') => self.move_by(isize::MIN / 2),
             KeyCode::End | KeyCode::Char('G') => self.move_by(isize::MAX / 2),
-            KeyCode::PageDown | KeyCode::Char(' ') => {
-                // Not past the last line: scrolling into blank looks like lost text.
-                let last = self
-                    .detail_text()
-                    .map(|t| t.lines().count().saturating_sub(1))
-                    .unwrap_or(0);
-                self.detail_scroll = self
-                    .detail_scroll
-                    .saturating_add(10)
-                    .min(u16::try_from(last).unwrap_or(u16::MAX));
-            }
+            KeyCode::PageDown | KeyCode::Char(' ') => self.page_down(),
             KeyCode::PageUp => self.detail_scroll = self.detail_scroll.saturating_sub(10),
             KeyCode::Enter if self.view == View::Findings => {
                 self.detail = !self.detail && self.selected_finding().is_some();
@@ -476,6 +378,42 @@ impl App {
             _ => {}
         }
         Action::None
+    }
+
+    /// A key while the filter is being typed.
+    fn filter_key(&mut self, code: KeyCode, ctrl: bool) {
+        let Some(input) = self.filter_input.as_mut() else {
+            return;
+        };
+        match code {
+            KeyCode::Enter => {
+                self.filter = self.filter_input.take().unwrap_or_default();
+                self.clamp();
+            }
+            KeyCode::Esc => {
+                self.filter_input = None;
+                self.filter.clear();
+                self.clamp();
+            }
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Char(c) if !ctrl => input.push(c),
+            _ => {}
+        }
+    }
+
+    /// Scrolls the detail down, not past its last line (scrolling into blank looks like
+    /// lost text).
+    fn page_down(&mut self) {
+        let last = self
+            .detail_text()
+            .map(|t| t.lines().count().saturating_sub(1))
+            .unwrap_or(0);
+        self.detail_scroll = self
+            .detail_scroll
+            .saturating_add(10)
+            .min(u16::try_from(last).unwrap_or(u16::MAX));
     }
 
     fn switch(&mut self, v: View) {
@@ -516,6 +454,102 @@ impl App {
         ));
         Ok((txt, json))
     }
+}
+
+/// Strongly connected parts of the class graph with more than one class are its cycles:
+/// each class's part, and one line per cycle.
+fn class_cycles(e: &Engine) -> (HashMap<u32, usize>, Vec<String>) {
+    let graph = e.graph();
+    let classes = e.classes();
+    let sccs = petgraph::algo::tarjan_scc(graph.inner());
+    let mut part: HashMap<u32, usize> = HashMap::new();
+    let mut cycles = Vec::new();
+    for (i, scc) in sccs.iter().enumerate().filter(|(_, s)| s.len() > 1) {
+        let mut names: Vec<String> = scc
+            .iter()
+            .map(|n| {
+                let c = graph.inner()[*n];
+                part.insert(c, i);
+                classes.name(c)
+            })
+            .collect();
+        names.sort();
+        cycles.push(format!("class cycle: {}", names.join(" <-> ")));
+    }
+    (part, cycles)
+}
+
+/// The graph's edges, in the JSON report's order, marked when on a cycle.
+fn edge_rows(e: &Engine, part: &HashMap<u32, usize>) -> Vec<EdgeRow> {
+    let classes = e.classes();
+    let in_cycle = |a: u32, b: u32| match (part.get(&a), part.get(&b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    };
+    let mut edges: Vec<EdgeRow> = e
+        .graph()
+        .edges()
+        .map(|(a, b, ev)| EdgeRow {
+            from: classes.name(a),
+            to: classes.name(b),
+            first_seen: if ev.primed {
+                "primed at boot".to_string()
+            } else {
+                format!("{}/{}", ev.comm, ev.pid)
+            },
+            ts_ns: ev.ts_ns,
+            in_cycle: in_cycle(a, b),
+        })
+        .collect();
+    edges.sort_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
+    edges
+}
+
+/// Every class with its edge counts either way.
+fn class_rows(e: &Engine, edges: &[EdgeRow]) -> Vec<ClassRow> {
+    let classes = e.classes();
+    let mut before: HashMap<&str, usize> = HashMap::new();
+    let mut after: HashMap<&str, usize> = HashMap::new();
+    for r in edges {
+        *before.entry(r.from.as_str()).or_default() += 1;
+        *after.entry(r.to.as_str()).or_default() += 1;
+    }
+    let cyc: HashSet<&str> = edges
+        .iter()
+        .filter(|r| r.in_cycle)
+        .flat_map(|r| [r.from.as_str(), r.to.as_str()])
+        .collect();
+    (0..classes.len() as u32)
+        .map(|c| {
+            let name = classes.name(c);
+            ClassRow {
+                before: before.get(name.as_str()).copied().unwrap_or(0),
+                after: after.get(name.as_str()).copied().unwrap_or(0),
+                in_cycle: cyc.contains(name.as_str()),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// Each lock-order inversion finding's chains, a line per link.
+fn inversion_lines(findings: &[Finding]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in findings
+        .iter()
+        .filter(|f| f.id == FindingKind::LockOrderInversion)
+    {
+        out.push(format!("{} at {}:", f.id.id(), f.location));
+        for l in f.chains.iter().flat_map(|c| c.links.iter()) {
+            let who = match (&l.task, l.primed) {
+                (_, true) => "primed at boot".to_string(),
+                (Some(t), _) => format!("{}/{} at {} s", t.comm, t.pid, report::secs(l.ts_ns, 3)),
+                (None, _) => "?".to_string(),
+            };
+            out.push(format!("  {who}: {} -> {}", l.from, l.to));
+        }
+    }
+    out
 }
 
 /// A duration for humans: `850ns`, `12.3us`, `4.5ms`, `2.10s`.

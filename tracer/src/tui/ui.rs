@@ -231,6 +231,12 @@ fn draw_graph(f: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Min(0), Constraint::Length(bottom_h)]).areas(area);
     let [classes, cycles] =
         Layout::horizontal([Constraint::Length(class_w), Constraint::Min(0)]).areas(bottom);
+    draw_edges(f, app, edges);
+    draw_classes_and_cycles(f, app, class_text, classes, cycles);
+}
+
+/// The lock-order edges table, cycles in red.
+fn draw_edges(f: &mut Frame, app: &App, edges: Rect) {
     let visible = app.visible_edges();
     let rows = visible
         .iter()
@@ -267,6 +273,16 @@ fn draw_graph(f: &mut Frame, app: &App, area: Rect) {
         app.selected(),
         "no lock-order edge matches the filter",
     );
+}
+
+/// The classes pane (with edge counts) and the cycles pane under the edges.
+fn draw_classes_and_cycles(
+    f: &mut Frame,
+    app: &App,
+    class_text: Vec<String>,
+    classes: Rect,
+    cycles: Rect,
+) {
     let class_lines: Vec<Line> = app
         .snap
         .classes
