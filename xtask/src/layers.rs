@@ -599,10 +599,50 @@ pub fn long_functions(sources: &[Source]) -> Result<Vec<(PathBuf, String, usize)
     Ok(out)
 }
 
+/// docs/architecture.md's layer tables (`| RANK | `module` | ...`) against `layers`.
+fn doc_drift(doc: &str, layers: &Layers) -> Vec<String> {
+    // The section whose heading's first word is the crate's directory.
+    let section = doc
+        .split("\n### ")
+        .skip(1)
+        .find(|s| s.split_whitespace().next() == Some(layers.crate_dir))
+        .unwrap_or("");
+    let rows: Vec<(u32, String)> = section
+        .lines()
+        .filter_map(|l| {
+            let mut cells = l.split('|').map(str::trim).skip(1);
+            let rank = cells.next()?.parse().ok()?;
+            let module = cells.next()?.trim_matches('`').to_string();
+            Some((rank, module))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (m, r) in layers.ranks {
+        if !rows.iter().any(|(dr, dm)| dm == m && dr == r) {
+            out.push(format!(
+                "docs/architecture.md: {}'s table lacks `| {r} | `{m}` |` (the layer xtask/src/layers.rs gives it)",
+                layers.crate_dir
+            ));
+        }
+    }
+    for (r, m) in &rows {
+        if !layers.ranks.iter().any(|(lm, _)| lm == m) {
+            out.push(format!(
+                "docs/architecture.md: {}'s table lists `{m}` (layer {r}), which xtask/src/layers.rs does not",
+                layers.crate_dir
+            ));
+        }
+    }
+    out
+}
+
 /// Runs every check over the workspace; prints each crate's module count and edges.
 pub fn check(root: &Path) -> Result<()> {
     let mut problems = Vec::new();
+    let doc = std::fs::read_to_string(root.join("docs/architecture.md"))
+        .context("reading docs/architecture.md")?;
     for layers in [&CORE, &APP] {
+        problems.extend(doc_drift(&doc, layers));
         let sources = read_crate(root, layers.crate_dir)?;
         let g = import_graph(&sources)?;
         let edges: usize = g.values().map(|v| v.len()).sum();
@@ -714,6 +754,15 @@ mod tests {
             v.iter().any(|l| l.contains("module `stray` has no layer")),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn the_architecture_doc_must_match_the_layers() {
+        let doc = "# A\n### t\n| layer | module |\n|---|---|\n| 0 | `low` | x |\n| 2 | `gone` | y |\n";
+        let v = doc_drift(doc, &TWO);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].contains("lacks `| 1 | `high` |`"), "{v:?}");
+        assert!(v[1].contains("lists `gone`"), "{v:?}");
     }
 
     #[test]
