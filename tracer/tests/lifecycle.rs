@@ -54,6 +54,36 @@ fn our_loaded_programs() -> Vec<String> {
         .collect()
 }
 
+/// The tracer's maps (kernel names are cut to 15 characters).
+const OUR_MAPS: &[&str] = &[
+    "EVENTS",
+    "LOST",
+    "STACKS",
+    "FUNCS",
+    "FUNC_SLOTS",
+    "SITES",
+    "CONFIG",
+    "THREADS",
+    "KMEM",
+];
+
+/// Our maps still loaded, polled like `our_programs_after_exit` (a map is freed after the
+/// last program using it).
+fn our_maps_after_exit() -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = aya::maps::loaded_maps()
+            .filter_map(|m| m.ok())
+            .filter_map(|m| m.name_as_str().map(str::to_string))
+            .filter(|n| OUR_MAPS.contains(&n.as_str()))
+            .collect();
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Kills the tracer if a test fails before stopping it, so a failed test
 /// never leaves programs loaded for the next one.
 struct Running(Child);
@@ -300,6 +330,69 @@ fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
     assert!(err.contains("ready file"), "{err}");
     let left = our_programs_after_exit();
     assert!(left.is_empty(), "left loaded after an error: {left:?}");
+}
+
+/// kill -9 gives the tracer no chance to detach or finish its recording: the kernel must
+/// free every program, link and map with the process, and the recording must read up to
+/// its last complete event (it is flushed after every batch).
+#[test]
+#[ignore = "needs root: loads BPF programs (cargo xtask test runs it)"]
+fn nothing_stays_loaded_after_sigkill_and_the_recording_reads_to_its_last_event() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        our_programs_after_exit().is_empty(),
+        "programs loaded before the test"
+    );
+    assert!(
+        our_maps_after_exit().is_empty(),
+        "maps loaded before the test"
+    );
+    let (_d, rec) = tmp("k.rec");
+    let (mut child, _) = start_recording(&rec, &[]);
+    let ours: std::collections::HashSet<u32> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.contains(&n)))
+        .map(|p| p.id())
+        .collect();
+    assert!(!ours.is_empty(), "programs not visible while running");
+    let links = || {
+        aya::programs::loaded_links()
+            .filter_map(|l| l.ok())
+            .filter(|l| ours.contains(&l.program_id()))
+            .count()
+    };
+    assert!(links() > 0, "links not visible while running");
+    // Events reach the file: wait (bounded) until it holds more than its header.
+    let header = std::fs::metadata(&rec).unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&rec).unwrap().len() <= header + 4096 {
+        assert!(std::time::Instant::now() < deadline, "no events recorded");
+        Command::new("/bin/true").status().unwrap();
+    }
+    let status = signal_and_wait(&mut child, libc::SIGKILL);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    let left = our_programs_after_exit();
+    assert!(left.is_empty(), "programs left after kill -9: {left:?}");
+    assert_eq!(links(), 0, "links left after kill -9");
+    let left = our_maps_after_exit();
+    assert!(left.is_empty(), "maps left after kill -9: {left:?}");
+    // The recording: no end marker, every complete event readable.
+    let r = tracer::session::read_recording(&rec).expect("a killed tracer's recording reads");
+    assert!(r.summary.is_none());
+    assert!(
+        !r.raw.is_empty(),
+        "no event in the killed tracer's recording"
+    );
+    let dump = tracer().arg("dump").arg(&rec).output().unwrap();
+    assert!(dump.status.success());
+    let err = String::from_utf8_lossy(&dump.stderr);
+    assert!(
+        err.contains("no end marker (recording was cut short)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -758,7 +758,8 @@ mod tests {
 
     #[test]
     fn the_architecture_doc_must_match_the_layers() {
-        let doc = "# A\n### t\n| layer | module |\n|---|---|\n| 0 | `low` | x |\n| 2 | `gone` | y |\n";
+        let doc =
+            "# A\n### t\n| layer | module |\n|---|---|\n| 0 | `low` | x |\n| 2 | `gone` | y |\n";
         let v = doc_drift(doc, &TWO);
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v[0].contains("lacks `| 1 | `high` |`"), "{v:?}");

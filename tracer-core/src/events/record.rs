@@ -117,6 +117,11 @@ impl<W: Write> Writer<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.w.flush()
     }
+
+    /// The sink, e.g. to see how much a buffering sink holds.
+    pub fn get_ref(&self) -> &W {
+        &self.w
+    }
 }
 
 /// A malformed recording, with the byte offset where reading stopped.

@@ -1,10 +1,15 @@
 //! A recording being written to a file, with the stacks it already holds (a stack is
 //! written once per file, before the first event that uses it).
+//!
+//! The file only ever grows by whole frames: frames are staged in memory and written out
+//! between frames (after each batch, and whenever a megabyte is staged). A tracer killed
+//! with SIGKILL, or a machine that dies, leaves a recording that reads up to its last
+//! complete frame (without an end marker), never one cut inside a frame.
 
 use std::{
     collections::HashSet,
     fs::File,
-    io::BufWriter,
+    io::{self, Write},
     path::{Path, PathBuf},
 };
 
@@ -18,9 +23,31 @@ use tracer_core::{
     kernel::HookInfo,
 };
 
+/// Staged frames written out only when flushed (between frames).
+struct FrameAligned {
+    file: File,
+    staged: Vec<u8>,
+}
+
+/// Staged bytes past which a write flushes (at the frame boundary that follows).
+const STAGE_LIMIT: usize = 1 << 20;
+
+impl Write for FrameAligned {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.staged.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.write_all(&self.staged)?;
+        self.staged.clear();
+        Ok(())
+    }
+}
+
 pub struct RecFile {
     path: PathBuf,
-    w: Writer<BufWriter<File>>,
+    w: Writer<FrameAligned>,
     stacks: HashSet<u32>,
     first_ts: Option<u64>,
     last_ts: u64,
@@ -29,7 +56,16 @@ pub struct RecFile {
 impl RecFile {
     pub fn create(path: &Path, meta: &Meta) -> Result<Self> {
         let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-        let w = Writer::new(BufWriter::new(f), meta)
+        let mut w = Writer::new(
+            FrameAligned {
+                file: f,
+                staged: Vec::new(),
+            },
+            meta,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        // The header and metadata on disk at once: the file is a recording from the start.
+        w.flush()
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -60,6 +96,9 @@ impl RecFile {
             }
         }
         self.w.event(r).with_context(ctx)?;
+        if self.w.get_ref().staged.len() >= STAGE_LIMIT {
+            self.w.flush().with_context(ctx)?;
+        }
         self.first_ts.get_or_insert(r.ts_ns);
         self.last_ts = r.ts_ns;
         Ok(())
