@@ -282,7 +282,15 @@ fn truncated_and_corrupt_recordings_are_rejected_cleanly() {
     std::fs::write(&bad, &b).unwrap();
     let out = tracer().arg("dump").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("format version"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "made by tracer {}, recording format",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("this tracer"), "{err}");
 
     let junk = d.path().join("junk.rec");
     std::fs::write(&junk, b"hello").unwrap();

@@ -2,7 +2,8 @@
 //! analyse a run on another machine.
 //!
 //! ```text
-//! file   := magic "DMABUFTR" | version u32 LE | frame*
+//! file   := magic "DMABUFTR" | format u32 LE | writer | frame*
+//! writer := len u8 | the writing tracer's version (UTF-8; from format 2, absent in 1)
 //! frame  := tag u8 | len u32 LE | payload[len]
 //! tags   := 1 meta (JSON)  2 raw event (RawEvent bytes)  3 stack (JSON)
 //!           4 hook (JSON, a callback discovered mid-run)  5 end (JSON summary)
@@ -19,8 +20,14 @@ use super::{decode::Decoder, model::Event, stacks::Frame, StackTable};
 use crate::kernel::{HookInfo, ProbeStatus};
 
 pub const MAGIC: &[u8; 8] = b"DMABUFTR";
-/// Bump on any change of a frame's encoding or of RawEvent's layout.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format written. Bump on any change of a frame's encoding or of RawEvent's layout;
+/// the header up to the writer's version (magic, format, writer) stays as it is from
+/// format 2 on, so a tracer can always name the version that wrote a newer file.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format this tracer reads (1: no writer field in the header).
+pub const FIRST_FORMAT_READ: u32 = 1;
+/// Longest writer version accepted in a header.
+const MAX_WRITER: usize = 64;
 
 const TAG_META: u8 = 1;
 const TAG_EVENT: u8 = 2;
@@ -76,6 +83,10 @@ impl<W: Write> Writer<W> {
     pub fn new(mut w: W, meta: &Meta) -> io::Result<Self> {
         w.write_all(MAGIC)?;
         w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+        let writer = meta.tracer_version.as_bytes();
+        let writer = &writer[..writer.len().min(MAX_WRITER)];
+        w.write_all(&[writer.len() as u8])?;
+        w.write_all(writer)?;
         let mut s = Self { w, events: 0 };
         s.frame(TAG_META, &serde_json::to_vec(meta)?)?;
         Ok(s)
@@ -130,9 +141,18 @@ pub enum FormatError {
     #[error("{path}: not a tracer recording (bad magic at byte 0)")]
     BadMagic { path: String },
     #[error(
-        "{path}: recording format version {found}, this tracer reads version {FORMAT_VERSION}"
+        "{path}: made by {}, recording format {found}; this tracer ({}) reads formats \
+         {FIRST_FORMAT_READ} to {FORMAT_VERSION}{}",
+        writer.as_deref().map_or("an unknown tracer".to_string(), |w| format!("tracer {w}")),
+        env!("CARGO_PKG_VERSION"),
+        if *found > FORMAT_VERSION { ": read it with a tracer at least as new as the one that made it" } else { "" }
     )]
-    Version { path: String, found: u32 },
+    Version {
+        path: String,
+        found: u32,
+        /// The writing tracer's version, when the header names it (format 2 on).
+        writer: Option<String>,
+    },
     #[error("{path}: truncated at byte {offset}: {what}")]
     Truncated {
         path: String,
@@ -149,8 +169,23 @@ pub enum FormatError {
     Io { path: String, source: io::Error },
 }
 
+/// The header's writer version and where the frames start, if it is whole and text.
+fn writer_of(bytes: &[u8]) -> Option<(String, usize)> {
+    let len = *bytes.get(12)? as usize;
+    if len > MAX_WRITER {
+        return None;
+    }
+    let w = bytes.get(13..13 + len)?;
+    let w = std::str::from_utf8(w).ok()?;
+    w.chars()
+        .all(|c| c.is_ascii_graphic())
+        .then(|| (w.to_string(), 13 + len))
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Recording {
+    /// The format it was written in (`FIRST_FORMAT_READ..=FORMAT_VERSION`).
+    pub format: u32,
     pub meta: Meta,
     pub raw: Vec<RawEvent>,
     pub stacks: StackTable,
@@ -172,15 +207,33 @@ impl Recording {
             });
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
-        if version != FORMAT_VERSION {
+        // From format 2 on the writer's version follows; a newer format keeps that prefix.
+        let writer = (version >= 2).then(|| writer_of(bytes)).flatten();
+        if !(FIRST_FORMAT_READ..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::Version {
                 path,
                 found: version,
+                writer: writer.map(|(w, _)| w),
             });
         }
-        let mut rec = Recording::default();
-        let mut have_meta = false;
         let mut off = 12usize;
+        if version >= 2 {
+            match writer {
+                Some((_, end)) => off = end,
+                None => {
+                    return Err(FormatError::Truncated {
+                        path,
+                        offset: bytes.len().min(12 + 1 + MAX_WRITER) as u64,
+                        what: "the header's writer version is cut or not text".into(),
+                    })
+                }
+            }
+        }
+        let mut rec = Recording {
+            format: version,
+            ..Default::default()
+        };
+        let mut have_meta = false;
         while off < bytes.len() {
             if rec.summary.is_some() {
                 return Err(FormatError::Corrupt {
@@ -363,8 +416,9 @@ mod tests {
     fn corruption_is_reported() {
         let mut b = sample();
         // Corrupt the tag of the second frame (first event).
-        let meta_len = u32::from_le_bytes(b[13..17].try_into().unwrap()) as usize;
-        let ev_off = 12 + 5 + meta_len;
+        let header = 13 + b[12] as usize;
+        let meta_len = u32::from_le_bytes(b[header + 1..header + 5].try_into().unwrap()) as usize;
+        let ev_off = header + 5 + meta_len;
         b[ev_off] = 99;
         let e = Recording::parse(&b, "x").unwrap_err().to_string();
         assert!(
@@ -389,5 +443,56 @@ mod tests {
             Recording::parse(&b, "x"),
             Err(FormatError::Version { found: 9, .. })
         ));
+    }
+
+    /// A newer tracer's recording: refused, naming the tracer that made it and the
+    /// formats this one reads, never misparsed.
+    #[test]
+    fn a_newer_format_names_its_writer() {
+        let meta = Meta {
+            tracer_version: "9.4.0".into(),
+            ..Default::default()
+        };
+        let mut b = Writer::new(Vec::new(), &meta)
+            .unwrap()
+            .end(&Summary::default())
+            .unwrap();
+        assert_eq!(&b[8..12], &FORMAT_VERSION.to_le_bytes());
+        assert_eq!(&b[12..18], b"\x059.4.0");
+        b[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let e = Recording::parse(&b, "new.rec").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "new.rec: made by tracer 9.4.0, recording format {}; this tracer ({}) reads \
+                 formats 1 to {FORMAT_VERSION}: read it with a tracer at least as new as the one \
+                 that made it",
+                FORMAT_VERSION + 1,
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        // Format 0 (or garbage in the field) is no tracer's.
+        b[8..12].copy_from_slice(&0u32.to_le_bytes());
+        let e = Recording::parse(&b, "zero.rec").unwrap_err().to_string();
+        assert!(
+            e.starts_with("zero.rec: made by an unknown tracer, recording format 0;"),
+            "{e}"
+        );
+    }
+
+    /// Format 1 (no writer field; the lab recordings kept as test data) still reads.
+    #[test]
+    fn format_1_still_reads() {
+        let p =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/abba-no-ctx.rec");
+        let b = std::fs::read(p).unwrap();
+        assert_eq!(&b[8..12], &1u32.to_le_bytes());
+        let r = Recording::parse(&b, "abba").unwrap();
+        assert_eq!(r.format, 1);
+        assert!(!r.raw.is_empty() && r.summary.is_some());
+        assert_eq!(
+            Recording::parse(&sample(), "s").unwrap().format,
+            FORMAT_VERSION
+        );
     }
 }

@@ -32,9 +32,10 @@ pub fn dump(
         let m = &rec.meta;
         writeln!(
             out,
-            "recording {} (tracer {}, kernel {})",
+            "recording {} (tracer {}, format {}, kernel {})",
             file.display(),
             m.tracer_version,
+            rec.format,
             m.kernel_release
         )?;
         writeln!(out, "convention symbols: {}", m.kernel_symbols.join(", "))?;
