@@ -108,6 +108,22 @@ pub enum Command {
     /// Record the event stream to a file for later analysis (`tracer dump`,
     /// `tracer analyze`), on this or another machine.
     Record(RecordArgs),
+    /// Check this machine: privileges, kernel BTF, symbols, the kernel options the
+    /// tracer needs and the GPU drivers present; for each thing missing, what to enable.
+    /// Exit status 1 if a requirement is missing. Loads nothing.
+    Doctor,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout,
+    /// e.g. `tracer completions bash > /etc/bash_completion.d/tracer`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (tracer.1 and one per command) into DIR (packaging).
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: PathBuf,
+    },
     /// Print a recording for humans: its kernel, hooks and every event with
     /// symbolized stacks.
     Dump {
@@ -247,6 +263,7 @@ impl LiveArgs {
             lock_kprobes: a.lock_kprobes,
             hooks: a.hooks,
             owner_check: a.owner_check,
+            quiet: false,
         })
     }
 

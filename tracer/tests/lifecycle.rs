@@ -403,6 +403,27 @@ fn nothing_stays_loaded_after_sigkill_and_the_recording_reads_to_its_last_event(
     );
 }
 
+/// `tracer doctor` on this host: one line per check, exit 1 exactly when a requirement is
+/// MISSING (here, when the kernel allows neither fentry nor kprobes), each naming what to do.
+#[test]
+#[ignore = "needs root: loads the tracer's object (cargo xtask test runs it)"]
+fn doctor_says_what_is_missing_and_exits_accordingly() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = tracer().arg("doctor").output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().any(|l| l.contains("privileges") && l.contains(" ok ")), "{out}");
+    assert!(out.lines().any(|l| l.contains("kernel BTF")), "{out}");
+    let missing = out.lines().filter(|l| l.contains(" MISSING ")).count();
+    if missing > 0 {
+        assert_eq!(o.status.code(), Some(1), "{out}");
+        assert!(out.contains(&format!("{missing} requirement(s) missing")), "{out}");
+    } else {
+        assert_eq!(o.status.code(), Some(0), "{out}");
+        assert!(out.contains("ready:"), "{out}");
+    }
+    assert!(our_programs_after_exit().is_empty(), "doctor left programs loaded");
+}
+
 #[test]
 fn bad_arguments_get_one_clear_line() {
     let out = tracer()

@@ -3,6 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod dist;
+mod fuzz;
 mod lab;
 mod layers;
 mod setup;
@@ -23,6 +25,19 @@ enum Command {
     /// Every test: setup, the workspace's tests (unit, engine, privileged host
     /// tests) and the lab scenarios on the default kernel. What CI runs.
     Test,
+    /// Build what a user installs: a static tracer binary and a .deb with its man pages
+    /// and shell completions (target/dist/).
+    Dist,
+    /// Fuzz what the tracer reads that others wrote: the recording reader, the event
+    /// decoder, and `tracer analyze` end to end (libFuzzer; docs/fuzzing.md).
+    Fuzz {
+        /// Executions per target.
+        #[arg(long, default_value_t = 10_000_000)]
+        runs: u64,
+        /// Targets to run (default: all): recording, decode, analyze.
+        #[arg(long = "target", value_name = "TARGET")]
+        targets: Vec<String>,
+    },
     /// Check the module import graph: no upward import between layers, no circle
     /// between modules, no eBPF, runtime or I/O in tracer-core (docs/architecture.md).
     Layers,
@@ -48,6 +63,15 @@ fn run() -> Result<()> {
         Command::Test => test(),
         Command::Demo => demo(),
         Command::Layers => layers::check(&lab::repo_root()),
+        Command::Dist => dist::dist(&lab::repo_root()).map(|_| ()),
+        Command::Fuzz { runs, targets } => {
+            let targets = if targets.is_empty() {
+                fuzz::TARGETS.iter().map(|t| t.to_string()).collect()
+            } else {
+                targets
+            };
+            fuzz::run(&lab::repo_root(), runs, &targets).map(|_| ())
+        }
     }
 }
 
@@ -90,6 +114,15 @@ fn test() -> Result<()> {
     } else {
         println!("xtask: not root: the tests that load BPF programs were not run (cargo test lists them as ignored)");
     }
+    // A smoke run of every fuzz target (the full run: cargo xtask fuzz, docs/fuzzing.md).
+    fuzz::run(
+        &lab::repo_root(),
+        20_000,
+        &fuzz::TARGETS
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>(),
+    )?;
     lab::run(lab_args(false, false))?;
     payload_example()
 }

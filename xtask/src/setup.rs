@@ -21,6 +21,8 @@ const PACKAGES: &[&str] = &[
     "zstd",
     "kmod",
     "gcc",
+    // libFuzzer (cargo xtask fuzz) is C++.
+    "g++",
     "make",
     "libc6-dev",
     "linux-libc-dev",

@@ -8,6 +8,7 @@ pub mod frames;
 pub mod functions;
 pub mod hooks;
 
+pub use functions::{Callback, DmaBufFn, LockFn};
 pub use hooks::{HookInfo, HookKind, ProbeState, ProbeStatus};
 
 /// The dma-buf symbols whose presence in kallsyms tells the convention era

@@ -1,5 +1,5 @@
 //! `tracer probes` and `tracer rules`: what this kernel lets the tracer hook, and the
-//! convention's rule table for a kernel.
+//! convention's rule table for a kernel; the completions and man pages packages ship.
 
 use std::{io::Write, process::ExitCode};
 
@@ -106,5 +106,33 @@ pub fn rules(kernel: Option<String>) -> Result<ExitCode> {
             r.kind, r.item, r.requirement, r.kernels, r.note
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tracer completions SHELL`.
+pub fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    clap_complete::generate(shell, &mut cmd, "tracer", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tracer manpages DIR`: tracer.1 and tracer-COMMAND.1 for each visible command.
+pub fn manpages(dir: &std::path::Path) -> Result<ExitCode> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let write = |name: &str, c: clap::Command| -> Result<()> {
+        let p = dir.join(format!("{name}.1"));
+        let mut f =
+            std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+        clap_mangen::Man::new(c)
+            .render(&mut f)
+            .with_context(|| format!("writing {}", p.display()))
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("tracer-{}", sub.get_name());
+        write(&name, sub.clone().name(name.clone()))?;
+    }
+    write("tracer", cmd)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! exit path (return, error, signal).
 
 mod analyze;
+mod doctor;
 mod dump;
 mod info;
 mod live;
@@ -58,6 +59,9 @@ fn run_command(c: Command) -> Result<ExitCode> {
         Command::Rules { kernel } => info::rules(kernel),
         Command::Probes { json } => info::probes(json),
         Command::Record(args) => runtime()?.block_on(record::record(args)),
+        Command::Doctor => doctor::doctor(),
+        Command::Completions { shell } => info::completions(shell),
+        Command::Manpages { dir } => info::manpages(&dir),
         Command::Dump {
             file,
             json,

@@ -48,6 +48,8 @@ pub struct LoadOptions {
     /// Check held locks against their owner word even on a kernel that does
     /// not preempt BPF programs (where no hook run is skipped).
     pub owner_check: bool,
+    /// Say nothing on stderr about the choices made (`tracer doctor` says them itself).
+    pub quiet: bool,
 }
 
 /// Which mechanism the function hooks (the dma-buf API, resv lifetimes, the
@@ -79,6 +81,7 @@ impl Default for LoadOptions {
             lock_kprobes: false,
             hooks: HookChoice::Auto,
             owner_check: false,
+            quiet: false,
         }
     }
 }
@@ -420,12 +423,12 @@ impl Tracer {
             fentry: t.probe_fentry(),
             kprobe: kprobe_pmu_reason(),
         };
-        t.choose_function_hooks(opts.hooks, preempt);
+        t.choose_function_hooks(opts.hooks, preempt, opts.quiet);
         Ok(t)
     }
 
     /// `--hooks auto`: function hooks on kprobes where the kernel preempts BPF programs.
-    fn choose_function_hooks(&mut self, hooks: HookChoice, preempt: PreemptMode) {
+    fn choose_function_hooks(&mut self, hooks: HookChoice, preempt: PreemptMode, quiet: bool) {
         // fentry/fexit and (since 6.13) raw tracepoint programs run
         // preemptibly, and the kernel skips a program's run on a CPU where that
         // program is already running: on a kernel that preempts them, calls
@@ -436,7 +439,7 @@ impl Tracer {
             match preempt {
                 PreemptMode::Known(m) if preemptible_bpf(&m) => {
                     self.func_kprobes = true;
-                    if !self.floor {
+                    if !self.floor && !quiet {
                         eprintln!(
                             "tracer: this kernel preempts BPF programs (preempt={m}): function \
                              hooks use kprobes, which run with preemption off (an fentry program \
@@ -448,7 +451,7 @@ impl Tracer {
                 PreemptMode::Known(_) => {}
                 PreemptMode::Unknown(why) => {
                     self.func_kprobes = true;
-                    if !self.floor {
+                    if !self.floor && !quiet {
                         eprintln!(
                             "tracer: cannot tell whether this kernel preempts BPF programs \
                              ({why}): function hooks use kprobes to be safe (mount debugfs, or \
@@ -556,6 +559,12 @@ impl Tracer {
     }
 
     /// Describes the mechanisms for `tracer probes`' header.
+    /// Whether function hooks can attach at all: (fentry/fexit, kprobes), each Ok or the
+    /// kernel's reason.
+    pub fn mechanisms(&self) -> (&Result<(), String>, &Result<(), String>) {
+        (&self.mech.fentry, &self.mech.kprobe)
+    }
+
     pub fn mechanism_summary(&self) -> Vec<String> {
         let line = |name: &str, r: &Result<(), String>| match r {
             Ok(()) => format!("{name}: available"),
@@ -1358,7 +1367,7 @@ pub enum PreemptMode {
 /// The running kernel's preemption model: the active mode of a
 /// PREEMPT_DYNAMIC kernel from debugfs (`/sys/kernel/debug/sched/preempt`),
 /// otherwise the build's model from the version string.
-fn preempt_mode() -> PreemptMode {
+pub fn preempt_mode() -> PreemptMode {
     if let Ok(text) = std::fs::read_to_string("/sys/kernel/debug/sched/preempt") {
         if let Some(m) = active_preempt_mode(&text) {
             return PreemptMode::Known(m.to_string());
