@@ -411,17 +411,27 @@ fn doctor_says_what_is_missing_and_exits_accordingly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let o = tracer().arg("doctor").output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.lines().any(|l| l.contains("privileges") && l.contains(" ok ")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("privileges") && l.contains(" ok ")),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l.contains("kernel BTF")), "{out}");
     let missing = out.lines().filter(|l| l.contains(" MISSING ")).count();
     if missing > 0 {
         assert_eq!(o.status.code(), Some(1), "{out}");
-        assert!(out.contains(&format!("{missing} requirement(s) missing")), "{out}");
+        assert!(
+            out.contains(&format!("{missing} requirement(s) missing")),
+            "{out}"
+        );
     } else {
         assert_eq!(o.status.code(), Some(0), "{out}");
         assert!(out.contains("ready:"), "{out}");
     }
-    assert!(our_programs_after_exit().is_empty(), "doctor left programs loaded");
+    assert!(
+        our_programs_after_exit().is_empty(),
+        "doctor left programs loaded"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
     maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{FEntry, FExit, KProbe, RawTracePoint, UProbe},
+    programs::{kprobe::KProbeLinkId, FEntry, FExit, KProbe, RawTracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
 use tracer_common::{func_slot, ArgKind, Config, FuncDesc, FuncSlot, KmemBuf, KMEM_LEN};
@@ -86,6 +86,15 @@ impl Default for LoadOptions {
     }
 }
 
+/// The links one hooked function holds.
+struct HookLinks {
+    /// The entry program (`fn_entry` or `fn_unlock`, or their floor twins) and its link.
+    entry_program: String,
+    entry: KProbeLinkId,
+    /// The return program's link, if the function's return is hooked.
+    ret: Option<KProbeLinkId>,
+}
+
 /// One program's run statistics, from the kernel's BPF stats (`--prog-stats`).
 #[derive(Clone, Debug)]
 pub struct ProgStat {
@@ -112,6 +121,11 @@ pub struct Tracer {
     next_dynamic_id: u16,
     /// Functions already hooked (by address), to hook shared callbacks once.
     hooked_addrs: HashMap<u64, u16>,
+    /// The kprobe links of each hooked function, by address: detached (their file
+    /// descriptors closed) when the function's module is unloaded. Without that, a driver
+    /// loaded and unloaded again and again ran the tracer out of descriptors (the lab's
+    /// exporter-churn scenario: EMFILE after about 90 loads).
+    links: HashMap<u64, HookLinks>,
     /// ops tables already examined, with the module that owned each when it was (None:
     /// the kernel image, or not known). Kept at examination time because at a module's
     /// unload the symbol index may already lack it: the index is re-read when an event is
@@ -273,6 +287,24 @@ pub fn check_privileges() -> Result<()> {
     bail!("tracer needs root (or CAP_BPF + CAP_PERFMON) to load eBPF programs: run it with sudo")
 }
 
+/// Every hooked function holds two or three descriptors (links and perf events), and
+/// drivers add dozens of callbacks: the usual soft limit of 1024 is raised to the hard
+/// limit, as other BPF tools do. A failure leaves the limit as it was (EMFILE is then
+/// reported per hook).
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 /// Called by the tracer itself so that the `read_kmem` uprobe can copy kernel
 /// memory into the `KMEM` map. Must stay a real, un-inlined symbol.
 #[no_mangle]
@@ -361,6 +393,7 @@ impl Tracer {
     /// Attaches nothing yet.
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         check_privileges()?;
+        raise_fd_limit();
         let btf = KernelBtf::load()?;
         let mut config = btf.config()?;
         config.self_tgid = std::process::id();
@@ -403,6 +436,7 @@ impl Tracer {
             },
             next_dynamic_id: FIRST_DYNAMIC_ID,
             hooked_addrs: HashMap::new(),
+            links: HashMap::new(),
             seen_ops: HashMap::new(),
             ops_layout,
             aya_btf: None,
@@ -677,22 +711,33 @@ impl Tracer {
         }
         let name = self.program_for(entry);
         let entry: &mut KProbe = self.program_as(&name)?;
-        if let Err(e) = entry.attach(func, 0) {
-            // A return probe without its entry would pop frames it never pushed.
-            if let Some(link) = ret_link {
-                let name = self.program_for("fn_return");
-                if let Ok(ret) = self.program_as::<KProbe>(&name) {
-                    let _ = ret.detach(link);
+        let entry_link = match entry.attach(func, 0) {
+            Ok(l) => l,
+            Err(e) => {
+                // A return probe without its entry would pop frames it never pushed.
+                if let Some(link) = ret_link {
+                    let name = self.program_for("fn_return");
+                    if let Ok(ret) = self.program_as::<KProbe>(&name) {
+                        let _ = ret.detach(link);
+                    }
                 }
+                return Err(errno_text(&e));
             }
-            return Err(errno_text(&e));
-        }
+        };
         let mech = if ret_link.is_some() {
             "kprobe+kretprobe"
         } else {
             "kprobe"
         };
         self.hooked_addrs.insert(addr, desc.hook);
+        self.links.insert(
+            addr,
+            HookLinks {
+                entry_program: name,
+                entry: entry_link,
+                ret: ret_link,
+            },
+        );
         Ok(mech.to_string())
     }
 
@@ -1046,12 +1091,30 @@ impl Tracer {
         for &addr in &gone {
             self.hooked_addrs.remove(&addr);
             self.remove_desc(addr);
+            self.detach_links(addr);
         }
         self.seen_ops
             .retain(|_, owner| owner.as_deref() != Some(module));
         self.kallsyms =
             Kallsyms::load().context("re-reading /proc/kallsyms after a module unload")?;
         Ok(gone.len())
+    }
+
+    /// Detaches the kprobes of the function at `addr` (gone with its module: the kernel
+    /// disarmed them already), closing their descriptors.
+    fn detach_links(&mut self, addr: u64) {
+        let Some(l) = self.links.remove(&addr) else {
+            return;
+        };
+        if let Some(ret) = l.ret {
+            let name = self.program_for("fn_return");
+            if let Ok(p) = self.program_as::<KProbe>(&name) {
+                let _ = p.detach(ret);
+            }
+        }
+        if let Ok(p) = self.program_as::<KProbe>(&l.entry_program) {
+            let _ = p.detach(l.entry);
+        }
     }
 
     /// The module whose symbol starts at `addr`, from the current symbol index.
@@ -1220,8 +1283,18 @@ impl Tracer {
         sym: &super::kallsyms::Sym,
         table_name: &str,
     ) -> bool {
+        // Ids are never reused: recordings decode every event with the hook table of the
+        // whole run, so one id must keep one meaning. The last id refuses, and says so.
         let id = self.next_dynamic_id;
-        self.next_dynamic_id = self.next_dynamic_id.saturating_add(1);
+        if id == u16::MAX {
+            self.tally.failed.push(format!(
+                "{}: no hook id left ({} callbacks hooked since the start; restart the tracer)",
+                sym.name,
+                u16::MAX - FIRST_DYNAMIC_ID
+            ));
+            return false;
+        }
+        self.next_dynamic_id += 1;
         let desc = FuncDesc {
             hook: id,
             arg_kind: arg as u8,
