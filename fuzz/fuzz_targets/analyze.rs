@@ -22,13 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let r = replay(&rec);
     let e = &r.engine;
     let _ = report::text::report(e.findings(), e.stacks());
-    let doc = report::json::document(
-        e.findings(),
-        Some(e.config().convention),
-        Some((e.graph(), e.classes())),
-        e.stacks(),
-        Some(&e.stats()),
-    );
+    let doc = report::json::engine_document(e, e.findings());
     let _ = report::json::document_string(&doc);
     let edges = report::json::graph_edges(e.graph(), e.classes());
     let _ = report::dot::render(&edges, "fuzz");

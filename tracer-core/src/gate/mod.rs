@@ -107,6 +107,16 @@ impl Outcome {
         self.count(|s| *s == Status::Failing)
     }
 
+    /// The findings not allowed by the allow list (failing or below the threshold), in
+    /// order: what the reports show as findings.
+    pub fn active(&self) -> Vec<Finding> {
+        self.judged
+            .iter()
+            .filter(|j| !matches!(j.status, Status::Suppressed { .. }))
+            .map(|j| j.finding.clone())
+            .collect()
+    }
+
     pub fn suppressed(&self) -> usize {
         self.count(|s| matches!(s, Status::Suppressed { .. }))
     }

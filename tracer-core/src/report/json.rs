@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::graph::LockGraph;
 use crate::analysis::identity::ClassTable;
-use crate::analysis::{Convention, Finding, Stats, TaskRef};
+use crate::analysis::{Convention, Engine, Finding, Stats, TaskRef};
 use crate::events::{StackId, StackTable};
 use crate::gate::{Outcome, Status, WorkloadEnd};
 
@@ -182,6 +182,18 @@ pub fn document(
 }
 
 /// The document as pretty JSON text.
+/// The document of everything an engine holds: `findings` (all of its findings, or the
+/// gate's unsuppressed ones), its convention, graph, stacks and statistics.
+pub fn engine_document(e: &Engine, findings: &[Finding]) -> Document {
+    document(
+        findings,
+        Some(e.config().convention),
+        Some((e.graph(), e.classes())),
+        e.stacks(),
+        Some(&e.stats()),
+    )
+}
+
 pub fn document_string(doc: &Document) -> String {
     serde_json::to_string_pretty(doc).expect("documents serialize")
 }

@@ -282,12 +282,7 @@ pub fn report(findings: &[Finding], stacks: Option<&StackTable>) -> String {
 /// The text report: every finding not allowed as a lockdep block, the
 /// summary table, the allowed ones in one line each, the verdict.
 pub fn gate_report(o: &Outcome, stacks: Option<&StackTable>) -> String {
-    let active: Vec<Finding> = o
-        .judged
-        .iter()
-        .filter(|j| !matches!(j.status, Status::Suppressed { .. }))
-        .map(|j| j.finding.clone())
-        .collect();
+    let active = o.active();
     let sup: Vec<&Judged> = o
         .judged
         .iter()

@@ -5,7 +5,7 @@ use std::{io::Write, path::Path, process::ExitCode};
 
 use anyhow::{Context, Result};
 use tracer_core::{
-    analysis::{Engine, Finding, FindingKind},
+    analysis::{Engine, FindingKind},
     gate::{judge, missing_hooks, AllowList, Outcome, Status},
     report,
 };
@@ -23,13 +23,7 @@ pub fn expect(file: &Path, json: bool, expect: Option<&str>) -> Result<ExitCode>
     let findings = engine.findings();
     let mut out = std::io::stdout().lock();
     if json {
-        let doc = report::json::document(
-            findings,
-            Some(engine.config().convention),
-            Some((engine.graph(), engine.classes())),
-            engine.stacks(),
-            Some(&engine.stats()),
-        );
+        let doc = report::json::engine_document(&engine, findings);
         writeln!(out, "{}", report::json::document_string(&doc))?;
     } else {
         write!(out, "{}", report::text::report(findings, engine.stacks()))?;
@@ -108,20 +102,7 @@ pub(super) fn emit(engine: &Engine, o: &Outcome, gate: &GateArgs, json: bool) ->
     let stacks = engine.stacks();
     let mut out = std::io::stdout().lock();
     if json {
-        let active: Vec<Finding> = o
-            .judged
-            .iter()
-            .filter(|j| !matches!(j.status, Status::Suppressed { .. }))
-            .map(|j| j.finding.clone())
-            .collect();
-        let stats = engine.stats();
-        let doc = report::json::document(
-            &active,
-            Some(engine.config().convention),
-            Some((engine.graph(), engine.classes())),
-            stacks,
-            Some(&stats),
-        );
+        let doc = report::json::engine_document(engine, &o.active());
         let mut v = serde_json::to_value(&doc)?;
         v["ci"] = report::json::ci_object(o);
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;

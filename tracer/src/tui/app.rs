@@ -432,13 +432,7 @@ impl App {
         let json = dir.join(format!("tracer-report-{stamp}.json"));
         std::fs::write(&txt, report::text::report(e.findings(), e.stacks()))
             .with_context(|| format!("writing {}", txt.display()))?;
-        let doc = report::json::document(
-            e.findings(),
-            Some(e.config().convention),
-            Some((e.graph(), e.classes())),
-            e.stacks(),
-            Some(&e.stats()),
-        );
+        let doc = report::json::engine_document(e, e.findings());
         std::fs::write(&json, report::json::document_string(&doc) + "\n")
             .with_context(|| format!("writing {}", json.display()))?;
         // The lock-order graph as it stands, for Graphviz (`dot -Tsvg`).
