@@ -42,6 +42,8 @@ pub struct Caveats {
     pub lost: u64,
     /// No end marker: the tracer did not stop cleanly; what was recorded is judged.
     pub cut_short: bool,
+    /// Where a last frame was cut in the middle (the tracer was killed while writing).
+    pub cut_at: Option<u64>,
 }
 
 impl Caveats {
@@ -53,6 +55,7 @@ impl Caveats {
                 .as_ref()
                 .map_or(0, |s| s.lost_per_cpu.iter().sum()),
             cut_short: rec.summary.is_none(),
+            cut_at: rec.cut_at,
         }
     }
 
@@ -62,6 +65,11 @@ impl Caveats {
         if self.cut_short {
             v.push(format!(
                 "{subject}: no end marker (recording was cut short); analysing what was recorded"
+            ));
+        }
+        if let Some(at) = self.cut_at {
+            v.push(format!(
+                "{subject}: its last frame is cut at byte {at} (the tracer was killed while writing it): read up to there"
             ));
         }
         if self.undecodable > 0 {
@@ -135,9 +143,11 @@ pub(crate) mod tests {
             undecodable: 2,
             lost: 5,
             cut_short: true,
+            cut_at: Some(77),
         };
         let l = c.lines("x.rec");
-        assert_eq!(l.len(), 3);
+        assert_eq!(l.len(), 4);
+        assert!(l[1].contains("cut at byte 77"), "{l:?}");
         assert!(l[0].starts_with("x.rec: no end marker"));
         assert!(Caveats::default().lines("x").is_empty());
     }

@@ -268,13 +268,21 @@ fn truncated_and_corrupt_recordings_are_rejected_cleanly() {
     let bytes = std::fs::read(&rec).unwrap();
     assert!(bytes.len() > 100);
 
+    // Cut inside its last frame (as a tracer killed mid-write leaves it): read up to there,
+    // and said.
     let cut = d.path().join("cut.rec");
     std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
     let out = tracer().arg("dump").arg(&cut).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("truncated at byte"), "{err}");
+    assert!(err.contains("its last frame is cut at byte"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // Cut inside the metadata: refused with the byte.
+    let meta_cut = d.path().join("meta-cut.rec");
+    std::fs::write(&meta_cut, &bytes[..40]).unwrap();
+    let out = tracer().arg("dump").arg(&meta_cut).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated at byte"));
 
     let bad = d.path().join("bad.rec");
     let mut b = bytes.clone();

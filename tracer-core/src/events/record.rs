@@ -191,6 +191,9 @@ pub struct Recording {
     pub stacks: StackTable,
     /// None when the recording has no end marker (tracer killed).
     pub summary: Option<Summary>,
+    /// Where a last frame cut short starts (the tracer was killed while writing it): the
+    /// recording is read up to there.
+    pub cut_at: Option<u64>,
 }
 
 impl Recording {
@@ -243,6 +246,12 @@ impl Recording {
                 });
             }
             if bytes.len() - off < 5 {
+                if have_meta {
+                    // The writer was stopped inside its last frame (SIGKILL can cut a write
+                    // to a file short): everything before it is whole.
+                    rec.cut_at = Some(off as u64);
+                    break;
+                }
                 return Err(FormatError::Truncated {
                     path,
                     offset: off as u64,
@@ -260,6 +269,18 @@ impl Recording {
             }
             let start = off + 5;
             let end = start + len as usize;
+            // A last frame cut short after the metadata: the run's recording up to it. Only a
+            // frame that could be whole (an event of its size; a known tag) counts as cut;
+            // anything else is damage.
+            let plausible = match tag {
+                TAG_EVENT => len as usize == RawEvent::SIZE,
+                TAG_STACK | TAG_HOOK | TAG_END => true,
+                _ => false,
+            };
+            if end > bytes.len() && have_meta && plausible {
+                rec.cut_at = Some(off as u64);
+                break;
+            }
             if end > bytes.len() {
                 return Err(FormatError::Truncated {
                     path,
@@ -478,6 +499,33 @@ mod tests {
             e.starts_with("zero.rec: made by an unknown tracer, recording format 0;"),
             "{e}"
         );
+    }
+
+    /// A tracer killed while writing leaves its last frame cut: the recording reads up to
+    /// it, and says where; a cut inside the metadata, or a frame that could never be whole,
+    /// is still an error.
+    #[test]
+    fn a_last_frame_cut_short_reads_up_to_it() {
+        let b = sample();
+        let full = Recording::parse(&b, "s").unwrap();
+        let header = 13 + b[12] as usize;
+        let meta_len = u32::from_le_bytes(b[header + 1..header + 5].try_into().unwrap()) as usize;
+        let ev_off = header + 5 + meta_len;
+        for cut in [ev_off + 3, ev_off + 100] {
+            let r = Recording::parse(&b[..cut], "cut").unwrap();
+            assert_eq!(r.cut_at, Some(ev_off as u64));
+            assert!(r.raw.is_empty() && r.summary.is_none());
+        }
+        // Cut in the end frame: every event is there.
+        let r = Recording::parse(&b[..b.len() - 3], "cut").unwrap();
+        assert_eq!(r.raw.len(), full.raw.len());
+        assert!(r.cut_at.is_some() && r.summary.is_none());
+        // Inside the metadata: an error.
+        assert!(Recording::parse(&b[..header + 9], "cut").is_err());
+        // An event frame of the wrong size running past the end: damage, not a cut.
+        let mut bad = b[..ev_off + 20].to_vec();
+        bad[ev_off + 1..ev_off + 5].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(Recording::parse(&bad, "bad").is_err());
     }
 
     /// Format 1 (no writer field; the lab recordings kept as test data) still reads.

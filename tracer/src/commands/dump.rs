@@ -85,6 +85,12 @@ pub fn dump(
             file.display()
         );
     }
+    if let Some(at) = rec.cut_at {
+        eprintln!(
+            "tracer: {}: its last frame is cut at byte {at} (the tracer was killed while writing it): read up to there",
+            file.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
