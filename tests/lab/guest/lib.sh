@@ -21,7 +21,8 @@ ship_tree() {
 	done
 }
 
-# wait_ready FILE PID: poll (bounded: 600 x 0.1 s) until FILE exists; fail early if PID died.
+# wait_ready FILE PID [TENTHS]: poll (bounded: TENTHS x 0.1 s, default 600) until FILE
+# exists; fail early if PID died.
 wait_ready() {
 	i=0
 	while [ ! -e "$1" ]; do
@@ -30,19 +31,46 @@ wait_ready() {
 			return 1
 		fi
 		i=$((i + 1))
-		if [ "$i" -ge 600 ]; then
-			echo "LAB: timeout: tracer not ready after 60 s ($1 missing)"
+		if [ "$i" -ge "${3:-600}" ]; then
+			echo "LAB: timeout: tracer not ready after ${3:-600} polls 0.1 s apart ($1 missing)"
 			return 1
 		fi
 		sleep 0.1
 	done
 }
 
+# The control FIFOs of a tracer started with `--control $LAB_CTL --ack $LAB_ACK`.
+LAB_CTL=/tmp/lab-ctl
+LAB_ACK=/tmp/lab-ack
+
+# ask CMD: send a command to the tracer and print its one-line answer (blocking read: the
+# tracer keeps both FIFOs open, so this waits for the answer, not for a time).
+ask() {
+	echo "$1" > $LAB_CTL
+	read -r answer < $LAB_ACK
+	echo "$answer"
+}
+
+# tracer_ready PID: wait (bounded: 600 x 0.1 s) for the FIFOs the tracer creates before it
+# attaches, then (blocking) for its `ready` answer; fail if PID died first.
+tracer_ready() {
+	i=0
+	while [ ! -p $LAB_ACK ] && kill -0 "$1" 2>/dev/null && [ $i -lt 600 ]; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	if [ ! -p $LAB_ACK ]; then
+		echo "LAB: tracer did not start"
+		return 1
+	fi
+	read -r answer < $LAB_ACK
+	[ "$answer" = ready ] || { echo "LAB: the tracer answered \"$answer\", not ready"; return 1; }
+}
+
 # tracer_sync: wait until the boot's tracer processed every event queued so far (a module a
 # trigger loaded is then hooked). A no-op without the tracer's control FIFO (--no-tracer).
 tracer_sync() {
-	[ -p /tmp/lab-ctl ] && [ -p /tmp/lab-ack ] || return 0
-	echo sync > /tmp/lab-ctl
-	read -r answer < /tmp/lab-ack
+	[ -p $LAB_CTL ] && [ -p $LAB_ACK ] || return 0
+	answer=$(ask sync)
 	[ "$answer" = synced ] || { echo "LAB: tracer answered sync with: $answer"; return 1; }
 }

@@ -11,12 +11,14 @@
 mod bench;
 pub mod bpftrace;
 pub mod check;
+mod cycles;
 mod initramfs;
 pub mod kernels;
 pub mod modules;
 pub mod payload;
 pub mod qemu;
 pub mod scenarios;
+mod soak;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -90,6 +92,26 @@ pub struct LabArgs {
     /// Kill the guest after this many seconds (default: scaled to the number of scenarios).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Run guests with this qemu-system-x86_64 (a binary, or a wrapper script that sets its
+    /// library path and passes its arguments on) instead of the one on PATH.
+    #[arg(long, value_name = "PATH")]
+    pub qemu: Option<PathBuf>,
+    /// Run TCG with one host thread per vCPU (MTTCG) instead of one thread for both: faster,
+    /// but it has crashed guests that patch their code (docs/lab.md, "Guest crashes").
+    #[arg(long)]
+    pub tcg_multi_thread: bool,
+    /// Instead of scenarios: start the tracer, run real-driver traffic under it and stop it,
+    /// N times in one boot of each kernel, with other processes busy on the other vCPU all
+    /// along (what switches the kernel's static keys and patches its code most often); every
+    /// guest crash is reported with its Oops line. docs/lab.md, "Guest crashes".
+    #[arg(long, value_name = "N", conflicts_with_all = ["no_tracer", "module", "shell_cmd", "bench"])]
+    pub cycles: Option<u32>,
+    /// Instead of scenarios: one tracer for MINUTES of mixed real-driver traffic and the test
+    /// module's bug patterns, asked for its memory, map fill and losses after every round;
+    /// passes if they stay flat after warm-up, nothing is lost and the run finds exactly what
+    /// its first round found (docs/results.md, "Long runs").
+    #[arg(long, value_name = "MINUTES", conflicts_with_all = ["no_tracer", "module", "shell_cmd", "bench", "matrix", "cycles"])]
+    pub soak: Option<u32>,
     /// Show the guest console as it runs.
     #[arg(long, short)]
     pub verbose: bool,
@@ -162,7 +184,19 @@ pub fn run(args: LabArgs) -> Result<()> {
         keep: args.keep,
         timeout: args.timeout.map(Duration::from_secs),
         verbose: args.verbose,
+        emulator: qemu::Emulator {
+            qemu: args.qemu.clone(),
+            multi_thread: args.tcg_multi_thread,
+        },
     };
+
+    if let Some(n) = args.cycles {
+        let all: Vec<GuestOptions> = kernels_.iter().map(opts).collect();
+        return cycles::run(&all, n);
+    }
+    if let Some(m) = args.soak {
+        return soak::run(&opts(&kernels_[0]), m);
+    }
 
     if args.bench {
         let configs = bench::select_configs(&args.bench_configs)?;
@@ -319,6 +353,10 @@ pub fn run(args: LabArgs) -> Result<()> {
         "lab: {real} of {} scenario(s) run real drivers only (no module of ours)",
         selected.len()
     );
+    let reboots = REBOOTS.load(std::sync::atomic::Ordering::Relaxed);
+    if reboots > 0 {
+        println!("lab: {reboots} guest(s) died before their init ran and were booted again (an emulator hiccup: docs/lab.md, \"Guest crashes\")");
+    }
     // A closing line test summaries understand.
     println!("lab: {passed} passed, {failed} failed");
     for b in &boot_recordings {
@@ -367,6 +405,9 @@ fn show_findings(tracer: &Path, runs: &[ScenarioRun]) {
     }
 }
 
+/// Boots run again because the guest kernel died before its init ran.
+static REBOOTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// What a boot needs besides the guest script.
 #[derive(Clone)]
 pub struct GuestOptions {
@@ -379,6 +420,7 @@ pub struct GuestOptions {
     /// None: [`default_timeout`] for what the guest runs.
     pub timeout: Option<Duration>,
     pub verbose: bool,
+    pub emulator: qemu::Emulator,
 }
 
 /// Time for a boot running `scenarios` recordings (0 for a plain command). Under TCG a kernel
@@ -476,6 +518,7 @@ pub fn boot_guest(
             .timeout
             .unwrap_or_else(|| default_timeout(recordings, opts.tracer.is_some())),
         echo_console: opts.verbose,
+        emulator: &opts.emulator,
     });
     if !opts.keep {
         let _ = fs::remove_dir_all(run_dir.join("initramfs.d"));
@@ -585,7 +628,9 @@ pub fn run_scenarios(
         let script = scenarios::guest_script(&runnable, opts.tracer.is_some(), &opts.tracer_args);
         let mut r = boot_guest(opts, &script, &kos, &[], runnable.len())?;
         if r.died_before_init() {
-            // Nothing of the lab ran: not a verdict on anything, so one more boot.
+            // Nothing of the lab ran: not a verdict on anything, so one more boot (counted:
+            // the closing lines say how many).
+            REBOOTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             eprintln!(
                 "lab: the {} guest kernel died before its init ran ({}); booting it again",
                 k.kver,

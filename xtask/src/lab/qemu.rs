@@ -33,6 +33,57 @@ pub struct BootConfig<'a> {
     pub timeout: Duration,
     /// Echo the guest console to our stdout as it arrives.
     pub echo_console: bool,
+    pub emulator: &'a Emulator,
+}
+
+/// Which qemu runs the guest, and how TCG schedules its vCPUs.
+#[derive(Debug, Clone, Default)]
+pub struct Emulator {
+    /// A qemu-system-x86_64 binary; None: the one on PATH.
+    pub qemu: Option<PathBuf>,
+    /// One host thread per vCPU (MTTCG) instead of one for all.
+    pub multi_thread: bool,
+}
+
+impl Emulator {
+    /// `-accel` value. Single-threaded by default: with a thread per vCPU, code one vCPU
+    /// patches (text_poke_bp: int3, sync, rest) while the other runs it was sometimes run
+    /// stale, and the kernel died of an `Oops: int3` it could not attribute (at boot in
+    /// sched_clock_cpu, in ww_mutex_lock when a second tracer attached during traffic, and at
+    /// static-key sites of the mmap_lock and sys_exit tracepoints while tracing started or
+    /// stopped). `cargo xtask lab --cycles` measures it: docs/lab.md, "Guest crashes".
+    pub fn accel(&self) -> &'static str {
+        if self.multi_thread {
+            "tcg,thread=multi"
+        } else {
+            "tcg,thread=single"
+        }
+    }
+
+    pub fn binary(&self) -> Result<PathBuf> {
+        match &self.qemu {
+            Some(q) if q.is_file() => Ok(q.clone()),
+            Some(q) => bail!("--qemu {}: no such file", q.display()),
+            None => super::initramfs::find_tool("qemu-system-x86_64").context(
+                "qemu-system-x86_64 not found; install qemu-system-x86 (`cargo xtask setup`)",
+            ),
+        }
+    }
+
+    /// `qemu-system-x86_64 --version`'s first line, for reports.
+    pub fn version(&self) -> String {
+        self.binary()
+            .ok()
+            .and_then(|q| Command::new(q).arg("--version").output().ok())
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "qemu (version unknown)".into())
+    }
 }
 
 pub struct BootResult {
@@ -92,22 +143,17 @@ fn console_reached_init(console: &str) -> bool {
 }
 
 pub fn boot(cfg: &BootConfig) -> Result<BootResult> {
-    let qemu = super::initramfs::find_tool("qemu-system-x86_64")
-        .context("qemu-system-x86_64 not found; install qemu-system-x86 (`cargo xtask setup`)")?;
+    let qemu = cfg.emulator.binary()?;
     fs::create_dir_all(cfg.run_dir)?;
     let console_log = cfg.run_dir.join("console.log");
     let channel = cfg.run_dir.join("channel.raw");
     let _ = fs::remove_file(&channel);
     let mut child = Command::new(qemu)
         // /dev/kvm on these machines cannot run a stock guest; TCG is slower but works.
-        // One TCG thread for both vCPUs: with a thread per vCPU, code one vCPU patches
-        // (text_poke_bp: int3, sync, rest) while the other runs it is sometimes run stale,
-        // and the kernel dies of an `Oops: int3` it cannot attribute (seen at boot in
-        // sched_clock_cpu, and in ww_mutex_lock when a second tracer attached during
-        // traffic). A real CPU has no such window.
+        // How TCG runs the vCPUs: [`Emulator::accel`].
         .args([
             "-accel",
-            "tcg,thread=single",
+            cfg.emulator.accel(),
             "-m",
             "2G",
             "-smp",

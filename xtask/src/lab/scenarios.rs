@@ -176,31 +176,17 @@ pub fn guest_script(list: &[&Scenario], tracer: bool, tracer_args: &str) -> Stri
 
 const RUN_SCENARIO: &str = r#"
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
-CTL=/tmp/lab-ctl
-ACK=/tmp/lab-ack
 tp=
-
-# ask CMD: send a command to the tracer and print its one-line answer (blocking read: the
-# tracer keeps both FIFOs open, so this waits for the answer, not for a time).
-ask() {
-	echo "$1" > $CTL
-	read -r answer < $ACK
-	echo "$answer"
-}
 
 start_tracer() {
 	mkdir -p /out/recs
 	t0=$(uptime_s)
-	/bin/tracer record $TRACER_ARGS -o /out/boot.rec --segments /out/recs --control $CTL --ack $ACK 2> /out/tracer.stderr &
+	/bin/tracer record $TRACER_ARGS -o /out/boot.rec --segments /out/recs --control $LAB_CTL --ack $LAB_ACK 2> /out/tracer.stderr &
 	tp=$!
-	# The FIFOs appear before the tracer attaches; wait for them (bounded) then for "ready".
-	i=0
-	while [ ! -p $ACK ] && kill -0 $tp 2>/dev/null && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
-	if [ ! -p $ACK ]; then
-		echo "LAB: tracer did not start"; cat /out/tracer.stderr; tp=; return 1
+	if ! tracer_ready $tp; then
+		cat /out/tracer.stderr; tp=; return 1
 	fi
-	read -r answer < $ACK
-	echo "LAB: tracer $answer after $(awk "BEGIN{print $(uptime_s) - $t0}") s"
+	echo "LAB: tracer ready after $(awk "BEGIN{print $(uptime_s) - $t0}") s"
 	echo "ready_after=$(awk "BEGIN{print $(uptime_s) - $t0}")" > /out/tracer.status
 }
 
