@@ -467,4 +467,7 @@ mod pod {
     unsafe impl aya::Pod for super::FuncDesc {}
     unsafe impl aya::Pod for super::FuncSlot {}
     unsafe impl aya::Pod for super::KmemBuf {}
+    // Only ever read from the map (`tracer record`'s `stats`), never written: any bytes the
+    // kernel holds are a valid value of its integer fields.
+    unsafe impl aya::Pod for super::TaskFrames {}
 }

@@ -225,9 +225,13 @@ pub struct RecordArgs {
     pub segments: Option<PathBuf>,
     /// A FIFO the tracer creates and reads commands from, one per line:
     /// `start NAME` opens DIR/NAME.rec; `stop` drains every event the kernel
-    /// has queued so far into it and closes it. Each command is acknowledged
-    /// by a line on --ack (`ready` once attached, `started NAME`,
-    /// `stopped NAME EVENTS`, or `error: ...`).
+    /// has queued so far into it and closes it; `sync` returns once every
+    /// event queued before it is processed (a module just loaded is then
+    /// hooked); `stats` answers `stats key=value ...` (events, lost,
+    /// untracked, stacks, thread_slots, sites, hooks, rss_kib: what a long
+    /// run is watched by). Each command is acknowledged by a line on --ack
+    /// (`ready` once attached, `started NAME`, `stopped NAME EVENTS`,
+    /// `synced`, `stats ...`, or `error: ...`).
     #[arg(long, value_name = "FIFO", requires = "ack")]
     pub control: Option<PathBuf>,
     /// The FIFO (created by the tracer) acknowledgements are written to.

@@ -1,5 +1,6 @@
 //! The tracer binary on this machine's real kernel: probes, record, dump, and
-//! that no program stays loaded after Ctrl-C, SIGTERM or an error exit.
+//! that no program stays loaded after Ctrl-C, SIGTERM, kill -9, an error exit or
+//! (with `--features failpoints`) a panic.
 //!
 //! These need root (CI runs as root). Without root each test says so and
 //! returns: nothing can be checked then.
@@ -125,7 +126,16 @@ fn spawn_recording(
     out: &Path,
     args: &[&str],
 ) -> (Child, BufReader<std::process::ChildStderr>, Vec<String>) {
-    let mut child = tracer()
+    spawn_recording_by(tracer(), out, args)
+}
+
+/// `spawn_recording` with the tracer command `cmd` (e.g. its environment set).
+fn spawn_recording_by(
+    mut cmd: Command,
+    out: &Path,
+    args: &[&str],
+) -> (Child, BufReader<std::process::ChildStderr>, Vec<String>) {
+    let mut child = cmd
         .arg("record")
         .args(args)
         .arg("-o")
@@ -530,4 +540,306 @@ fn floor_runs_empty_programs_and_prog_stats_counts_them() {
     assert!(!lines.iter().any(|l| l.contains("floor mode")));
     assert!(prog_runs(&lines, "mmap_lock_") > 0, "{lines:?}");
     assert_eq!(prog_runs(&lines, "floor_raw_tp"), 0, "{lines:?}");
+}
+
+/// The fail point's line on a panicking tracer's stderr: `tracer: internal error (a bug):
+/// failpoint NAME panic at ...` (the message `fail` panics with). Exactly one such line,
+/// and none of the default hook's `panicked at` ones.
+#[cfg(feature = "failpoints")]
+fn assert_one_internal_error_line(err: &[String], failpoint: &str, rec: &Path) {
+    let internal: Vec<&String> = err
+        .iter()
+        .filter(|l| l.contains("internal error"))
+        .collect();
+    assert_eq!(internal.len(), 1, "{err:?}");
+    let l = internal[0].trim_end();
+    assert!(
+        l.starts_with(&format!(
+            "tracer: internal error (a bug): failpoint {failpoint} panic at "
+        )),
+        "{l}"
+    );
+    assert!(l.contains(&rec.display().to_string()), "{l}");
+    assert!(l.contains("please report"), "{l}");
+    assert!(!err.iter().any(|l| l.contains("panicked at")), "{err:?}");
+}
+
+/// A panic (a bug) anywhere in the tracer ends it at once, like an error: one line saying
+/// so, a failure status, nothing left loaded, and a recording that reads up to its last
+/// batch written out, never a tracer left running without its session. Fail points
+/// (`--features failpoints`) panic on the session's thread: between two batches, just
+/// after one was written out, and in the middle of one, its frames staged but not written.
+#[cfg(feature = "failpoints")]
+#[test]
+#[ignore = "needs root: loads BPF programs (cargo xtask test runs it)"]
+fn a_panic_ends_the_tracer_with_one_line_nothing_loaded_and_a_readable_recording() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        our_programs_after_exit().is_empty(),
+        "programs loaded before the test"
+    );
+    assert!(
+        our_maps_after_exit().is_empty(),
+        "maps loaded before the test"
+    );
+    // After three batches written out (so the recording has events); after 300 events,
+    // whichever batch they fall in.
+    for (failpoint, config) in [
+        ("pump-batch", "pump-batch=3*off->panic"),
+        ("pump-event", "pump-event=300*off->panic"),
+    ] {
+        let (_d, rec) = tmp("panic.rec");
+        let mut cmd = tracer();
+        // The line alone: no backtrace under it whatever the caller's environment says.
+        cmd.env("FAILPOINTS", config).env_remove("RUST_BACKTRACE");
+        let (child, rd, _) = spawn_recording_by(cmd, &rec, &["--all-events"]);
+        let mut child = Running(child);
+        let rest = std::thread::spawn(move || rd.lines().map_while(Result::ok).collect::<Vec<_>>());
+        let ours: std::collections::HashSet<u32> = aya::programs::loaded_programs()
+            .filter_map(|p| p.ok())
+            .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.contains(&n)))
+            .map(|p| p.id())
+            .collect();
+        assert!(!ours.is_empty(), "programs not visible while running");
+        // Work (processes taking mmap_lock) until the fail point ends the tracer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{failpoint}: the tracer still runs"
+            );
+            Command::new("/bin/true").status().unwrap();
+        };
+        let err = rest.join().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            None,
+            "{failpoint}: {status:?} {err:?}"
+        );
+        assert_eq!(status.code(), Some(2), "{failpoint}: {err:?}");
+        assert_one_internal_error_line(&err, failpoint, &rec);
+
+        let left = our_programs_after_exit();
+        assert!(left.is_empty(), "{failpoint}: programs left: {left:?}");
+        let links = aya::programs::loaded_links()
+            .filter_map(|l| l.ok())
+            .filter(|l| ours.contains(&l.program_id()))
+            .count();
+        assert_eq!(links, 0, "{failpoint}: links left");
+        let left = our_maps_after_exit();
+        assert!(left.is_empty(), "{failpoint}: maps left: {left:?}");
+
+        // Whole frames only: no end marker, no frame cut.
+        let r = tracer::session::read_recording(&rec).expect("a panicked tracer's recording reads");
+        assert!(r.summary.is_none(), "{failpoint}");
+        if failpoint == "pump-batch" {
+            assert!(!r.raw.is_empty(), "no event in the recording");
+        }
+        let dump = tracer().arg("dump").arg(&rec).output().unwrap();
+        let derr = String::from_utf8_lossy(&dump.stderr);
+        assert!(dump.status.success(), "{failpoint}: {derr}");
+        assert!(derr.contains("no end marker"), "{derr}");
+        assert!(!derr.contains("cut at byte"), "{failpoint}: {derr}");
+        let analyze = tracer().arg("analyze").arg(&rec).output().unwrap();
+        assert!(
+            matches!(analyze.status.code(), Some(0 | 1)),
+            "{failpoint}: {}",
+            String::from_utf8_lossy(&analyze.stderr)
+        );
+    }
+}
+
+/// Polls `cond` (a bounded number of times, a short pause between) until it holds.
+#[cfg(feature = "failpoints")]
+fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A private tmux server (its own socket), killed when dropped.
+#[cfg(feature = "failpoints")]
+struct Tmux(String);
+
+#[cfg(feature = "failpoints")]
+impl Tmux {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.0])
+            .args(args)
+            .output()
+            .expect("running tmux (cargo xtask setup installs it)")
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
+    }
+}
+
+#[cfg(feature = "failpoints")]
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// A panic on a thread other than the session's: the live view's key reader. It must end
+/// the tracer as a panic on the session's thread does (not end the session as if the user
+/// quit, with a success status), with the terminal given back.
+#[cfg(feature = "failpoints")]
+#[test]
+#[ignore = "needs root and tmux: the live view over loaded BPF programs (cargo xtask test runs it)"]
+fn a_panic_in_the_live_views_key_thread_ends_the_tracer_too() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        our_programs_after_exit().is_empty(),
+        "programs loaded before the test"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let (rec, err, exit) = (
+        d.path().join("live.rec"),
+        d.path().join("err"),
+        d.path().join("exit"),
+    );
+    let tmux = Tmux(format!("tracer-lifecycle-{}", std::process::id()));
+    let o = tmux.run(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "env",
+        "PS1=lifecycle$ ",
+        "TERM=xterm-256color",
+        "sh",
+        "-i",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    poll_until("the shell prompt", || tmux.screen().contains("lifecycle$"));
+    let cmd = format!(
+        "FAILPOINTS=tui-key=panic RUST_BACKTRACE=0 {} --all-events --record {} 2>{}; echo $? >{}",
+        env!("CARGO_BIN_EXE_tracer"),
+        rec.display(),
+        err.display(),
+        exit.display()
+    );
+    assert!(tmux
+        .run(&["send-keys", "-t", "t", "-l", &cmd])
+        .status
+        .success());
+    assert!(tmux
+        .run(&["send-keys", "-t", "t", "Enter"])
+        .status
+        .success());
+    // The view is up (its status line), and events reach the recording.
+    poll_until("the live view", || tmux.screen().contains(" events, "));
+    let header = std::fs::metadata(&rec).unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&rec).unwrap().len() <= header + 4096 {
+        assert!(std::time::Instant::now() < deadline, "no events recorded");
+        Command::new("/bin/true").status().unwrap();
+    }
+    // A key: the reader thread panics.
+    assert!(tmux.run(&["send-keys", "-t", "t", "Down"]).status.success());
+    poll_until("the tracer's exit", || {
+        std::fs::read_to_string(&exit).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let code = std::fs::read_to_string(&exit).unwrap();
+    let err: Vec<String> = std::fs::read_to_string(&err)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(code.trim(), "2", "{err:?}");
+    assert_one_internal_error_line(&err, "tui-key", &rec);
+    let alt = tmux.run(&["display", "-p", "-t", "t", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+
+    let left = our_programs_after_exit();
+    assert!(left.is_empty(), "programs left: {left:?}");
+    let left = our_maps_after_exit();
+    assert!(left.is_empty(), "maps left: {left:?}");
+    let r = tracer::session::read_recording(&rec).expect("the recording reads");
+    assert!(r.summary.is_none());
+    assert!(!r.raw.is_empty(), "no event in the recording");
+    let dump = tracer().arg("dump").arg(&rec).output().unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+}
+
+/// `tracer run`'s workload does not outlive a panicking tracer (as it does not outlive a
+/// stopped run): the hook kills its process group, since the exit skips the drop that
+/// would have killed it.
+#[cfg(feature = "failpoints")]
+#[test]
+#[ignore = "needs root: loads BPF programs (cargo xtask test runs it)"]
+fn a_panic_in_tracer_run_takes_its_workload_along() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = tempfile::tempdir().unwrap();
+    let (rec, pidfile) = (d.path().join("run.rec"), d.path().join("pid"));
+    // The workload takes mmap_lock in every exec: the batches that trip the fail point. Its
+    // output elsewhere: a workload left running must not keep the tracer's stderr open.
+    let script = format!(
+        "exec >/dev/null 2>&1; echo $$ >{}; while :; do /bin/true; done",
+        pidfile.display()
+    );
+    let child = tracer()
+        .env("FAILPOINTS", "pump-batch=3*off->panic")
+        .env("RUST_BACKTRACE", "0")
+        .args(["run", "--all-events", "--record"])
+        .arg(&rec)
+        .args(["--", "sh", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Running(child);
+    let rd = BufReader::new(child.stderr.take().unwrap());
+    let err: Vec<String> = rd.lines().map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{status:?} {err:?}");
+    assert_one_internal_error_line(&err, "pump-batch", &rec);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // A failed check leaves no workload looping behind it.
+    struct Group(u32);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                // SAFETY: kill(2) on the workload's group; one already gone (ESRCH) is fine.
+                unsafe { libc::kill(-(self.0 as i32), libc::SIGKILL) };
+            }
+        }
+    }
+    let _group = Group(pid);
+    // Gone, or a zombie waiting for init to reap it.
+    poll_until("the workload's end", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+            s.rsplit(") ").next().is_some_and(|r| r.starts_with('Z'))
+        })
+    });
+    let left = our_programs_after_exit();
+    assert!(left.is_empty(), "programs left: {left:?}");
+    assert!(!tracer::session::read_recording(&rec)
+        .expect("the recording reads")
+        .raw
+        .is_empty());
 }

@@ -110,7 +110,17 @@ fn test() -> Result<()> {
     // The tests that need root (they load BPF programs) or tmux are `#[ignore]`d, so a
     // plain `cargo test` lists them as ignored instead of passing them unrun.
     if is_root() {
-        cargo(&["test", "--workspace", "--locked", "--", "--ignored"])?;
+        // With the fail points compiled in: the panic tests trigger one (inert without
+        // FAILPOINTS in the environment).
+        cargo(&[
+            "test",
+            "--workspace",
+            "--locked",
+            "--features",
+            "tracer/failpoints",
+            "--",
+            "--ignored",
+        ])?;
     } else {
         println!("xtask: not root: the tests that load BPF programs were not run (cargo test lists them as ignored)");
     }
@@ -124,8 +134,15 @@ fn test() -> Result<()> {
             .collect::<Vec<_>>(),
     )?;
     lab::run(lab_args(false, false))?;
-    payload_example()
+    payload_example()?;
+    // A short soak: the same judgement as the 30-minute one (docs/results.md, "Long runs").
+    let mut soak = lab_args(false, false);
+    soak.soak = Some(SOAK_SMOKE_MINUTES);
+    lab::run(soak)
 }
+
+/// Minutes of the soak `cargo xtask test` runs.
+const SOAK_SMOKE_MINUTES: u32 = 3;
 
 /// The worked example of docs/lab.md ("Bring your own suite"), end to end: the example suite
 /// built as an ordinary dynamically linked host program, run in the guest with

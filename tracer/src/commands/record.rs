@@ -19,6 +19,9 @@ enum Control {
     /// read has been processed: a script that loaded a module can wait until
     /// its callbacks are hooked.
     Sync,
+    /// Answered `stats key=value ...` (memory, map fill, events, losses): what a long run
+    /// is watched by (`cargo xtask lab --soak`).
+    Stats,
 }
 
 fn parse_control(line: &str) -> Result<Control, String> {
@@ -32,8 +35,9 @@ fn parse_control(line: &str) -> Result<Control, String> {
         )),
         None if line == "stop" => Ok(Control::Stop),
         None if line == "sync" => Ok(Control::Sync),
+        None if line == "stats" => Ok(Control::Stats),
         _ => Err(format!(
-            "unknown command `{line}` (expected `start NAME`, `stop` or `sync`)"
+            "unknown command `{line}` (expected `start NAME`, `stop`, `sync` or `stats`)"
         )),
     }
 }
@@ -150,5 +154,6 @@ fn control_reply(s: &mut Session, dir: &Path, line: &str) -> Result<String> {
             None => "error: no segment started".into(),
         },
         Ok(Control::Sync) => "synced".into(),
+        Ok(Control::Stats) => format!("stats {}", s.source.live.stats_line()),
     })
 }

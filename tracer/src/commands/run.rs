@@ -20,7 +20,7 @@ use tracer_core::{
 use super::analyze::{emit, load_allow};
 use crate::{
     cli::RunArgs,
-    session::{Session, Stop},
+    session::{self, Session, Stop},
 };
 
 /// How long a workload gets between SIGTERM and SIGKILL at `--timeout` or
@@ -65,8 +65,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut child = spawn(&args.command, &cmdline)?;
     let pgid = child.id();
+    session::crash::workload(pgid);
     eprintln!("tracer: tracing `{cmdline}` (pid {})", pgid.unwrap_or(0));
-    let (end, stopped) = trace_until_exit(&mut s, &mut engine, &mut child, args.timeout).await?;
+    let traced = trace_until_exit(&mut s, &mut engine, &mut child, args.timeout).await;
+    session::crash::workload(None);
+    let (end, stopped) = traced?;
     let elapsed = started.elapsed();
     // Whatever the workload left behind in its group does not outlive the run.
     if stopped {

@@ -1376,6 +1376,30 @@ impl Tracer {
             .unwrap_or_default()
     }
 
+    /// Fill of the per-thread slots (`THREADS`): (live owners, owners that exited and whose
+    /// slot any thread may take over). Reads the whole array: for occasional stats only.
+    pub fn thread_slots(&self) -> Result<(u32, u32)> {
+        let m = self.ebpf.map("THREADS").context("THREADS map")?;
+        let a = Array::<_, tracer_common::TaskFrames>::try_from(m)?;
+        let (mut live, mut exited) = (0, 0);
+        for i in 0..tracer_common::THREAD_SLOTS {
+            let owner = a.get(&i, 0).context("reading THREADS")?.owner;
+            if owner & (1 << 63) != 0 {
+                exited += 1;
+            } else if owner != 0 {
+                live += 1;
+            }
+        }
+        Ok((live, exited))
+    }
+
+    /// Entries of the call-site cache (`SITES`, an LRU map of 8192).
+    pub fn site_entries(&self) -> Result<usize> {
+        let m = self.ebpf.map("SITES").context("SITES map")?;
+        let h = BpfHashMap::<_, [u64; 3], i64>::try_from(m)?;
+        Ok(h.keys().filter(|k| k.is_ok()).count())
+    }
+
     pub fn attached_count(&self) -> usize {
         self.status
             .iter()

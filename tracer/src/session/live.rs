@@ -47,6 +47,8 @@ pub struct Live {
     pub failed_stacks: std::collections::BTreeMap<i64, u64>,
     /// One-frame stacks of call sites standing in for failed stack walks, by call site.
     call_site_ids: std::collections::HashMap<u64, u32>,
+    /// Events taken from the ring so far.
+    pub processed: u64,
 }
 
 /// What one raw event brought beyond itself.
@@ -86,6 +88,7 @@ impl Live {
             skipped_sites: 0,
             failed_stacks: Default::default(),
             call_site_ids: Default::default(),
+            processed: 0,
         })
     }
 
@@ -112,6 +115,7 @@ impl Live {
     /// of its own above the stack map's (`r.stack_id` is rewritten to it), so recordings and
     /// the engine see an ordinary stack.
     pub fn process(&mut self, r: &mut RawEvent) -> Extras {
+        self.processed += 1;
         let mut x = Extras::default();
         if let Some(site) = tracer_common::call_site_of(r.stack_id) {
             *self.failed_stacks.entry(EEXIST).or_default() += 1;
@@ -189,6 +193,33 @@ impl Live {
             }
             self.symbolizer = KernelSymbolizer::new();
         }
+    }
+
+    /// One line of `key=value` figures a long run is watched by (the `stats` control command
+    /// of `tracer record`): what the process holds and how full the kernel side's bounded
+    /// maps are. A map that cannot be read says `unreadable` rather than a made-up 0.
+    pub fn stats_line(&self) -> String {
+        let t = &self.tracer;
+        let (slots, exited) = match t.thread_slots() {
+            Ok((l, e)) => (l.to_string(), e.to_string()),
+            Err(_) => ("unreadable".into(), "unreadable".into()),
+        };
+        let sites = t
+            .site_entries()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "unreadable".into());
+        format!(
+            "events={} lost={} untracked={} lost_returns={} stacks={} failed_stacks={} thread_slots={slots} thread_slots_exited={exited} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
+            self.processed,
+            self.lost_per_cpu().iter().sum::<u64>(),
+            t.stateless_calls(),
+            t.lost_returns(),
+            self.stacks.len(),
+            self.failed_stacks.values().sum::<u64>(),
+            tracer_common::THREAD_SLOTS,
+            t.attached_count(),
+            rss_kib().map(|k| k.to_string()).unwrap_or_else(|| "unreadable".into()),
+        )
     }
 
     pub fn lost_per_cpu(&self) -> Vec<u64> {
@@ -309,4 +340,13 @@ fn drain_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<RawEvent>) -> u64 {
         }
     }
     short
+}
+
+/// This process's resident set (`/proc/self/statm`'s second field, in pages).
+fn rss_kib() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?.max(1) / 1024)
 }

@@ -8,6 +8,7 @@
 //! A recording is the other source: `read_recording` and `replay_file`, which judge it
 //! through `tracer_core::replay` (one order, one configuration, for every command).
 
+pub mod crash;
 pub mod live;
 pub mod recfile;
 pub mod stop;
@@ -105,6 +106,9 @@ impl Source {
             if let Some((_, f)) = self.segment.as_mut() {
                 f.write(r, &x.new_hooks, &self.live.stacks)?;
             }
+            // Tests: a panic in the middle of a batch, its frames staged but not written.
+            #[cfg(feature = "failpoints")]
+            fail::fail_point!("pump-event");
             let Some(c) = to.as_deref_mut() else { continue };
             if let Some((id, frames)) = x.new_stack {
                 c.stack(id, frames);
@@ -120,6 +124,14 @@ impl Source {
         if let Some(f) = self.recording.as_mut() {
             f.flush()?;
         }
+        if let Some((_, f)) = self.segment.as_mut() {
+            f.flush()?;
+        }
+        // Tests: a panic between two batches, the last one just written out.
+        #[cfg(feature = "failpoints")]
+        if n > 0 {
+            fail::fail_point!("pump-batch");
+        }
         Ok(n)
     }
 
@@ -133,6 +145,7 @@ impl Source {
     pub fn open_segment(&mut self, name: &str, path: &Path) -> Result<()> {
         let meta = meta_of(&self.live.tracer, self.meta.full_stream);
         self.segment = Some((name.to_string(), RecFile::create(path, &meta)?));
+        crash::segment(Some(path));
         Ok(())
     }
 
@@ -140,6 +153,7 @@ impl Source {
     pub fn close_segment(&mut self) -> Result<Option<(String, u64)>> {
         let lost = self.live.lost_per_cpu();
         let errors = self.errors();
+        crash::segment(None);
         match self.segment.take() {
             Some((name, f)) => Ok(Some((name, f.finish(lost, errors)?))),
             None => Ok(None),
@@ -191,6 +205,7 @@ impl Session {
     pub fn begin(&mut self) -> Result<()> {
         if let Some(p) = &self.record {
             self.source.recording = Some(RecFile::create(p, &self.source.meta)?);
+            crash::recording(Some(p));
         }
         if let Some(p) = &self.ready_file {
             std::fs::File::create(p)
@@ -213,6 +228,7 @@ impl Session {
         let lost = self.source.live.lost_per_cpu();
         self.source.close_segment()?;
         let errors = self.source.errors();
+        crash::recording(None);
         let recorded = match self.source.recording.take() {
             Some(f) => Some(f.finish(lost.clone(), errors)?),
             None => None,

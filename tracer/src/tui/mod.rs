@@ -101,7 +101,12 @@ fn key_reader() -> mpsc::UnboundedReceiver<Option<KeyEvent>> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || loop {
         let msg = match event::read() {
-            Ok(TermEvent::Key(k)) => Some(k),
+            Ok(TermEvent::Key(k)) => {
+                // Tests: a panic on a thread other than the session's.
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("tui-key");
+                Some(k)
+            }
             Ok(TermEvent::Resize(..)) => None,
             Ok(_) => continue,
             Err(_) => return,
