@@ -92,6 +92,8 @@ fn stats_start_stop_and_errors_over_the_control_fifo() {
         "stacks",
         "failed_stacks",
         "thread_slots",
+        "thread_slots_gone",
+        "thread_slots_kernel",
         "thread_slots_exited",
         "sites",
     ] {

@@ -120,11 +120,13 @@ pub async fn record(args: RecordArgs) -> Result<ExitCode> {
         }
     }
     let stacks = s.source.live.stacks.len();
+    // Without a whole-run recording (segments only), the events taken from the ring.
+    let processed = s.source.live.processed;
     let end = s.finish()?;
     let lost_total: u64 = end.lost.iter().sum();
     eprintln!(
         "tracer: {} events in {:.1}s, {stacks} stacks, {lost_total} lost{}",
-        end.recorded.unwrap_or(0),
+        end.recorded.unwrap_or(processed),
         started.elapsed().as_secs_f64(),
         if lost_total > 0 {
             " (ring buffer full: raise --ring-mib)"

@@ -1376,21 +1376,30 @@ impl Tracer {
             .unwrap_or_default()
     }
 
-    /// Fill of the per-thread slots (`THREADS`): (live owners, owners that exited and whose
-    /// slot any thread may take over). Reads the whole array: for occasional stats only.
-    pub fn thread_slots(&self) -> Result<(u32, u32)> {
+    /// Fill of the per-thread slots (`THREADS`). Reads the whole array: for occasional stats
+    /// only.
+    pub fn thread_slots(&self) -> Result<SlotFill> {
         let m = self.ebpf.map("THREADS").context("THREADS map")?;
         let a = Array::<_, tracer_common::TaskFrames>::try_from(m)?;
-        let (mut live, mut exited) = (0, 0);
+        let mut fill = SlotFill::default();
         for i in 0..tracer_common::THREAD_SLOTS {
             let owner = a.get(&i, 0).context("reading THREADS")?.owner;
             if owner & (1 << 63) != 0 {
-                exited += 1;
+                fill.exited += 1;
             } else if owner != 0 {
-                live += 1;
+                fill.live += 1;
+                // The owner is a pid_tgid; /proc/<tid> exists for every live thread (listed
+                // or not). One that is gone left state behind that no exit marked.
+                let tid = owner as u32;
+                match std::fs::read(format!("/proc/{tid}/cmdline")) {
+                    Err(_) => fill.gone += 1,
+                    // A kernel thread's is empty (a kworker that ran a dma-buf release).
+                    Ok(c) if c.is_empty() => fill.kernel += 1,
+                    Ok(_) => {}
+                }
             }
         }
-        Ok((live, exited))
+        Ok(fill)
     }
 
     /// Entries of the call-site cache (`SITES`, an LRU map of 8192).
@@ -1406,6 +1415,19 @@ impl Tracer {
             .filter(|s| s.state == ProbeState::Attached)
             .count()
     }
+}
+
+/// How the per-thread slots are used.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SlotFill {
+    /// Owned by a thread that has not passed its exit.
+    pub live: u32,
+    /// Of those, owners that no longer exist (they exited unseen).
+    pub gone: u32,
+    /// Of those, kernel threads (workers live long and come and go with the load).
+    pub kernel: u32,
+    /// Owners that exited: any thread may take the slot over.
+    pub exited: u32,
 }
 
 /// `recursion_misses` of the program behind `fd` (BPF_OBJ_GET_INFO_BY_FD).

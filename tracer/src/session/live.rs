@@ -200,16 +200,19 @@ impl Live {
     /// maps are. A map that cannot be read says `unreadable` rather than a made-up 0.
     pub fn stats_line(&self) -> String {
         let t = &self.tracer;
-        let (slots, exited) = match t.thread_slots() {
-            Ok((l, e)) => (l.to_string(), e.to_string()),
-            Err(_) => ("unreadable".into(), "unreadable".into()),
+        let slots = match t.thread_slots() {
+            Ok(f) => format!(
+                "thread_slots={} thread_slots_kernel={} thread_slots_gone={} thread_slots_exited={}",
+                f.live, f.kernel, f.gone, f.exited
+            ),
+            Err(_) => "thread_slots=unreadable".into(),
         };
         let sites = t
             .site_entries()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "unreadable".into());
         format!(
-            "events={} lost={} untracked={} lost_returns={} stacks={} failed_stacks={} thread_slots={slots} thread_slots_exited={exited} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
+            "events={} lost={} untracked={} lost_returns={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
             self.processed,
             self.lost_per_cpu().iter().sum::<u64>(),
             t.stateless_calls(),

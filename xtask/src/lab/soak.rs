@@ -16,6 +16,10 @@ use super::{boot_guest, modules, repo_root, GuestOptions};
 /// a repeated mix stops producing.
 const RSS_GROWTH_MAX: f64 = 0.10;
 
+/// The soak is recorded in segments of this long, each analysed and deleted in the guest: the
+/// mix records about 14 MB a minute, and the guest has 2 GiB.
+const SEGMENT_SECONDS: u32 = 300;
+
 /// One `stats.log` line: `t=<uptime> round=<n> phase=<short|soak|end> guest_rss_kib=<kib>
 /// stats key=value ...` (the tracer's answer to the `stats` control command).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +86,7 @@ pub fn judge(
     samples: &[Sample],
     status: &BTreeMap<String, String>,
     short: &BTreeSet<(String, String)>,
-    soak: &BTreeSet<(String, String)>,
+    segments: &[(String, BTreeSet<(String, String)>)],
 ) -> Judgement {
     let mut j = Judgement::default();
     let soaked: Vec<&Sample> = samples.iter().filter(|s| s.phase != "short").collect();
@@ -128,6 +132,12 @@ pub fn judge(
     }
     for (k, what) in [
         ("thread_slots", "per-thread slots in use"),
+        ("thread_slots_kernel", "of them owned by kernel threads"),
+        ("guest_kthreads", "kernel threads alive in the guest"),
+        (
+            "thread_slots_gone",
+            "slots of live owners whose thread is gone",
+        ),
         ("sites", "call-site cache entries"),
         ("stacks", "stacks in the stack table"),
         ("hooks", "hooks attached"),
@@ -147,6 +157,15 @@ pub fn judge(
             max_after,
             last.get(k),
             series.iter().copied().fold(0.0, f64::max)
+        ));
+    }
+    // Slots of threads that no longer exist are state nothing will clear (an exit the
+    // kernel side did not see): they must not accumulate.
+    if last.get("thread_slots_gone") > warm.get("thread_slots_gone") {
+        j.failures.push(format!(
+            "slots of threads that are gone grew from {} to {} after warm-up",
+            warm.get("thread_slots_gone"),
+            last.get("thread_slots_gone")
         ));
     }
     let slots_cap = last.get("thread_slots_max");
@@ -173,17 +192,27 @@ pub fn judge(
             .join(", ")
     };
     j.lines.push(format!(
-        "findings: short run {} ({}), soak {}",
+        "findings: short run {} ({}); the soak's {} segment(s): {}",
         short.len(),
         show(short),
-        soak.len()
+        segments.len(),
+        segments
+            .iter()
+            .map(|(n, k)| format!("{n} {}", k.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
-    if short != soak {
-        j.failures.push(format!(
-            "the soak found something else than the short run: only in the short run: [{}]; only in the soak: [{}]",
-            show(&short.difference(soak).cloned().collect()),
-            show(&soak.difference(short).cloned().collect())
-        ));
+    if segments.is_empty() {
+        j.failures.push("no soak segment was analysed".into());
+    }
+    for (name, soak) in segments {
+        if short != soak {
+            j.failures.push(format!(
+                "{name} found something else than the short run: only in the short run: [{}]; only in {name}: [{}]",
+                show(&short.difference(soak).cloned().collect()),
+                show(&soak.difference(short).cloned().collect())
+            ));
+        }
     }
     if short.is_empty() {
         j.failures
@@ -231,7 +260,7 @@ pub fn run(opts: &GuestOptions, minutes: u32) -> Result<()> {
     )?;
     let guest = fs::read_to_string(repo_root().join("tests/lab/guest/soak.sh"))?;
     let script = format!(
-        "SOAK_SECONDS={}\nTRACER_ARGS='{}'\n{guest}",
+        "SOAK_SECONDS={}\nSEGMENT_SECONDS={SEGMENT_SECONDS}\nTRACER_ARGS='{}'\n{guest}",
         u64::from(minutes) * 60,
         opts.tracer_args.replace('\'', "'\\''")
     );
@@ -262,8 +291,19 @@ pub fn run(opts: &GuestOptions, minutes: u32) -> Result<()> {
         );
     }
     let short = read_report(&dir.join("short.json"))?;
-    let soak = read_report(&dir.join("soak.json"))?;
-    let j = judge(&samples, &status, &short, &soak);
+    let n: u32 = status
+        .get("soak_segments")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut segments = Vec::new();
+    for i in 1..=n {
+        let name = format!("soak{i}");
+        segments.push((
+            name.clone(),
+            read_report(&dir.join(format!("{name}.json")))?,
+        ));
+    }
+    let j = judge(&samples, &status, &short, &segments);
     println!();
     println!(
         "soak: {} for {minutes} min ({}, -accel {}), files in {}",
@@ -278,6 +318,10 @@ pub fn run(opts: &GuestOptions, minutes: u32) -> Result<()> {
     if !j.failures.is_empty() {
         for f in &j.failures {
             println!("  FAILED: {f}");
+        }
+        let log = fs::read_to_string(dir.join("failures.log")).unwrap_or_default();
+        for l in log.lines().take(5) {
+            println!("  workload: {l}");
         }
         bail!("the soak failed: {}", j.failures.join("; "));
     }
@@ -329,7 +373,12 @@ mod tests {
             &[9000, 10000, 10200, 10300, 10300, 10350, 10300, 10400, 10300],
             0,
         );
-        let j = judge(&s, &status(), &f, &f);
+        let j = judge(
+            &s,
+            &status(),
+            &f,
+            &[("soak1".into(), f.clone()), ("soak2".into(), f.clone())],
+        );
         assert!(j.failures.is_empty(), "{:?}", j.failures);
         assert!(
             j.lines.iter().any(|l| l.contains("tracer RSS")),
@@ -349,22 +398,36 @@ mod tests {
             &[9000, 10000, 11000, 12000, 13000, 14000, 15000, 16000, 17000],
             0,
         );
-        let j = judge(&grows, &status(), &f, &f);
+        let seg = |k: &BTreeSet<(String, String)>| vec![("soak1".to_string(), k.clone())];
+        let j = judge(&grows, &status(), &f, &seg(&f));
         assert!(
             j.failures.iter().any(|f| f.contains("RSS grew")),
             "{:?}",
             j.failures
         );
         let flat = samples(&[9000, 10000, 10000, 10000, 10000], 3);
-        let j = judge(&flat, &status(), &f, &f);
+        let j = judge(&flat, &status(), &f, &seg(&f));
         assert_eq!(j.failures, vec!["3 events lost".to_string()]);
-        let j = judge(&flat[..4], &status(), &f, &g);
+        let two = [("soak1".to_string(), f.clone()), ("soak2".to_string(), g)];
+        let j = judge(&flat[..4], &status(), &f, &two);
+        assert_eq!(j.failures.len(), 1, "{:?}", j.failures);
         assert!(
-            j.failures[0].contains("only in the soak: [lock-order-inversion at x]"),
+            j.failures[0].contains("only in soak2: [lock-order-inversion at x]"),
             "{:?}",
             j.failures
         );
-        let j = judge(&flat[..4], &status(), &BTreeSet::new(), &BTreeSet::new());
+        let j = judge(&flat[..4], &status(), &f, &[]);
+        assert!(
+            j.failures[0].contains("no soak segment"),
+            "{:?}",
+            j.failures
+        );
+        let j = judge(
+            &flat[..4],
+            &status(),
+            &BTreeSet::new(),
+            &seg(&BTreeSet::new()),
+        );
         assert!(j.failures[0].contains("found nothing"), "{:?}", j.failures);
     }
 
