@@ -12,14 +12,17 @@
 D=/out/cycles
 mkdir -p $D
 rm -f /tmp/stop-load
-# The loads run at the lowest priority: the vCPU the tracer starts on runs the tracer first,
-# the other one runs them all the time.
+# The loads run on the second vCPU at the lowest priority (the tracer starts on the first),
+# and count their iterations: the host shows the counts, so a load that never ran cannot pass
+# for one that did.
+command -v taskset > /dev/null && command -v renice > /dev/null || { echo "LAB: no taskset/renice"; exit 1; }
 # Load 1: short-lived processes (fork, exec, mmap, brk, exit).
-nice -n 19 sh -c 'while [ ! -e /tmp/stop-load ]; do cat /proc/self/stat > /dev/null; done' &
+taskset -c 1 sh -c 'n=0; while [ ! -e /tmp/stop-load ]; do cat /proc/self/stat > /dev/null; n=$((n + 1)); echo $n > /tmp/load1.n; done' &
 load1=$!
 # Load 2: dma-buf traffic (vgem exports used by two threads: locks, maps, fences, releases).
-nice -n 19 sh -c 'while [ ! -e /tmp/stop-load ]; do dmabuf_fdops vgem 1 2 > /dev/null 2>&1; done' &
+taskset -c 1 sh -c 'n=0; while [ ! -e /tmp/stop-load ]; do dmabuf_fdops vgem 1 2 > /dev/null 2>&1; n=$((n + 1)); echo $n > /tmp/load2.n; done' &
 load2=$!
+renice -n 19 -p $load1 $load2 > /dev/null
 ok=0
 # Not `i`: lib.sh's wait_ready counts in it.
 cycle=1
@@ -27,7 +30,7 @@ rc=0
 while [ $cycle -le $CYCLES ]; do
 	rm -f /tmp/ready.c /tmp/c.rec
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	/bin/tracer record $TRACER_ARGS -o /tmp/c.rec --ready-file /tmp/ready.c 2> $D/tracer.stderr &
+	taskset -c 0 /bin/tracer record $TRACER_ARGS -o /tmp/c.rec --ready-file /tmp/ready.c 2> $D/tracer.stderr &
 	pid=$!
 	# Start-up is slower here than in an idle guest: the loads share the emulator's thread.
 	if ! wait_ready /tmp/ready.c $pid 3000; then
@@ -56,5 +59,6 @@ done
 touch /tmp/stop-load
 wait $load1 $load2
 echo "cycles_ok=$ok" > $D/summary
+echo "load_processes=$(cat /tmp/load1.n 2>/dev/null || echo 0) load_dmabuf_runs=$(cat /tmp/load2.n 2>/dev/null || echo 0)" >> $D/summary
 ship_tree $D cycles
 exit $rc

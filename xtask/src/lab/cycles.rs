@@ -129,9 +129,17 @@ pub fn run(kernels: &[GuestOptions], n: u32) -> Result<()> {
         let times = medians(&log)
             .map(|(a, b)| format!(", start-up median {a:.1} s, traffic and stop median {b:.1} s"))
             .unwrap_or_default();
+        // The loads' iteration counts (cycles.sh): proof that the other vCPU was busy.
+        let summary = fs::read_to_string(r.files_dir.join("cycles/summary")).unwrap_or_default();
+        let load = summary
+            .lines()
+            .find(|l| l.starts_with("load_"))
+            .unwrap_or("load: not reported")
+            .to_string();
+        let idle = load.split_whitespace().any(|f| f.ends_with("=0"));
         let crashes = u32::from(c.crash.is_some());
         let mut line = format!(
-            "cycles: {} ({emu}): {} of {n} cycles, {crashes} guest crash(es){times}, boot {:.0} s",
+            "cycles: {} ({emu}): {} of {n} cycles, {crashes} guest crash(es){times}, boot {:.0} s; {load}",
             o.kernel.kver,
             c.ok,
             r.elapsed.as_secs_f64()
@@ -153,7 +161,10 @@ pub fn run(kernels: &[GuestOptions], n: u32) -> Result<()> {
                 ));
             }
         }
-        if c.ok < n || c.crash.is_some() {
+        if idle && c.crash.is_none() {
+            line.push_str("\n  a load never ran: the cycles were not under load");
+        }
+        if c.ok < n || c.crash.is_some() || (idle && c.crash.is_none()) {
             if c.crash.is_none() && c.failed.is_none() {
                 line.push_str(&format!("\n  {}", r.describe_end()));
             }
