@@ -461,6 +461,41 @@ fn bad_arguments_get_one_clear_line() {
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("power of two"), "{err}");
+
+    // Each of these: exit 2, nothing on stdout, exactly one line on stderr naming the problem.
+    let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/abba-no-ctx.rec");
+    let dir = tempfile::tempdir().unwrap();
+    let bad_allow = dir.path().join("bad.allow");
+    std::fs::write(&bad_allow, "garbage [[[\n").unwrap();
+    let bad_allow = bad_allow.to_string_lossy().to_string();
+    for (args, says) in [
+        (
+            vec!["analyze", rec, "--expect", "nosuchkind"],
+            "--expect: unknown finding kind `nosuchkind`",
+        ),
+        (
+            vec!["analyze", "/nonexistent.rec"],
+            "/nonexistent.rec: No such file or directory (os error 2)",
+        ),
+        (vec!["analyze", rec, "--allow", &bad_allow], "bad.allow:1:"),
+        (
+            vec!["analyze", rec, "--allow", "/nonexistent.allow"],
+            "--allow /nonexistent.allow: cannot read",
+        ),
+    ] {
+        let out = tracer().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed a report");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        // The I/O error said once, not once more as its own cause.
+        assert_eq!(
+            err.matches("os error").count().min(1),
+            err.matches("os error").count(),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -165,8 +165,10 @@ pub enum FormatError {
         offset: u64,
         what: String,
     },
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    /// Not `source`: the message carries the I/O error itself, and a chained source would
+    /// say it twice (`x.rec: No such file ...: No such file ...`).
+    #[error("{path}: {error}")]
+    Io { path: String, error: io::Error },
 }
 
 /// The header's writer version and where the frames start, if it is whole and text.

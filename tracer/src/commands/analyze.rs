@@ -19,6 +19,8 @@ use crate::{
 /// `tracer analyze FILE [--expect KINDS]` (and a piped `--replay`): the report, then
 /// with `--expect` whether exactly those finding kinds were found.
 pub fn expect(file: &Path, json: bool, expect: Option<&str>) -> Result<ExitCode> {
+    // A bad --expect is said before anything is read or printed.
+    let want = expect.map(parse_kinds).transpose()?;
     let (_, engine) = replay_file(file)?;
     let findings = engine.findings();
     let mut out = std::io::stdout().lock();
@@ -31,9 +33,8 @@ pub fn expect(file: &Path, json: bool, expect: Option<&str>) -> Result<ExitCode>
     for n in engine.stats().notes() {
         eprintln!("tracer: {n}");
     }
-    match expect {
-        Some(exp) => {
-            let want = parse_kinds(exp)?;
+    match want {
+        Some(want) => {
             let mut got: Vec<&str> = findings.iter().map(|f| f.id.id()).collect();
             got.sort_unstable();
             got.dedup();

@@ -269,9 +269,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 /// A recording file, read whole.
 pub fn read_recording(path: &Path) -> Result<Recording, FormatError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| FormatError::Io {
+    let bytes = std::fs::read(path).map_err(|error| FormatError::Io {
         path: p.clone(),
-        source,
+        error,
     })?;
     Recording::parse(&bytes, &p)
 }
