@@ -5,6 +5,10 @@
 //! These need root (CI runs as root). Without root each test says so and
 //! returns: nothing can be checked then.
 
+mod common;
+#[cfg(feature = "failpoints")]
+use common::tmux::Tmux;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
@@ -83,6 +87,25 @@ fn our_maps_after_exit() -> Vec<String> {
         }
         std::thread::yield_now();
     }
+}
+
+/// The ids of our programs loaded now (a tracer is running): none is a test failure.
+fn our_running_program_ids() -> std::collections::HashSet<u32> {
+    let ours: std::collections::HashSet<u32> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.contains(&n)))
+        .map(|p| p.id())
+        .collect();
+    assert!(!ours.is_empty(), "programs not visible while running");
+    ours
+}
+
+/// A test that checks what is left loaded starts from nothing of ours loaded.
+fn assert_nothing_of_ours_loaded() {
+    let p = our_programs_after_exit();
+    assert!(p.is_empty(), "programs loaded before the test: {p:?}");
+    let m = our_maps_after_exit();
+    assert!(m.is_empty(), "maps loaded before the test: {m:?}");
 }
 
 /// Kills the tracer if a test fails before stopping it, so a failed test
@@ -365,22 +388,10 @@ fn nothing_stays_loaded_after_sigint_sigterm_or_an_error() {
 #[ignore = "needs root: loads BPF programs (cargo xtask test runs it)"]
 fn nothing_stays_loaded_after_sigkill_and_the_recording_reads_to_its_last_event() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        our_programs_after_exit().is_empty(),
-        "programs loaded before the test"
-    );
-    assert!(
-        our_maps_after_exit().is_empty(),
-        "maps loaded before the test"
-    );
+    assert_nothing_of_ours_loaded();
     let (_d, rec) = tmp("k.rec");
     let (mut child, _) = start_recording(&rec, &[]);
-    let ours: std::collections::HashSet<u32> = aya::programs::loaded_programs()
-        .filter_map(|p| p.ok())
-        .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.contains(&n)))
-        .map(|p| p.id())
-        .collect();
-    assert!(!ours.is_empty(), "programs not visible while running");
+    let ours = our_running_program_ids();
     let links = || {
         aya::programs::loaded_links()
             .filter_map(|l| l.ok())
@@ -609,14 +620,7 @@ fn assert_one_internal_error_line(err: &[String], failpoint: &str, rec: &Path) {
 #[ignore = "needs root: loads BPF programs (cargo xtask test runs it)"]
 fn a_panic_ends_the_tracer_with_one_line_nothing_loaded_and_a_readable_recording() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        our_programs_after_exit().is_empty(),
-        "programs loaded before the test"
-    );
-    assert!(
-        our_maps_after_exit().is_empty(),
-        "maps loaded before the test"
-    );
+    assert_nothing_of_ours_loaded();
     // After three batches written out (so the recording has events); after 300 events,
     // whichever batch they fall in.
     for (failpoint, config) in [
@@ -630,12 +634,7 @@ fn a_panic_ends_the_tracer_with_one_line_nothing_loaded_and_a_readable_recording
         let (child, rd, _) = spawn_recording_by(cmd, &rec, &["--all-events"]);
         let mut child = Running(child);
         let rest = std::thread::spawn(move || rd.lines().map_while(Result::ok).collect::<Vec<_>>());
-        let ours: std::collections::HashSet<u32> = aya::programs::loaded_programs()
-            .filter_map(|p| p.ok())
-            .filter(|p| p.name_as_str().is_some_and(|n| OUR_PROGRAMS.contains(&n)))
-            .map(|p| p.id())
-            .collect();
-        assert!(!ours.is_empty(), "programs not visible while running");
+        let ours = our_running_program_ids();
         // Work (processes taking mmap_lock) until the fail point ends the tracer.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let status = loop {
@@ -700,31 +699,6 @@ fn poll_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A private tmux server (its own socket), killed when dropped.
-#[cfg(feature = "failpoints")]
-struct Tmux(String);
-
-#[cfg(feature = "failpoints")]
-impl Tmux {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .args(["-L", &self.0])
-            .args(args)
-            .output()
-            .expect("running tmux (cargo xtask setup installs it)")
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-}
-
-#[cfg(feature = "failpoints")]
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
-
 /// A panic on a thread other than the session's: the live view's key reader. It must end
 /// the tracer as a panic on the session's thread does (not end the session as if the user
 /// quit, with a success status), with the terminal given back.
@@ -733,51 +707,21 @@ impl Drop for Tmux {
 #[ignore = "needs root and tmux: the live view over loaded BPF programs (cargo xtask test runs it)"]
 fn a_panic_in_the_live_views_key_thread_ends_the_tracer_too() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(
-        our_programs_after_exit().is_empty(),
-        "programs loaded before the test"
-    );
+    assert_nothing_of_ours_loaded();
     let d = tempfile::tempdir().unwrap();
     let (rec, err, exit) = (
         d.path().join("live.rec"),
         d.path().join("err"),
         d.path().join("exit"),
     );
-    let tmux = Tmux(format!("tracer-lifecycle-{}", std::process::id()));
-    let o = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "40",
-        "env",
-        "PS1=lifecycle$ ",
-        "TERM=xterm-256color",
-        "sh",
-        "-i",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    poll_until("the shell prompt", || tmux.screen().contains("lifecycle$"));
-    let cmd = format!(
+    let tmux = Tmux::start("tracer-lifecycle", 160, 40, "lifecycle$ ", None);
+    tmux.type_line(&format!(
         "FAILPOINTS=tui-key=panic RUST_BACKTRACE=0 {} --all-events --record {} 2>{}; echo $? >{}",
         env!("CARGO_BIN_EXE_tracer"),
         rec.display(),
         err.display(),
         exit.display()
-    );
-    assert!(tmux
-        .run(&["send-keys", "-t", "t", "-l", &cmd])
-        .status
-        .success());
-    assert!(tmux
-        .run(&["send-keys", "-t", "t", "Enter"])
-        .status
-        .success());
+    ));
     // The view is up (its status line), and events reach the recording.
     poll_until("the live view", || tmux.screen().contains(" events, "));
     let header = std::fs::metadata(&rec).unwrap().len();
@@ -787,7 +731,7 @@ fn a_panic_in_the_live_views_key_thread_ends_the_tracer_too() {
         Command::new("/bin/true").status().unwrap();
     }
     // A key: the reader thread panics.
-    assert!(tmux.run(&["send-keys", "-t", "t", "Down"]).status.success());
+    tmux.keys(&["Down"]);
     poll_until("the tracer's exit", || {
         std::fs::read_to_string(&exit).is_ok_and(|s| s.ends_with('\n'))
     });
@@ -799,8 +743,7 @@ fn a_panic_in_the_live_views_key_thread_ends_the_tracer_too() {
         .collect();
     assert_eq!(code.trim(), "2", "{err:?}");
     assert_one_internal_error_line(&err, "tui-key", &rec);
-    let alt = tmux.run(&["display", "-p", "-t", "t", "#{alternate_on}"]);
-    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+    assert_eq!(tmux.alternate_on(), "0");
 
     let left = our_programs_after_exit();
     assert!(left.is_empty(), "programs left: {left:?}");

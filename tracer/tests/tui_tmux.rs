@@ -4,65 +4,13 @@
 //! expects (a bounded number of polls), never by sleeping a fixed time.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
+
+mod common;
+use common::tmux::Tmux;
 
 const REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/abba-no-ctx.rec");
 const PROMPT: &str = "tuitest$ ";
-
-/// A private tmux server (its own socket), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("running tmux")
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "t"];
-        a.extend_from_slice(keys);
-        assert!(self.run(&a).status.success());
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "t"]).stdout).into_owned()
-    }
-
-    /// Polls the screen until `pred` holds; panics with the last screen.
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let mut s = String::new();
-        for _ in 0..400 {
-            s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("timed out waiting for {what}; screen:\n{s}");
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        self.wait(text, |s| s.contains(text))
-    }
-
-    fn alternate_on(&self) -> String {
-        let o = self.run(&["display", "-p", "-t", "t", "#{alternate_on}"]);
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 fn has_tmux() -> bool {
     Command::new("tmux")
@@ -79,30 +27,7 @@ fn replay_in_a_real_terminal() {
         "tmux is not installed (cargo xtask setup installs it)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux {
-        socket: format!("tracer-tui-{}", std::process::id()),
-    };
-    let o = tmux.run(&[
-        "-f",
-        "/dev/null",
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "32",
-        "-c",
-        dir.path().to_str().unwrap(),
-        "env",
-        &format!("PS1={PROMPT}"),
-        "TERM=xterm-256color",
-        "sh",
-        "-i",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    tmux.wait_for(PROMPT.trim_end());
+    let tmux = Tmux::start("tracer-tui", 120, 32, PROMPT, dir.path().to_str());
     let cmd = format!(
         "{} --replay {} --speed 0",
         env!("CARGO_BIN_EXE_tracer"),

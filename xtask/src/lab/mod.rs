@@ -794,3 +794,30 @@ pub fn run_cmd(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::repo_root;
+
+    /// The guest's fixed scripts (init, lib.sh, the cycles and soak sides) parse as shell.
+    #[test]
+    fn every_guest_script_is_valid_shell() {
+        let dir = repo_root().join("tests/lab/guest");
+        let mut checked = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !(name.ends_with(".sh") || name == "init") {
+                continue;
+            }
+            let st = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(st.success(), "sh -n {}", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 5, "only {checked} scripts in {}", dir.display());
+    }
+}
