@@ -51,18 +51,10 @@ ask() {
 	echo "$answer"
 }
 
-# tracer_ready PID: wait (bounded: 600 x 0.1 s) for the FIFOs the tracer creates before it
+# tracer_ready PID: wait (bounded, wait_ready) for the FIFOs the tracer creates before it
 # attaches, then (blocking) for its `ready` answer; fail if PID died first.
 tracer_ready() {
-	i=0
-	while [ ! -p $LAB_ACK ] && kill -0 "$1" 2>/dev/null && [ $i -lt 600 ]; do
-		i=$((i + 1))
-		sleep 0.1
-	done
-	if [ ! -p $LAB_ACK ]; then
-		echo "LAB: tracer did not start"
-		return 1
-	fi
+	wait_ready $LAB_ACK "$1" || return 1
 	read -r answer < $LAB_ACK
 	[ "$answer" = ready ] || { echo "LAB: the tracer answered \"$answer\", not ready"; return 1; }
 }

@@ -47,7 +47,7 @@ pub struct Live {
     pub failed_stacks: std::collections::BTreeMap<i64, u64>,
     /// One-frame stacks of call sites standing in for failed stack walks, by call site.
     call_site_ids: std::collections::HashMap<u64, u32>,
-    /// Events taken from the ring so far.
+    /// Events taken from the ring so far (counted by `Source::pump`, per batch).
     pub processed: u64,
 }
 
@@ -115,7 +115,6 @@ impl Live {
     /// of its own above the stack map's (`r.stack_id` is rewritten to it), so recordings and
     /// the engine see an ordinary stack.
     pub fn process(&mut self, r: &mut RawEvent) -> Extras {
-        self.processed += 1;
         let mut x = Extras::default();
         if let Some(site) = tracer_common::call_site_of(r.stack_id) {
             *self.failed_stacks.entry(EEXIST).or_default() += 1;
@@ -345,11 +344,9 @@ fn drain_ring(ring: &mut RingBuf<MapData>, out: &mut Vec<RawEvent>) -> u64 {
     short
 }
 
-/// This process's resident set (`/proc/self/statm`'s second field, in pages).
+/// This process's resident set (`VmRSS` of `/proc/self/status`, in KiB there).
 fn rss_kib() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?.max(1) / 1024)
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

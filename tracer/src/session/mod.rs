@@ -98,6 +98,8 @@ impl Source {
             self.live.drain(&mut self.batch);
         }
         let mut batch = std::mem::take(&mut self.batch);
+        // Counted per batch, not per event (the `stats` command's `events`).
+        self.live.processed += batch.len() as u64;
         for r in &mut batch {
             let x = self.live.process(r);
             if let Some(f) = self.recording.as_mut() {

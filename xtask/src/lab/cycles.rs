@@ -136,7 +136,8 @@ pub fn run(kernels: &[GuestOptions], n: u32) -> Result<()> {
             .find(|l| l.starts_with("load_"))
             .unwrap_or("load: not reported")
             .to_string();
-        let idle = load.split_whitespace().any(|f| f.ends_with("=0"));
+        // Not reported (the guest died before shipping it) counts as idle unless it crashed.
+        let idle = !load.starts_with("load_") || load.split_whitespace().any(|f| f.ends_with("=0"));
         let crashes = u32::from(c.crash.is_some());
         let mut line = format!(
             "cycles: {} ({emu}): {} of {n} cycles, {crashes} guest crash(es){times}, boot {:.0} s; {load}",
