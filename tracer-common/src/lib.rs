@@ -42,8 +42,10 @@ pub enum RawKind {
     SyscallExitHolding = 10,
     /// `sched:sched_process_exit` of a thread that used a hooked function
     /// (args[0] = locks it held per the kernel-side count, args[1] = its lone
-    /// acquisitions, `TaskFrames::lone_locks`): its thread id may be reused
-    /// from now on, so user space forgets its state.
+    /// acquisitions, `TaskFrames::lone_locks`, args[2] = its acquisitions the
+    /// novelty filter kept and released unsent, `TaskFrames::summarised`):
+    /// its thread id may be reused from now on, so user space forgets its
+    /// state.
     ThreadExit = 11,
     /// `module:module_load` (exp_name = the module's name): user space
     /// re-reads kallsyms and hooks the new module's dma-buf ops tables.
@@ -374,7 +376,51 @@ pub struct TaskFrames {
     /// 0 if none or re-initialised since: a lock of it is never kept back
     /// (the lock-after-fini check needs to see it).
     pub last_fini: u64,
+    /// The novelty filter's state (tracer-ebpf/src/novelty.rs). `chain`: a
+    /// hash of the thread's held acquisitions in order (call site's stack id
+    /// and lock function of each), all under the acquire context `txn_ctx`
+    /// with the lock function `txn_hook` at `txn_ip`; 0 while the held locks
+    /// are not such a chain (then nothing is summarised).
+    pub chain: u64,
+    pub txn_ctx: u64,
+    pub txn_ip: u64,
+    /// The chain key of a nested acquisition whose entry was not sent (seen
+    /// before), for its exit; 0 if its entry was sent.
+    pub entry_key: u64,
+    pub txn_hook: u16,
+    pub _pad2: u16,
+    /// This thread's index in `THREADS`: its kept acquisitions are
+    /// `KEPT[slot * KEPT_PER_THREAD ..]`.
+    pub slot: u32,
+    /// Kept nested acquisitions (unsent, still held), and the live window
+    /// `kept_head..kept_top` of the thread's `KEPT` entries (unlocked ones
+    /// inside it are zeroed).
+    pub nkept: u32,
+    pub kept_head: u32,
+    pub kept_top: u32,
+    /// Acquisitions of the thread kept by the novelty filter and released
+    /// unsent (saturating): reported at thread exit, so the engine's
+    /// statistics count them.
+    pub summarised: u32,
 }
+
+/// Nested acquisitions each thread can keep unsent (`KEPT` entries per
+/// `THREADS` slot): a transaction's locks past them are sent. A power of two.
+pub const KEPT_PER_THREAD: u32 = 64;
+
+/// A nested acquisition kept unsent by the novelty filter: its transaction
+/// (context, lock function) is the thread's `txn_*`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeptLock {
+    /// 0: a free entry (unlocked).
+    pub lock: u64,
+    pub stack_id: i64,
+}
+
+/// Entries of the `SEEN` map (chain keys of nested acquisitions already sent
+/// once, LRU).
+pub const SEEN_ENTRIES: u32 = 16384;
 
 /// Hook ids of `dma_resv_init` / `dma_resv_fini` (the hook table's stable
 /// ids): the programs track the thread's last fini by them.

@@ -55,9 +55,10 @@ const EXITED: u64 = 1 << 63;
 /// consecutive thread ids would otherwise fill runs of slots that later
 /// threads' probes all collide with.
 #[inline(always)]
-fn thread_slot(id: ThreadId, i: u32) -> Option<*mut TaskFrames> {
+fn thread_slot(id: ThreadId, i: u32) -> Option<(*mut TaskFrames, u32)> {
     let home = (id as u32).wrapping_mul(0x9E37_79B1) >> (32 - THREAD_SLOTS.trailing_zeros());
-    THREADS.get_ptr_mut(home.wrapping_add(i) & (THREAD_SLOTS - 1))
+    let index = home.wrapping_add(i) & (THREAD_SLOTS - 1);
+    Some((THREADS.get_ptr_mut(index)?, index))
 }
 
 /// The calling thread's state, created on first use: the `THREADS` slot it
@@ -85,7 +86,7 @@ fn claim(id: ThreadId) -> Option<*mut TaskFrames> {
     }
     let mut i = 0;
     while i < PROBES {
-        let s = thread_slot(id, i)?;
+        let (s, index) = thread_slot(id, i)?;
         // SAFETY: a map value; `owner` changes only by this swap, or by its
         // owner marking its exit.
         let owner = unsafe { (*s).owner };
@@ -101,7 +102,7 @@ fn claim(id: ThreadId) -> Option<*mut TaskFrames> {
             };
             if claimed {
                 // SAFETY: this thread now owns the slot.
-                reset(unsafe { &mut *s });
+                reset(unsafe { &mut *s }, index);
                 return Some(s);
             }
         }
@@ -113,7 +114,14 @@ fn claim(id: ThreadId) -> Option<*mut TaskFrames> {
 /// Clears what a previous owner of a slot left (frames and pending entries
 /// are only read below `depth` and `npending`).
 #[inline(always)]
-fn reset(t: &mut TaskFrames) {
+fn reset(t: &mut TaskFrames, index: u32) {
+    t.slot = index;
+    t.chain = 0;
+    t.entry_key = 0;
+    t.nkept = 0;
+    t.kept_head = 0;
+    t.kept_top = 0;
+    t.summarised = 0;
     t.depth = 0;
     t.held = 0;
     t.npending = 0;
@@ -137,7 +145,7 @@ pub fn find_task(id: ThreadId) -> Option<*mut TaskFrames> {
     }
     let mut i = 0;
     while i < PROBES {
-        let s = thread_slot(id, i)?;
+        let (s, _) = thread_slot(id, i)?;
         // SAFETY: as in `claim`.
         if unsafe { (*s).owner } & !EXITED == id {
             return Some(s);
@@ -161,15 +169,15 @@ pub fn thread_exits(id: ThreadId) {
     };
     // SAFETY: this thread's slot.
     let t = unsafe { &mut *s };
-    if t.npending > 0 {
+    if t.npending > 0 || t.nkept > 0 {
         flush_pending(t);
     }
     // A thread that used a hooked function: user space forgets its state
     // (its id may be reused; lost events must not leave a reused id "holding").
     if had_slot {
-        let (held, lone) = (t.held, t.lone_locks);
+        let (held, lone, summarised) = (t.held, t.lone_locks, t.summarised);
         output(RawKind::ThreadExit as u16, 0, |ev| {
-            ev.args = [held as u64, lone as u64, 0, 0];
+            ev.args = [held as u64, lone as u64, summarised as u64, 0];
             ev.held = held;
         });
     }
@@ -203,6 +211,12 @@ pub fn flush_pending(t: &mut TaskFrames) {
         crate::held::note_sent(t, lock);
     }
     t.npending = 0;
+    // Then the novelty filter's kept acquisitions, which nest in them.
+    if t.nkept > 0 {
+        if let Some(cfg) = config() {
+            crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
+        }
+    }
 }
 
 #[inline(always)]
@@ -235,7 +249,7 @@ pub const LOST_STATELESS: u32 = 1;
 /// under a later return, are dropped.
 pub const LOST_RETURNS: u32 = 2;
 
-fn count(index: u32) {
+pub fn count(index: u32) {
     count_by(index, 1);
 }
 

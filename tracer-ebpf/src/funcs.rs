@@ -109,6 +109,7 @@ use crate::{
     FUNC_SLOTS, FUNCS, SITES,
     emit::{LOST_RETURNS, count_by, flush_pending, output, stack_id, task, traced_thread},
     held::{check_held, forget_sent, note_sent},
+    novelty::{chain_broken, chain_start, drop_kept, entry_is_repeat, exit_kept},
 };
 
 /// The kernel's errno for a stack-map bucket that holds another stack.
@@ -414,7 +415,9 @@ fn try_unlock(ctx: &ProbeContext) -> Option<()> {
     // SAFETY: as in try_entry.
     let t = unsafe { &mut *task(tid)? };
     let lock = args[0];
-    if t.npending > 0 && drop_pending(t, lock) {
+    // The held locks are no longer the chain they were (novelty.rs).
+    chain_broken(t);
+    if (t.npending > 0 && drop_pending(t, lock)) || (t.nkept > 0 && drop_kept(t, lock)) {
         if t.held > 0 {
             t.held -= 1;
         }
@@ -443,9 +446,10 @@ fn entry_body(
         t.held -= 1;
     }
     // The unlock of an acquisition that was never sent: neither is sent.
-    if desc.flags & ff::UNLOCKS != 0 && t.npending > 0 {
+    if desc.flags & ff::UNLOCKS != 0 {
+        chain_broken(t);
         let lock = args[0];
-        if drop_pending(t, lock) {
+        if (t.npending > 0 && drop_pending(t, lock)) || (t.nkept > 0 && drop_kept(t, lock)) {
             return Some(());
         }
     }
@@ -483,7 +487,11 @@ fn entry_body(
     }
     let emit = desc.flags & ff::EMIT_ENTRY != 0
         && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
-    if emit {
+    // A nested lock repeating a chain already sent: nothing new to judge (novelty.rs).
+    let repeat = desc.flags & ff::LOCKS != 0
+        && nested
+        && entry_is_repeat(cfg, t, args[0], args[1], desc.hook, stack);
+    if emit && !repeat {
         send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     }
     Some(())
@@ -548,8 +556,18 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
             if keep_pending(
                 t, f.args[0], f.args[1], ret, f.stack_id, f.func_ip, desc.hook,
             ) {
+                // The first lock of what may be a transaction.
+                chain_start(t, f.args[1], f.stack_id, desc.hook, f.func_ip);
                 return Some(());
             }
+            chain_broken(t);
+        } else if !lone {
+            let ok = ok && desc.flags & ff::TRYLOCK == 0;
+            if exit_kept(cfg, t, f.args[0], f.args[1], desc.hook, f.stack_id, ok, ret) {
+                return Some(());
+            }
+        } else {
+            chain_broken(t);
         }
     }
     send_call(

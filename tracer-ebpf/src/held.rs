@@ -21,6 +21,14 @@ use crate::emit::{ThreadId, find_task, flush_pending, output};
 #[unsafe(no_mangle)]
 static OWNER_CHECK: u32 = 0;
 
+/// Whether held locks are checked against their owner word (see `check_held`).
+#[inline(always)]
+pub fn owner_check_on(cfg: &Config) -> bool {
+    // SAFETY: a read of a read-only global (volatile: its value is the one
+    // user space set at load, not the compiled-in 0).
+    (unsafe { core::ptr::read_volatile(&raw const OWNER_CHECK) }) != 0 && cfg.owner_check != 0
+}
+
 /// Whether `lock` is owned by the task `me` now.
 #[inline(always)]
 fn owned(cfg: &Config, lock: u64, me: u64) -> bool {
@@ -80,12 +88,7 @@ fn gone(cfg: &Config, lock: u64, me: u64) -> u64 {
 /// its arguments): one event, and few branches for old verifiers (6.1).
 #[inline(always)]
 pub fn check_held(cfg: &Config, t: &mut TaskFrames) {
-    // SAFETY: a read of a read-only global (volatile: its value is the one
-    // user space set at load, not the compiled-in 0).
-    if unsafe { core::ptr::read_volatile(&raw const OWNER_CHECK) } == 0
-        || cfg.owner_check == 0
-        || t.held == 0
-    {
+    if !owner_check_on(cfg) || t.held == 0 {
         return;
     }
     // SAFETY: helper without arguments.
@@ -145,7 +148,7 @@ pub fn settle_thread(cfg: &Config, id: ThreadId) -> u32 {
         return 0;
     }
     check_held(cfg, t);
-    if t.npending > 0 {
+    if t.npending > 0 || t.nkept > 0 {
         flush_pending(t);
     }
     t.held

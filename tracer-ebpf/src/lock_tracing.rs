@@ -28,6 +28,7 @@ use crate::{
         site_stack,
     },
     held::{forget_sent, note_sent},
+    novelty::{chain_broken, chain_start, drop_kept, entry_is_repeat, exit_kept},
     tracing::tracing_caller,
 };
 
@@ -59,6 +60,10 @@ fn lock_entry(ctx: &FEntryContext) -> Option<()> {
         site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)
     };
     let args = [ctx.arg::<u64>(0), ctx.arg::<u64>(1), 0];
+    // A repeat of a chain already sent: nothing new to judge (novelty.rs).
+    if nested && entry_is_repeat(cfg, t, args[0], args[1], desc.hook, stack) {
+        return Some(());
+    }
     send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     Some(())
 }
@@ -96,8 +101,13 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     };
     if lone {
         if keep_pending(t, lock, ww_ctx, ret, stack, ip, desc.hook) {
+            // The first lock of what may be a transaction.
+            chain_start(t, ww_ctx, stack, desc.hook, ip);
             return Some(());
         }
+        chain_broken(t);
+    } else if exit_kept(cfg, t, lock, ww_ctx, desc.hook, stack, ok, ret) {
+        return Some(());
     }
     let args = [lock, ww_ctx, 0];
     send_call(cfg, t, RawKind::FuncReturn, &desc, ip, stack, ret, &args);
@@ -118,7 +128,12 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
         t.held -= 1;
     }
     let lock = ctx.arg::<u64>(0);
+    // The held locks are no longer the chain they were (novelty.rs).
+    chain_broken(t);
     if t.npending > 0 && drop_pending(t, lock) {
+        return Some(());
+    }
+    if t.nkept > 0 && drop_kept(t, lock) {
         return Some(());
     }
     forget_sent(t, lock);

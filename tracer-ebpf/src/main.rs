@@ -54,6 +54,7 @@ mod funcs;
 mod held;
 mod kmem;
 mod lock_tracing;
+mod novelty;
 mod tracepoints;
 mod tracing;
 
@@ -61,16 +62,30 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use tracer_common::{Config, FuncDesc, FuncSlot, KmemBuf, THREAD_SLOTS, TaskFrames};
+use tracer_common::{
+    Config, FuncDesc, FuncSlot, KEPT_PER_THREAD, KeptLock, KmemBuf, SEEN_ENTRIES, THREAD_SLOTS,
+    TaskFrames,
+};
 
 /// Events to user space. Size set by user space at load time.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 
 /// Per CPU: [0] events that did not fit in `EVENTS`; [1] hooked calls of
-/// threads that got no per-thread state (`emit::task`).
+/// threads that got no per-thread state (`emit::task`); [2] kretprobe
+/// returns never run; [3..6] the novelty filter's counts (`novelty.rs`).
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(3, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(6, 0);
+
+/// Nested acquisitions kept unsent by the novelty filter: `KEPT_PER_THREAD`
+/// entries per `THREADS` slot (`novelty.rs`).
+#[map]
+pub static KEPT: Array<KeptLock> = Array::with_max_entries(THREAD_SLOTS * KEPT_PER_THREAD, 0);
+
+/// Chain keys of nested acquisitions sent once (`novelty.rs`): a repeat is
+/// kept, not sent. Least recently used keys make room for new ones.
+#[map]
+pub static SEEN: LruHashMap<u64, u8> = LruHashMap::with_max_entries(SEEN_ENTRIES, 0);
 
 /// Kernel stacks referenced by events' `stack_id`.
 #[map]

@@ -145,10 +145,10 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
         // SAFETY: this thread's map value.
         let t = unsafe { &mut *t };
         t.in_call = t.in_call.saturating_sub(1);
-        held = t.held;
-        if t.npending > 0 {
+        if t.npending > 0 || t.nkept > 0 {
             flush_pending(t);
         }
+        held = t.held;
     }
     output(RawKind::FuncReturn as u16, desc.hook, |ev| {
         ev.func_ip = ip;

@@ -76,6 +76,11 @@ pub struct Stats {
     /// thread and reported at its exit.
     #[serde(default)]
     pub lone_acquisitions: u64,
+    /// Nested acquisitions the kernel's novelty filter did not send (repeats
+    /// of a transaction it had sent, released without anything judged
+    /// against them), as counted per thread and reported at its exit.
+    #[serde(default)]
+    pub summarised_acquisitions: u64,
     /// Held locks the engine still had for a thread when it exited (a leak,
     /// or an unlock lost to the ring buffer).
     #[serde(default)]
@@ -408,9 +413,14 @@ impl Engine {
                     self.release(ev, lock);
                 }
             }
-            EventKind::ThreadExit { lone_locks, .. } => {
+            EventKind::ThreadExit {
+                lone_locks,
+                summarised,
+                ..
+            } => {
                 self.stats.thread_exits += 1;
                 self.stats.lone_acquisitions += u64::from(*lone_locks);
+                self.stats.summarised_acquisitions += u64::from(*summarised);
                 self.stats.held_at_thread_exit += self.tasks.forget(ev.pid) as u64;
             }
             EventKind::SyscallExit { nr, held } => {

@@ -1615,6 +1615,7 @@ fn synthetic_reused_thread_id_after_exit_holds_nothing() {
             EventKind::ThreadExit {
                 held: 0,
                 lone_locks: 0,
+                summarised: 0,
             },
         )
         .lock(7, RESV_B, 0)

@@ -139,6 +139,7 @@ impl Decoder {
             RawKind::ThreadExit => EventKind::ThreadExit {
                 held: r.args[0] as u32,
                 lone_locks: r.args[1] as u32,
+                summarised: r.args[2] as u32,
             },
         };
         Ok(Event {
@@ -266,12 +267,13 @@ mod tests {
     fn thread_exit_decodes() {
         let d = decoder();
         let mut r = raw(RawKind::ThreadExit, 0, 42, 5);
-        r.args = [2, 300, 0, 0];
+        r.args = [2, 300, 7, 0];
         assert_eq!(
             d.decode(&r).unwrap().kind,
             EventKind::ThreadExit {
                 held: 2,
-                lone_locks: 300
+                lone_locks: 300,
+                summarised: 7,
             }
         );
     }

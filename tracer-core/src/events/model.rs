@@ -154,6 +154,11 @@ pub enum EventKind {
         /// Its acquisitions that were lone (kept back in the kernel, most never sent).
         #[serde(default)]
         lone_locks: u32,
+        /// Its nested acquisitions the kernel's novelty filter kept and saw
+        /// released unsent: repeats of a transaction already sent once
+        /// (tracer-ebpf/src/novelty.rs).
+        #[serde(default)]
+        summarised: u32,
     },
 }
 

@@ -73,8 +73,12 @@ pub fn event_line(e: &Event, t0: u64) -> String {
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
         EventKind::ModuleLoad { name } => format!("module-load {name}"),
         EventKind::ModuleFree { name } => format!("module-free {name}"),
-        EventKind::ThreadExit { held, lone_locks } => {
-            format!("thread-exit holding={held} lone-locks={lone_locks}")
+        EventKind::ThreadExit {
+            held,
+            lone_locks,
+            summarised,
+        } => {
+            format!("thread-exit holding={held} lone-locks={lone_locks} summarised={summarised}")
         }
     };
     format!(

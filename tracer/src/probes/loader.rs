@@ -1363,6 +1363,18 @@ impl Tracer {
         self.lost_counter(2).iter().sum()
     }
 
+    /// The kernel's novelty filter (tracer-ebpf/src/novelty.rs): nested acquisitions kept and
+    /// released unsent, chain keys recorded as seen, and repeats sent anyway because the
+    /// thread's kept entries were full.
+    pub fn novelty_counts(&self) -> NoveltyCounts {
+        let sum = |i| self.lost_counter(i).iter().sum();
+        NoveltyCounts {
+            summarised: sum(3),
+            chains_seen: sum(4),
+            kept_full: sum(5),
+        }
+    }
+
     /// One index of the `LOST` per-CPU counters (tracer-ebpf/src/emit.rs).
     fn lost_counter(&self, index: u32) -> Vec<u64> {
         let Some(m) = self.ebpf.map("LOST") else {
@@ -1415,6 +1427,14 @@ impl Tracer {
             .filter(|s| s.state == ProbeState::Attached)
             .count()
     }
+}
+
+/// What the kernel's novelty filter did in a run (`Tracer::novelty_counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoveltyCounts {
+    pub summarised: u64,
+    pub chains_seen: u64,
+    pub kept_full: u64,
 }
 
 /// How the per-thread slots are used.

@@ -206,16 +206,20 @@ impl Live {
             ),
             Err(_) => "thread_slots=unreadable".into(),
         };
+        let novelty = t.novelty_counts();
         let sites = t
             .site_entries()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "unreadable".into());
         format!(
-            "events={} lost={} untracked={} lost_returns={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
+            "events={} lost={} untracked={} lost_returns={} summarised={} chains_seen={} kept_full={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
             self.processed,
             self.lost_per_cpu().iter().sum::<u64>(),
             t.stateless_calls(),
             t.lost_returns(),
+            novelty.summarised,
+            novelty.chains_seen,
+            novelty.kept_full,
             self.stacks.len(),
             self.failed_stacks.values().sum::<u64>(),
             tracer_common::THREAD_SLOTS,
@@ -253,6 +257,7 @@ impl Live {
             );
         }
         for line in [
+            novelty_line(&self.tracer.novelty_counts()),
             skipped_runs_line(&self.tracer.skipped_runs()),
             failed_stacks_line(&self.failed_stacks),
         ]
@@ -271,6 +276,27 @@ impl Live {
             );
         }
     }
+}
+
+/// What the kernel's novelty filter left unsent, said at exit so that a run's event count is
+/// read right. Silent when it summarised nothing.
+fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
+    if n.summarised == 0 && n.kept_full == 0 {
+        return None;
+    }
+    let full = if n.kept_full > 0 {
+        format!(
+            "; {} repeat(s) were sent anyway: their threads held more than {} kept locks",
+            n.kept_full,
+            tracer_common::KEPT_PER_THREAD
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{} nested lock acquisition(s) repeated a transaction already sent ({} distinct lock          chain(s)) and were released unsent (the novelty filter; --all-events sends every one){full}",
+        n.summarised, n.chains_seen
+    ))
 }
 
 /// Runs of the tracer's programs the kernel skipped (a program preempted on a CPU is not
