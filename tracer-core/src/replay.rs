@@ -137,6 +137,71 @@ pub(crate) mod tests {
         assert_eq!(e.findings(), r.engine.findings());
     }
 
+    /// Findings without their time stamps (a kept acquisition is stamped when it is sent).
+    fn comparable(e: &Engine) -> Vec<String> {
+        let mut v: Vec<String> = e
+            .findings()
+            .iter()
+            .map(|f| {
+                let mut j = serde_json::to_value(f).unwrap();
+                let o = j.as_object_mut().unwrap();
+                o.remove("first_ts_ns");
+                o.remove("last_ts_ns");
+                j.to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Full-stream lab recordings (`tracer record --all-events` in the lab, real kernels and
+    /// drivers): the kernel side's filter, modelled over the same run (`events::filter`),
+    /// leaves the engine the same findings, and it did filter.
+    #[test]
+    fn full_and_filtered_lab_streams_give_the_same_findings() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/full-stream");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rec"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 3, "{files:?}");
+        let mut summarised = 0;
+        let mut with_findings = 0;
+        for p in &files {
+            let name = p.display().to_string();
+            let rec = Recording::parse(&std::fs::read(p).unwrap(), &name).unwrap();
+            assert!(rec.meta.full_stream, "{name}: not a full-stream recording");
+            let (full, caveats) = events(&rec);
+            assert_eq!(caveats.lost + caveats.undecodable, 0, "{name}");
+            let (filtered, counts) = crate::events::filter::KernelFilter::filter(&full);
+            assert!(
+                filtered.len() < full.len(),
+                "{name}: the filter dropped nothing"
+            );
+            summarised += counts.summarised;
+            let judge = |evs: &[Event]| {
+                let mut e = engine_for(&rec.meta, rec.stacks.clone());
+                for ev in evs {
+                    e.feed(ev);
+                }
+                e
+            };
+            let (a, b) = (judge(&full), judge(&filtered));
+            with_findings += usize::from(!a.findings().is_empty());
+            assert_eq!(
+                comparable(&a),
+                comparable(&b),
+                "{name}: full and filtered findings differ"
+            );
+        }
+        // The recordings hold repeated transactions (kept by the novelty filter) and bugs.
+        assert!(summarised > 0, "no repeated transaction in {files:?}");
+        assert!(with_findings > 0, "no finding in {files:?}");
+    }
+
     #[test]
     fn caveats_say_what_was_missing() {
         let c = Caveats {

@@ -337,6 +337,8 @@ extern "C" fn flush_one(i: u64, f: *mut c_void) -> i64 {
             ev.args = [lock, ctx, 0, 0];
             ev.held = held;
         });
+        // Sent now: checked against its owner like any sent lock (up to `SENT_LOCKS`).
+        crate::held::note_sent(t, lock);
     } else {
         t.held = t.held.saturating_sub(1);
     }

@@ -1,5 +1,5 @@
 # The overhead bench's guest side (cargo xtask lab --bench). xtask/src/lab/bench.rs puts
-# the run's parameters in front of it: ITERS, PAIR_ITERS, FIRST, LAST, EXTRAS, CONFIGS and
+# the run's parameters in front of it: ITERS, PAIR_ITERS, BIG_ITERS, FIRST, LAST, EXTRAS, CONFIGS and
 # /tmp/bpftrace-gen.awk.
 . /lab/lib.sh
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -43,7 +43,7 @@ echo 1000 > $B/run || exit 1
 # run_loops FILE: the loops of MASK into FILE. resv_pair, the shortest, runs PAIR_FACTOR (xtask/src/lab/bench.rs) times the
 # iterations of the others: at 20,000 it took ~25 ms, and one timer tick or TCG flush in it
 # moved its figure by half.
-MASK=7
+MASK=15
 PRIME=0
 run_loops() {
 	: > $1
@@ -57,6 +57,10 @@ run_loops() {
 	fi
 	if [ $((MASK & 6)) -ne 0 ]; then
 		echo $((MASK & 6)) > $B/loops && echo $ITERS > $B/run && cat $B/result >> $1 || return 1
+	fi
+	# ww_txn64: one operation is a 64-object transaction, run BIG_ITERS times.
+	if [ $((MASK & 8)) -ne 0 ]; then
+		echo 8 > $B/loops && echo $BIG_ITERS > $B/run && cat $B/result >> $1 || return 1
 	fi
 }
 
@@ -156,7 +160,7 @@ run_traced 0 profile
 # The same for resv_pair alone: the path of an un-nested lock/unlock pair.
 MASK=1
 run_traced 0 profile_pair
-MASK=7
+MASK=15
 # Which empty programs the floor runs: the same hooks and mechanisms as the tracer's.
 run_traced 0 profile_floor
 # What a smaller ring buffer than the default loses at this rate.
@@ -166,4 +170,4 @@ run_traced 0 ring16
 MASK=4
 echo "LAB: bench run of importer_cycle alone"
 run_traced 0 heaviest
-MASK=7
+MASK=15

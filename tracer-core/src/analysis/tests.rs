@@ -1042,91 +1042,6 @@ fn synthetic_convention_differences() {
 
 // ---------------------------------------------------------------- full vs filtered
 
-/// What the kernel side sends live (tracer-ebpf/src/funcs.rs): lock attempts,
-/// fence waits, mmap_lock, contention and syscall exits only while its
-/// per-task count says the task holds a hooked lock (+1 on a successful lock
-/// return, -1 saturating on unlock entry). A lock taken while the task holds
-/// nothing and outside every hooked call is kept back (at most 2) and sent
-/// only before the next event that is sent for that task; its unlock, if it
-/// comes first, drops both; such a failed attempt is not sent at all.
-fn filter_like_kernel(full: &[Event]) -> Vec<Event> {
-    const MAX_PENDING: usize = 2;
-    let mut held: std::collections::HashMap<u32, u32> = Default::default();
-    let mut pending: std::collections::HashMap<u32, Vec<Event>> = Default::default();
-    let mut in_call: std::collections::HashMap<u32, u32> = Default::default();
-    let mut out = Vec::new();
-    for ev in full {
-        let h = held.entry(ev.pid).or_insert(0);
-        let p = pending.entry(ev.pid).or_default();
-        let c = in_call.entry(ev.pid).or_insert(0);
-        match &ev.kind {
-            EventKind::DmaBufCall {
-                phase: Phase::Entry,
-                ..
-            }
-            | EventKind::Callback {
-                phase: Phase::Entry,
-                ..
-            } => *c += 1,
-            EventKind::DmaBufCall {
-                phase: Phase::Return,
-                ..
-            }
-            | EventKind::Callback {
-                phase: Phase::Return,
-                ..
-            } => *c = c.saturating_sub(1),
-            _ => {}
-        }
-        let keep = match &ev.kind {
-            EventKind::LockAttempt { .. }
-            | EventKind::FenceWaitStart { .. }
-            | EventKind::FenceWaitEnd { .. }
-            | EventKind::MmapLock { .. }
-            | EventKind::MmapUnlock { .. }
-            | EventKind::ContentionBegin { .. }
-            | EventKind::ContentionEnd { .. }
-            | EventKind::SyscallExit { .. } => *h > 0,
-            _ => true,
-        };
-        match &ev.kind {
-            EventKind::LockReturn { func, ret, .. } => {
-                let ok = if *func == LockFn::Trylock {
-                    *ret == 1
-                } else {
-                    *ret == 0
-                };
-                let lone = *h == 0 && *c == 0;
-                if ok {
-                    *h += 1;
-                }
-                if lone && (!ok || p.len() < MAX_PENDING) {
-                    if ok {
-                        p.push(ev.clone());
-                    }
-                    continue;
-                }
-            }
-            EventKind::Unlock { lock } => {
-                *h = h.saturating_sub(1);
-                let pos = p.iter().position(
-                    |e| matches!(e.kind, EventKind::LockReturn { lock: l, .. } if l == *lock),
-                );
-                if let Some(i) = pos {
-                    p.remove(i);
-                    continue;
-                }
-            }
-            _ => {}
-        }
-        if keep {
-            out.append(p);
-            out.push(ev.clone());
-        }
-    }
-    out
-}
-
 /// A deterministic xorshift generator (no dependency, reproducible).
 struct Rng(u64);
 impl Rng {
@@ -1155,7 +1070,7 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
         let a = objs[r.below(3) as usize];
         let bb = objs[r.below(3) as usize];
         let b = buf(a, ["udmabuf", "radeon", "i915"][r.below(3) as usize]);
-        match r.below(13) {
+        match r.below(19) {
             0 => {
                 s.map_unlocked_clean(pid, &b, "get_sg_table");
             }
@@ -1278,6 +1193,57 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                     .cb(pid, Callback::Pin, Phase::Return, "tsc_pin_relock", &b)
                     .api(pid, DmaBufFn::Pin, Phase::Return, &b);
             }
+            12..=17 => {
+                // A driver's transaction over the three objects from two call sites
+                // (the first lock's, then a loop's), repeated: the novelty filter keeps
+                // the repeats. Then, while it holds them: nothing, a legal map of a
+                // held buffer, a fence wait, a return to user space, a lock without
+                // the context, or a second context.
+                let (x, y, z) = (objs[0], objs[1], objs[2]);
+                let bx = buf(x, "i915");
+                // Sometimes the last object was torn down first (a lock after fini).
+                let torn = r.below(16) == 0;
+                if torn {
+                    s.ev(pid, None, EventKind::ResvFini { resv: z });
+                }
+                s.lock_with(pid, x, CTX2, LockFn::Lock, Some(50))
+                    .lock_with(pid, y, CTX2, LockFn::Lock, Some(51))
+                    .lock_with(pid, z, CTX2, LockFn::Lock, Some(51));
+                match r.below(12) {
+                    0 => {
+                        s.api(pid, DmaBufFn::MapAttachment, Phase::Entry, &bx).api(
+                            pid,
+                            DmaBufFn::MapAttachment,
+                            Phase::Return,
+                            &bx,
+                        );
+                    }
+                    1 => {
+                        s.ev(pid, Some(52), EventKind::FenceWaitStart { fence: 2 })
+                            .ev(pid, Some(52), EventKind::FenceWaitEnd { fence: 2 });
+                    }
+                    2 => {
+                        s.ev(pid, None, EventKind::SyscallExit { nr: 16, held: 3 });
+                    }
+                    3 => {
+                        s.lock_with(pid, MODESET, 0, LockFn::Lock, Some(53))
+                            .unlock(pid, MODESET);
+                    }
+                    4 => {
+                        s.lock_with(pid, MODESET, CTX1, LockFn::Lock, Some(54))
+                            .unlock(pid, MODESET);
+                    }
+                    _ => {}
+                }
+                if r.below(2) == 0 {
+                    s.unlock(pid, x).unlock(pid, y).unlock(pid, z);
+                } else {
+                    s.unlock(pid, z).unlock(pid, y).unlock(pid, x);
+                }
+                if torn {
+                    s.init(z);
+                }
+            }
             _ => {
                 s.attempt(pid, a, 0, LockFn::Trylock, None).ret(
                     pid,
@@ -1316,12 +1282,15 @@ fn comparable(e: &Engine) -> Vec<serde_json::Value> {
 #[test]
 fn synthetic_full_and_filtered_streams_give_the_same_findings() {
     for seed in [1u64, 2, 3, 0xdead_beef] {
-        let full = synthetic_full_stream(seed, 400);
-        let filtered = filter_like_kernel(&full);
+        let full = synthetic_full_stream(seed, 600);
+        let (filtered, counts) = crate::events::filter::KernelFilter::filter(&full);
         assert!(
             filtered.len() < full.len(),
             "the filter must drop something"
         );
+        // Both filters are exercised: lone pairs and repeated transactions.
+        assert!(counts.lone_dropped > 0, "seed {seed}: {counts:?}");
+        assert!(counts.summarised > 0, "seed {seed}: {counts:?}");
         let ef = run(&full);
         let el = run(&filtered);
         let (a, b) = (comparable(&ef), comparable(&el));
@@ -1342,6 +1311,7 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
             FindingKind::FenceWaitUnderResv,
             FindingKind::HeldAtReturnToUser,
             FindingKind::WwProtocol,
+            FindingKind::ResvLockAfterFini,
         ] {
             assert!(
                 kinds(&ef).contains(&k),

@@ -1,8 +1,8 @@
 //! `cargo xtask lab --bench`: what the tracer costs per reservation lock, measured in one
 //! boot of a real kernel. See docs/overhead.md.
 //!
-//! The guest loads tests/lab/modules/tracer_bench, whose `run` file times three loops in the
-//! kernel (`resv_pair`, `ww_txn3`, `importer_cycle`). Each repetition runs them once under
+//! The guest loads tests/lab/modules/tracer_bench, whose `run` file times four loops in the
+//! kernel (`resv_pair`, `ww_txn3`, `importer_cycle`, `ww_txn64`). Each repetition runs them once under
 //! `tracer record` (started, waited for with `--ready-file`, stopped with SIGINT) and once
 //! without a tracer; the order alternates between repetitions. Per run the guest ships
 //! `bench/r<rep>.<config>` (the module's result lines plus `key=value` lines) and, for the
@@ -24,6 +24,10 @@ pub const LOOPS: &[(&str, &str)] = &[
         "ww transaction: lock 3 objects with a ctx, unlock 3",
     ),
     ("importer_cycle", "attach, lock, map, unmap, unlock, detach"),
+    (
+        "ww_txn64",
+        "ww transaction: lock 64 objects with a ctx, unlock 64",
+    ),
 ];
 
 /// The configurations a repetition runs, in the order of the first repetition (later ones
@@ -79,6 +83,10 @@ fn floor_of(config: &str) -> Option<&'static str> {
 /// resv_pair runs this many times the iterations of the other loops (it is the shortest, and
 /// its figure is the headline ratio).
 pub const PAIR_FACTOR: u32 = 10;
+
+/// ww_txn64 runs the other loops' iterations divided by this (one of its operations is 64
+/// acquisitions and 64 unlocks: at 1/16 it takes about four times as many locks as ww_txn3).
+pub const BIG_DIVISOR: u32 = 16;
 
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on x86).
 const USER_HZ: f64 = 100.0;
@@ -169,9 +177,10 @@ const BENCH_SCRIPT: &str = include_str!("../../../tests/lab/guest/bench.sh");
 /// its bundle is in the guest), rotating which runs first.
 pub fn guest_script(iters: u32, first: u32, last: u32, extras: bool, configs: &[&str]) -> String {
     format!(
-        "ITERS={iters}\nPAIR_ITERS={pair}\nFIRST={first}\nLAST={last}\nEXTRAS={extras}\nCONFIGS=\"{configs}\"\n\
+        "ITERS={iters}\nPAIR_ITERS={pair}\nBIG_ITERS={big}\nFIRST={first}\nLAST={last}\nEXTRAS={extras}\nCONFIGS=\"{configs}\"\n\
          cat > /tmp/bpftrace-gen.awk <<'AWK'\n{gen}AWK\n{script}",
         pair = iters.saturating_mul(PAIR_FACTOR),
+        big = (iters / BIG_DIVISOR).max(1),
         extras = extras as u32,
         configs = configs.join(" "),
         gen = BPFTRACE_GEN,
@@ -297,8 +306,9 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     let key = |k: &'static str| move |r: &RunResult| r.keys.get(k)?.parse::<f64>().ok();
     s.push('\n');
     s.push_str(&format!(
-        "iterations per run: resv_pair {}, the other loops {iters}\n",
-        iters.saturating_mul(PAIR_FACTOR)
+        "iterations per run: resv_pair {}, ww_txn64 {}, the other loops {iters}\n",
+        iters.saturating_mul(PAIR_FACTOR),
+        (iters / BIG_DIVISOR).max(1)
     ));
     for c in &traced {
         let mut parts = Vec::new();
@@ -343,7 +353,7 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
         let max_lost = lost.iter().map(|l| l.1).max().unwrap();
         let events: Vec<f64> = lost.iter().map(|l| l.0 as f64).collect();
         s.push_str(&format!(
-            "tracer events recorded per run (all three loops), median: {:.0}; events lost, worst run: {max_lost}\n",
+            "tracer events recorded per run (all four loops), median: {:.0}; events lost, worst run: {max_lost}\n",
             median(&events).unwrap()
         ));
     }
@@ -424,9 +434,10 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
 /// Timeout of one bench boot: boot, warm-up, and per repetition five tracing processes
 /// started and stopped plus the loops six times (the extra-runs boot makes five tracer runs). Under TCG a tracer starts in ~11 s
 /// and stops in ~10 s, bpftrace needs ~35 s to compile and attach its ~120 probes, and 10k
-/// iterations of the three loops take ~2 s under the tracer. This allows about twice that.
+/// iterations of the three loops take ~2 s under the tracer, ww_txn64 (a sixteenth of them,
+/// 64 locks each) about as long as the other two together. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
-    let per_rep = 240 + (iters as u64 * 30) / 10_000 + (iters as u64 * PAIR_FACTOR as u64) / 10_000;
+    let per_rep = 240 + (iters as u64 * 60) / 10_000 + (iters as u64 * PAIR_FACTOR as u64) / 10_000;
     Duration::from_secs(180 + per_rep * reps as u64)
 }
 
@@ -513,7 +524,7 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Resu
     for (run, what, lp) in [
         (
             "ring16",
-            "tracer --ring-mib 16, the three loops",
+            "tracer --ring-mib 16, the four loops",
             "resv_pair",
         ),
         (
@@ -538,11 +549,11 @@ pub fn run(opts: &GuestOptions, iters: u32, reps: u32, configs: &[&str]) -> Resu
         }
     }
     for (file, what) in [
-        ("r0.profile.stderr", "the three loops"),
+        ("r0.profile.stderr", "the four loops"),
         ("r0.profile_pair.stderr", "resv_pair alone"),
         (
             "r0.profile_floor.stderr",
-            "the floor's empty programs, three loops",
+            "the floor's empty programs, four loops",
         ),
     ] {
         let profile = fs::read_to_string(bench_dir.join(file)).unwrap_or_default();
@@ -569,7 +580,9 @@ mod tests {
     #[test]
     fn the_guest_script_parses() {
         let script = guest_script(20_000, 1, 5, true, &["none", "floor", "tracer", "bpftrace"]);
-        assert!(script.starts_with("ITERS=20000\nPAIR_ITERS=200000\nFIRST=1\nLAST=5\nEXTRAS=1\n"));
+        assert!(script.starts_with(
+            "ITERS=20000\nPAIR_ITERS=200000\nBIG_ITERS=1250\nFIRST=1\nLAST=5\nEXTRAS=1\n"
+        ));
         assert!(script.contains("CONFIGS=\"none floor tracer bpftrace\""));
         assert!(
             script.contains("\nAWK\n# The overhead bench"),
@@ -796,7 +809,9 @@ mod tests {
     #[test]
     fn script_interpolates() {
         let s = guest_script(1234, 2, 3, false, CONFIGS);
-        assert!(s.starts_with("ITERS=1234\nPAIR_ITERS=12340\nFIRST=2\nLAST=3\nEXTRAS=0\n"));
+        assert!(s.starts_with(
+            "ITERS=1234\nPAIR_ITERS=12340\nBIG_ITERS=77\nFIRST=2\nLAST=3\nEXTRAS=0\n"
+        ));
         assert!(s.contains("echo $ITERS > $B/run"));
         assert!(
             s.contains("echo $PAIR_ITERS > $B/run"),

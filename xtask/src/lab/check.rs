@@ -148,11 +148,12 @@ fn specifics(doc: &serde_json::Value, s: &Scenario) -> Result<String, String> {
         let n = match what.as_str() {
             "acquisitions" | "fence_waits" | "mmap_locks" | "callbacks" | "api_calls"
             | "locks_gone" | "module_loads" => stats[what.as_str()].as_u64().unwrap_or(0),
-            // Every ww_mutex acquisition, sent or kept back in the kernel (counted per
-            // thread and reported at its exit).
+            // Every ww_mutex acquisition, sent or kept back in the kernel (lone ones, and
+            // repeats the novelty filter kept; counted per thread and reported at its exit).
             "locks" => {
                 stats["acquisitions"].as_u64().unwrap_or(0)
                     + stats["lone_acquisitions"].as_u64().unwrap_or(0)
+                    + stats["summarised_acquisitions"].as_u64().unwrap_or(0)
             }
             call => stats["calls"][call].as_u64().unwrap_or(0),
         };

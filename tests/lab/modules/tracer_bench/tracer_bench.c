@@ -13,12 +13,16 @@
  *                   acquire_fini)
  *   importer_cycle  an importer cycle on the module's own exported dma-buf
  *                   (attach, lock, map, unmap, unlock, detach)
+ *   ww_txn64        one ww transaction over 64 dma_resv objects, as a big
+ *                   execbuf locks its buffer objects (acquire_init, lock x64,
+ *                   acquire_done, unlock x64, acquire_fini); one operation is
+ *                   the whole transaction
  *
  * /sys/kernel/debug/tracer_bench/result: one line per loop of the last run,
  * "<loop> ns_per_op=<integer> iters=<N> total_ns=<integer>".
  *
  * /sys/kernel/debug/tracer_bench/loops: which loops "run" runs, a bit mask in
- * the order above (default 7, all; 1 = resv_pair alone, for profiling the
+ * the order above (default 15, all; 1 = resv_pair alone, for profiling the
  * tracer's path for an un-nested lock/unlock pair).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -39,7 +43,9 @@
 #include <linux/uaccess.h>
 #include <linux/version.h>
 
-#define TB_NRESV 3
+#define TB_NRESV 64
+/* ww_txn3 locks the first three. */
+#define TB_TXN3 3
 #define TB_NPAGES 1
 /* Give the scheduler a chance every so many iterations (no lock held). */
 #define TB_RESCHED_EVERY 256
@@ -54,7 +60,7 @@ static struct page *tb_pages[TB_NPAGES];
 /* Serialises runs and guards the result text. */
 static DEFINE_MUTEX(tb_lock);
 static char tb_result[256];
-static u32 tb_loop_mask = 7;
+static u32 tb_loop_mask = 15;
 static size_t tb_result_len;
 
 /* ---- a minimal page-backed exporter ---- */
@@ -143,7 +149,7 @@ static int tb_ww_txn3(unsigned int n)
 
 	for (i = 0; i < n; i++) {
 		ww_acquire_init(&ctx, &reservation_ww_class);
-		for (j = 0; j < TB_NRESV; j++) {
+		for (j = 0; j < TB_TXN3; j++) {
 			/* Uncontended: -EDEADLK cannot happen, but be correct. */
 			ret = dma_resv_lock(&tb_resv[j], &ctx);
 			if (ret)
@@ -158,6 +164,31 @@ static int tb_ww_txn3(unsigned int n)
 			return ret;
 		if (i % TB_RESCHED_EVERY == 0)
 			cond_resched();
+	}
+	return 0;
+}
+
+static int tb_ww_txn64(unsigned int n)
+{
+	struct ww_acquire_ctx ctx;
+	unsigned int i, j;
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		ww_acquire_init(&ctx, &reservation_ww_class);
+		for (j = 0; j < TB_NRESV; j++) {
+			ret = dma_resv_lock(&tb_resv[j], &ctx);
+			if (ret)
+				break;
+		}
+		if (!ret)
+			ww_acquire_done(&ctx);
+		while (j-- > 0)
+			dma_resv_unlock(&tb_resv[j]);
+		ww_acquire_fini(&ctx);
+		if (ret)
+			return ret;
+		cond_resched();
 	}
 	return 0;
 }
@@ -202,6 +233,7 @@ static const struct tb_loop tb_loops[] = {
 	{ "resv_pair", tb_resv_pair },
 	{ "ww_txn3", tb_ww_txn3 },
 	{ "importer_cycle", tb_importer_cycle },
+	{ "ww_txn64", tb_ww_txn64 },
 };
 
 static ssize_t tb_run_write(struct file *file, const char __user *ubuf,

@@ -112,6 +112,11 @@ int tsc_return_to_user_holding(void);
 int tsc_return_to_user_holding_after_pairs(void);
 int tsc_return_to_user_holding_release(void);
 void tsc_return_to_user_holding_cleanup(void);
+int tsc_fence_wait_in_repeated_txn(void);
+int tsc_clean_map_in_repeated_txn(void);
+int tsc_return_to_user_in_repeated_txn(void);
+int tsc_return_to_user_in_repeated_txn_release(void);
+void tsc_repeats_cleanup(void);
 
 int tsc_gem_pin_relock(void);
 int tsc_importer_notify_relock(void);

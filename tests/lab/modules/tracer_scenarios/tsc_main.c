@@ -92,6 +92,13 @@ static const struct tsc_scenario tsc_scenarios[] = {
 	TSC_PRESENT("clean-importer-locked-api", tsc_clean_importer_locked_api),
 	TSC_PRESENT("clean-importer-unlocked-api",
 		    tsc_clean_importer_unlocked_api),
+	TSC_PRESENT("fence-wait-in-repeated-txn",
+		    tsc_fence_wait_in_repeated_txn),
+	TSC_PRESENT("clean-map-in-repeated-txn", tsc_clean_map_in_repeated_txn),
+	TSC_PRESENT("return-to-user-in-repeated-txn",
+		    tsc_return_to_user_in_repeated_txn),
+	TSC_PRESENT("return-to-user-in-repeated-txn-release",
+		    tsc_return_to_user_in_repeated_txn_release),
 };
 
 struct device *tsc_dev;
@@ -199,6 +206,7 @@ static void __exit tsc_mod_exit(void)
 {
 	debugfs_remove_recursive(tsc_dir);
 	tsc_return_to_user_holding_cleanup();
+	tsc_repeats_cleanup();
 	platform_device_unregister(tsc_pdev);
 	pr_info("unloaded\n");
 }

@@ -1,0 +1,414 @@
+//! What the kernel side sends of a full stream, modelled in user space: the
+//! same decisions as tracer-ebpf (funcs.rs, lock_tracing.rs, novelty.rs),
+//! made on the typed events of a full stream (`tracer record --all-events`).
+//! A full stream and its filtered form are the same event model; the engine
+//! must find the same things in both, which the tests check on synthetic
+//! streams and on full-stream recordings of the lab.
+//!
+//! The kernel's decisions, per thread:
+//! - lock attempts, fence waits, mmap_lock, contention and syscall exits are
+//!   sent only while the thread holds a hooked lock;
+//! - a lock taken while the thread holds nothing and is inside no hooked
+//!   call is kept back (at most 2) and sent only before the thread's next
+//!   sent event; its unlock, if it comes first, drops both; a failed one is
+//!   dropped;
+//! - the novelty filter: a nested acquisition under the acquire context of
+//!   the thread's held chain (every held lock taken under it, with one lock
+//!   function, each with its call site's stack) whose chain key was sent
+//!   before is kept unsent, its attempt dropped, its unlock dropped; kept
+//!   ones are sent (after the kept-back ones) before the thread's next sent
+//!   event. Anything but a plain success, any unlock, a lock of the object
+//!   the thread last tore down, or a lock inside a hooked call ends the
+//!   chain.
+
+use std::collections::{HashMap, HashSet};
+
+use super::model::{Event, EventKind, LockFn, Phase, StackId};
+
+/// Lone acquisitions the kernel keeps back per thread (`tracer_common::MAX_PENDING`).
+pub const MAX_PENDING: usize = 2;
+/// Nested acquisitions the novelty filter keeps per thread
+/// (`tracer_common::KEPT_PER_THREAD`).
+pub const KEPT_PER_THREAD: usize = 64;
+
+/// What the filter left out of a stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterCounts {
+    /// Nested acquisitions kept and released unsent.
+    pub summarised: u64,
+    /// Distinct chain keys recorded as sent.
+    pub chains_seen: u64,
+    /// Lone acquisitions kept back and released unsent.
+    pub lone_dropped: u64,
+}
+
+#[derive(Default)]
+struct Thread {
+    held: u32,
+    in_call: u32,
+    pending: Vec<Event>,
+    kept: Vec<Event>,
+    last_fini: u64,
+    /// The held chain's key (0: none), context and lock function.
+    chain: u64,
+    txn_ctx: u64,
+    txn_func: Option<LockFn>,
+    /// The key of a nested attempt that was not sent (a repeat).
+    entry_key: u64,
+    summarised: u32,
+}
+
+/// The key after one more acquisition (never 0).
+fn mix(chain: u64, stack: StackId, func: LockFn) -> u64 {
+    let mut h = chain ^ u64::from(stack).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ ((func as u64) << 1);
+    h = (h ^ (h >> 32)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    h | 1
+}
+
+impl Thread {
+    fn next_key(&self, lock: u64, ctx: u64, func: LockFn, stack: Option<StackId>) -> u64 {
+        match stack {
+            Some(s)
+                if self.chain != 0
+                    && ctx != 0
+                    && ctx == self.txn_ctx
+                    && Some(func) == self.txn_func
+                    && self.in_call == 0
+                    && lock != self.last_fini =>
+            {
+                mix(self.chain, s, func)
+            }
+            _ => 0,
+        }
+    }
+
+    fn chain_start(&mut self, ctx: u64, func: LockFn, stack: Option<StackId>) {
+        self.chain = match stack {
+            Some(s) if ctx != 0 => mix(0, s, func),
+            _ => 0,
+        };
+        self.txn_ctx = ctx;
+        self.txn_func = Some(func);
+    }
+}
+
+/// The kernel side's filter over a full stream, event by event.
+#[derive(Default)]
+pub struct KernelFilter {
+    threads: HashMap<u32, Thread>,
+    seen: HashSet<u64>,
+    counts: FilterCounts,
+}
+
+impl KernelFilter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counts(&self) -> FilterCounts {
+        self.counts
+    }
+
+    /// The events the kernel would send for `ev` (and what it kept back
+    /// before it), appended to `out` in order.
+    pub fn push(&mut self, ev: &Event, out: &mut Vec<Event>) {
+        let t = self.threads.entry(ev.pid).or_default();
+        match &ev.kind {
+            EventKind::DmaBufCall {
+                phase: Phase::Entry,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Entry,
+                ..
+            } => t.in_call += 1,
+            EventKind::DmaBufCall {
+                phase: Phase::Return,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Return,
+                ..
+            } => t.in_call = t.in_call.saturating_sub(1),
+            EventKind::ResvFini { resv } => t.last_fini = *resv,
+            EventKind::ResvInit { resv } if *resv == t.last_fini => t.last_fini = 0,
+            _ => {}
+        }
+        let sent = match &ev.kind {
+            EventKind::LockAttempt { lock, ctx, func } => {
+                if t.held == 0 {
+                    false
+                } else {
+                    let key = t.next_key(*lock, *ctx, *func, ev.stack);
+                    t.entry_key = if key != 0 && self.seen.contains(&key) {
+                        key
+                    } else {
+                        0
+                    };
+                    t.entry_key == 0
+                }
+            }
+            EventKind::LockReturn {
+                lock,
+                ctx,
+                func,
+                ret,
+            } => {
+                let ok = if *func == LockFn::Trylock {
+                    *ret == 1
+                } else {
+                    *ret == 0
+                };
+                let lone = t.held == 0 && t.in_call == 0;
+                if ok {
+                    t.held += 1;
+                }
+                let suppressed = std::mem::take(&mut t.entry_key);
+                if lone && *lock != t.last_fini {
+                    if !ok {
+                        return;
+                    }
+                    if t.pending.len() < MAX_PENDING {
+                        t.pending.push(ev.clone());
+                        t.chain_start(*ctx, *func, ev.stack);
+                        return;
+                    }
+                    t.chain = 0;
+                    true
+                } else if lone || !ok || *ret != 0 {
+                    // Not a chain's plain success: the chain ends, the return is sent.
+                    t.chain = 0;
+                    true
+                } else {
+                    let key = if suppressed != 0 {
+                        suppressed
+                    } else {
+                        t.next_key(*lock, *ctx, *func, ev.stack)
+                    };
+                    if key == 0 {
+                        t.chain = 0;
+                        true
+                    } else if suppressed != 0 && t.kept.len() < KEPT_PER_THREAD {
+                        t.kept.push(ev.clone());
+                        t.chain = key;
+                        false
+                    } else {
+                        if self.seen.insert(key) {
+                            self.counts.chains_seen += 1;
+                        }
+                        t.chain = key;
+                        true
+                    }
+                }
+            }
+            EventKind::Unlock { lock } => {
+                t.held = t.held.saturating_sub(1);
+                t.chain = 0;
+                let is = |e: &Event| matches!(e.kind, EventKind::LockReturn { lock: l, .. } if l == *lock);
+                if let Some(i) = t.pending.iter().position(is) {
+                    t.pending.remove(i);
+                    self.counts.lone_dropped += 1;
+                    false
+                } else if let Some(i) = t.kept.iter().position(is) {
+                    t.kept.remove(i);
+                    t.summarised = t.summarised.saturating_add(1);
+                    self.counts.summarised += 1;
+                    false
+                } else {
+                    true
+                }
+            }
+            EventKind::FenceWaitStart { .. }
+            | EventKind::FenceWaitEnd { .. }
+            | EventKind::MmapLock { .. }
+            | EventKind::MmapUnlock { .. }
+            | EventKind::ContentionBegin { .. }
+            | EventKind::ContentionEnd { .. }
+            | EventKind::SyscallExit { .. } => t.held > 0,
+            _ => true,
+        };
+        if !sent {
+            return;
+        }
+        out.append(&mut t.pending);
+        out.append(&mut t.kept);
+        let mut ev = ev.clone();
+        if let EventKind::ThreadExit { summarised, .. } = &mut ev.kind {
+            *summarised = std::mem::take(&mut t.summarised);
+            self.threads.remove(&ev.pid);
+        }
+        out.push(ev);
+    }
+
+    /// The whole filtered stream of a full one.
+    pub fn filter(full: &[Event]) -> (Vec<Event>, FilterCounts) {
+        let mut f = Self::new();
+        let mut out = Vec::with_capacity(full.len());
+        for ev in full {
+            f.push(ev, &mut out);
+        }
+        (out, f.counts())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CTX: u64 = 0xffff_c900_0000_1000;
+
+    fn ev(pid: u32, stack: Option<StackId>, kind: EventKind) -> Event {
+        Event {
+            ts_ns: 0,
+            cpu: 0,
+            pid,
+            tgid: pid,
+            comm: "t".into(),
+            stack,
+            kind,
+        }
+    }
+
+    /// One full-stream transaction over `locks` from call sites 7 (first) and 8 (the rest).
+    fn txn(pid: u32, locks: &[u64], ret_of_last: i64) -> Vec<Event> {
+        let mut v = Vec::new();
+        for (i, &lock) in locks.iter().enumerate() {
+            let stack = Some(if i == 0 { 7 } else { 8 });
+            let func = LockFn::Lock;
+            v.push(ev(
+                pid,
+                stack,
+                EventKind::LockAttempt {
+                    lock,
+                    ctx: CTX,
+                    func,
+                },
+            ));
+            let ret = if i + 1 == locks.len() { ret_of_last } else { 0 };
+            v.push(ev(
+                pid,
+                stack,
+                EventKind::LockReturn {
+                    lock,
+                    ctx: CTX,
+                    func,
+                    ret,
+                },
+            ));
+        }
+        v
+    }
+
+    fn unlocks(pid: u32, locks: &[u64]) -> Vec<Event> {
+        locks
+            .iter()
+            .map(|&lock| ev(pid, None, EventKind::Unlock { lock }))
+            .collect()
+    }
+
+    fn kinds(v: &[Event]) -> Vec<&'static str> {
+        v.iter()
+            .map(|e| match e.kind {
+                EventKind::LockAttempt { .. } => "attempt",
+                EventKind::LockReturn { .. } => "return",
+                EventKind::Unlock { .. } => "unlock",
+                EventKind::FenceWaitStart { .. } => "wait",
+                _ => "other",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_transaction_sends_nothing() {
+        let l = [1, 2, 3];
+        let mut full = txn(1, &l, 0);
+        full.extend(unlocks(1, &l));
+        let once = full.clone();
+        full.extend(once.iter().cloned());
+        full.extend(once.iter().cloned());
+        let (out, c) = KernelFilter::filter(&full);
+        // The first: the lone first lock is sent before the second's attempt, then everything.
+        assert_eq!(
+            kinds(&out),
+            ["return", "attempt", "return", "attempt", "return", "unlock", "unlock", "unlock"]
+        );
+        assert_eq!(c.summarised, 4);
+        assert_eq!(c.lone_dropped, 2);
+        assert_eq!(c.chains_seen, 2);
+    }
+
+    #[test]
+    fn kept_locks_are_sent_in_order_before_a_judged_event() {
+        let l = [1, 2, 3];
+        let mut full = txn(1, &l, 0);
+        full.extend(unlocks(1, &l));
+        full.extend(txn(1, &l, 0));
+        full.push(ev(1, Some(9), EventKind::FenceWaitStart { fence: 5 }));
+        full.extend(unlocks(1, &l));
+        let (out, _) = KernelFilter::filter(&full);
+        let second: Vec<_> = out[8..].to_vec();
+        assert_eq!(
+            kinds(&second),
+            ["return", "return", "return", "wait", "unlock", "unlock", "unlock"]
+        );
+        let held: Vec<u64> = second[..3]
+            .iter()
+            .map(|e| match e.kind {
+                EventKind::LockReturn { lock, .. } => lock,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(held, l);
+    }
+
+    #[test]
+    fn a_failed_repeat_ends_the_chain_and_goes_out_with_what_is_held() {
+        let l = [1, 2, 3];
+        let mut full = txn(1, &l, 0);
+        full.extend(unlocks(1, &l));
+        // The same transaction whose last lock gets -EDEADLK: the return is sent, after
+        // the two held locks; its attempt was a repeat and stays out.
+        full.extend(txn(1, &l, super::super::model::EDEADLK));
+        let (out, _) = KernelFilter::filter(&full);
+        assert_eq!(kinds(&out[8..]), ["return", "return", "return"]);
+    }
+
+    #[test]
+    fn a_transaction_without_context_or_first_site_is_never_summarised() {
+        let mut full = Vec::new();
+        for _ in 0..3 {
+            for (i, lock) in [1u64, 2].into_iter().enumerate() {
+                // No context.
+                let k = EventKind::LockReturn {
+                    lock,
+                    ctx: 0,
+                    func: LockFn::Lock,
+                    ret: 0,
+                };
+                if i > 0 {
+                    full.push(ev(
+                        1,
+                        Some(8),
+                        EventKind::LockAttempt {
+                            lock,
+                            ctx: 0,
+                            func: LockFn::Lock,
+                        },
+                    ));
+                }
+                full.push(ev(1, Some(8), k));
+            }
+            full.extend(unlocks(1, &[1, 2]));
+        }
+        let (_, c) = KernelFilter::filter(&full);
+        assert_eq!(c.summarised, 0);
+        // A first lock without its call site: no chain either.
+        let mut full = txn(2, &[1, 2], 0);
+        full[1].stack = None;
+        full.extend(unlocks(2, &[1, 2]));
+        let again = full.clone();
+        full.extend(again);
+        assert_eq!(KernelFilter::filter(&full).1.summarised, 0);
+    }
+}
