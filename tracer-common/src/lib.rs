@@ -388,7 +388,8 @@ pub struct TaskFrames {
     /// before), for its exit; 0 if its entry was sent.
     pub entry_key: u64,
     pub txn_hook: u16,
-    pub _pad2: u16,
+    /// The `SEEN` outcomes of `entry_key` (`SEEN_ACQUIRED`, `SEEN_ALREADY`).
+    pub entry_seen: u16,
     /// This thread's index in `THREADS`: its kept acquisitions are
     /// `KEPT[slot * KEPT_PER_THREAD ..]`.
     pub slot: u32,
@@ -417,6 +418,11 @@ pub struct KeptLock {
     pub lock: u64,
     pub stack_id: i64,
 }
+
+/// `SEEN` value bits: the chain key's acquisition was sent once as a plain
+/// success (0), or as -EALREADY (the context already held that lock).
+pub const SEEN_ACQUIRED: u8 = 1;
+pub const SEEN_ALREADY: u8 = 2;
 
 /// Entries of the `SEEN` map (chain keys of nested acquisitions already sent
 /// once, LRU).

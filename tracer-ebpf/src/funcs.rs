@@ -471,6 +471,12 @@ fn entry_body(
     } else {
         -1
     };
+    // A nested lock repeating a chain already sent: nothing new to judge
+    // (novelty.rs). Decided before its own frame is pushed: the filter looks
+    // at the hooked calls the thread is inside, as the return sees them.
+    let repeat = desc.flags & ff::LOCKS != 0
+        && nested
+        && entry_is_repeat(cfg, t, args[0], args[1], desc.hook, stack);
     if desc.flags & ff::EMIT_RETURN != 0 {
         let d = t.depth as usize;
         if d < MAX_FRAMES {
@@ -487,10 +493,6 @@ fn entry_body(
     }
     let emit = desc.flags & ff::EMIT_ENTRY != 0
         && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
-    // A nested lock repeating a chain already sent: nothing new to judge (novelty.rs).
-    let repeat = desc.flags & ff::LOCKS != 0
-        && nested
-        && entry_is_repeat(cfg, t, args[0], args[1], desc.hook, stack);
     if emit && !repeat {
         send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     }

@@ -73,9 +73,9 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 
 /// Per CPU: [0] events that did not fit in `EVENTS`; [1] hooked calls of
 /// threads that got no per-thread state (`emit::task`); [2] kretprobe
-/// returns never run; [3..6] the novelty filter's counts (`novelty.rs`).
+/// returns never run; [3..7] the novelty filter's counts (`novelty.rs`).
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(6, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(7, 0);
 
 /// Nested acquisitions kept unsent by the novelty filter: `KEPT_PER_THREAD`
 /// entries per `THREADS` slot (`novelty.rs`).

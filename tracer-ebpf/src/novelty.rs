@@ -7,7 +7,10 @@
 //! thread's `KEPT` entries, with no lock entry sent either, and its unlock
 //! drops it: the engine already judged that chain (every ordering, every ww
 //! rule it rests on), so only a count leaves the kernel
-//! (`TaskFrames::summarised`, and `LOST[KEPT_DROPPED]`).
+//! (`TaskFrames::summarised`, and `LOST[KEPT_DROPPED]`). A -EALREADY return
+//! (the context already holds that lock: DRM's modeset locking does it all
+//! the time) leaves the held chain as it was; one whose key was sent once
+//! with that outcome is dropped, attempt and return (`LOST[ALREADY_DROPPED]`).
 //!
 //! Kept acquisitions are still held locks: before any event judged against
 //! what the thread holds (a dma-buf call, a fence wait, a return to user
@@ -18,8 +21,9 @@
 //! What is never summarised: an acquisition without a context, under another
 //! context or lock function than the held chain's, inside a hooked dma-buf
 //! call, of the object the thread just tore down, a trylock, a return that
-//! is not 0 (-EALREADY, -EDEADLK, -EINTR: those go out with the held chain
-//! sent first), a chain whose first lock came without its call site, any
+//! is neither 0 nor -EALREADY (-EDEADLK, -EINTR: those go out with the held
+//! chain sent first, and end the chain), a chain whose first lock came
+//! without its call site, any
 //! acquisition after an unlock in the middle of the chain (the hash no longer
 //! describes the held set) and the full stream (`--all-events`).
 
@@ -28,13 +32,26 @@ use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel},
 };
 use tracer_common::{
-    Config, KEPT_PER_THREAD, MUTEX_FLAGS, RawKind, STACK_SKIPPED, TaskFrames, call_site_of,
+    Config, KEPT_PER_THREAD, MUTEX_FLAGS, RawKind, SEEN_ACQUIRED, SEEN_ALREADY, STACK_SKIPPED,
+    TaskFrames, call_site_of,
 };
 
 use crate::{
     KEPT, SEEN,
     emit::{count, output},
 };
+
+/// 1 to run the filter at all: set by user space at load (a read-only
+/// global, so the verifier folds every branch of it away where it is 0).
+#[unsafe(no_mangle)]
+static NOVELTY: u32 = 0;
+
+#[inline(always)]
+fn on() -> bool {
+    // SAFETY: a read of a read-only global (volatile: its value is the one
+    // user space set at load, not the compiled-in 0).
+    unsafe { core::ptr::read_volatile(&raw const NOVELTY) != 0 }
+}
 
 /// `LOST` index: kept acquisitions released unsent (a transaction's repeats).
 pub const KEPT_DROPPED: u32 = 3;
@@ -43,6 +60,11 @@ pub const KEPT_DROPPED: u32 = 3;
 pub const SEEN_INSERTS: u32 = 4;
 /// `LOST` index: repeats sent anyway because the thread's `KEPT` entries were full.
 pub const KEPT_FULL: u32 = 5;
+/// `LOST` index: -EALREADY returns that repeated a chain's and were not sent.
+pub const ALREADY_DROPPED: u32 = 6;
+
+/// The kernel's -EALREADY (include/uapi/asm-generic/errno.h).
+const EALREADY: i64 = -114;
 
 /// Whether a stack id names the call site (a stack, or the call site itself).
 #[inline(always)]
@@ -63,7 +85,7 @@ fn mix(chain: u64, stack: i64, hook: u16) -> u64 {
 /// chain starts with it, if it has a context and its call site.
 #[inline(always)]
 pub fn chain_start(t: &mut TaskFrames, ctx: u64, stack: i64, hook: u16, ip: u64) {
-    if ctx != 0 && names_site(stack) && stack != STACK_SKIPPED {
+    if on() && ctx != 0 && names_site(stack) && stack != STACK_SKIPPED {
         t.chain = mix(0, stack, hook);
         t.txn_ctx = ctx;
         t.txn_hook = hook;
@@ -77,7 +99,8 @@ pub fn chain_start(t: &mut TaskFrames, ctx: u64, stack: i64, hook: u16, ip: u64)
 /// filter may summarise.
 #[inline(always)]
 pub fn next_key(cfg: &Config, t: &TaskFrames, lock: u64, ctx: u64, hook: u16, stack: i64) -> u64 {
-    if cfg.full_stream != 0
+    if !on()
+        || cfg.full_stream != 0
         || t.chain == 0
         || ctx == 0
         || ctx != t.txn_ctx
@@ -98,11 +121,9 @@ pub fn next_key(cfg: &Config, t: &TaskFrames, lock: u64, ctx: u64, hook: u16, st
 pub fn entry_is_repeat(cfg: &Config, t: &mut TaskFrames, lock: u64, ctx: u64, hook: u16, stack: i64) -> bool {
     let key = next_key(cfg, t, lock, ctx, hook, stack);
     // SAFETY: map value read.
-    t.entry_key = if key != 0 && unsafe { SEEN.get(&key) }.is_some() {
-        key
-    } else {
-        0
-    };
+    let seen = if key != 0 && on() { unsafe { SEEN.get(&key) }.copied() } else { None };
+    t.entry_key = if seen.is_some() { key } else { 0 };
+    t.entry_seen = seen.unwrap_or(0) as u16;
     t.entry_key != 0
 }
 
@@ -121,14 +142,23 @@ pub fn exit_kept(
     ok: bool,
     ret: i64,
 ) -> bool {
-    let suppressed = t.entry_key;
-    t.entry_key = 0;
-    // Only a plain success extends the chain; anything else ends it (and
-    // the return goes out after the held chain, in `send_call`).
-    if !ok || ret != 0 {
-        t.chain = 0;
+    if !on() {
         return false;
     }
+    let suppressed = t.entry_key;
+    let seen = t.entry_seen as u8;
+    t.entry_key = 0;
+    // A plain success extends the chain; -EALREADY (the context holds the
+    // lock already: nothing new is held) leaves it as it was; anything else
+    // ends it (and the return goes out after the held chain, in `send_call`).
+    let outcome = if ok && ret == 0 {
+        SEEN_ACQUIRED
+    } else if ret == EALREADY {
+        SEEN_ALREADY
+    } else {
+        t.chain = 0;
+        return false;
+    };
     let key = if suppressed != 0 {
         suppressed
     } else {
@@ -138,14 +168,23 @@ pub fn exit_kept(
         t.chain = 0;
         return false;
     }
-    if suppressed != 0 && keep(t, lock, stack) {
-        t.chain = key;
-        return true;
+    if suppressed != 0 && seen & outcome != 0 {
+        if outcome == SEEN_ALREADY {
+            count(ALREADY_DROPPED);
+            return true;
+        }
+        if keep(t, lock, stack) {
+            t.chain = key;
+            return true;
+        }
     }
-    // First time (or no room): sent by the caller; from now on a repeat.
-    let _ = SEEN.insert(&key, &1u8, 0);
+    // First time with this outcome (or no room): sent by the caller; from
+    // now on a repeat.
+    let _ = SEEN.insert(&key, &(seen | outcome), 0);
     count(SEEN_INSERTS);
-    t.chain = key;
+    if outcome == SEEN_ACQUIRED {
+        t.chain = key;
+    }
     false
 }
 
@@ -181,6 +220,9 @@ fn kept_entry(t: &TaskFrames, i: u32) -> Option<*mut tracer_common::KeptLock> {
 /// of the window (`bpf_loop`, as in `flush_kept`), which leaves a hole.
 #[inline(always)]
 pub fn drop_kept(t: &mut TaskFrames, lock: u64) -> bool {
+    if !on() {
+        return false;
+    }
     let head = t.kept_head;
     let top = t.kept_top;
     if top <= head {
@@ -285,6 +327,9 @@ struct Flush {
 /// to verify.
 #[inline(always)]
 pub fn flush_kept(cfg: &Config, t: &mut TaskFrames, owner_check: bool) {
+    if !on() {
+        return;
+    }
     let n = t.kept_top.saturating_sub(t.kept_head);
     if n > 0 {
         let mut f = Flush {

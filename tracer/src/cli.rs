@@ -204,6 +204,14 @@ pub struct LiveArgs {
     /// forgotten instead of reported.
     #[arg(long)]
     pub owner_check: bool,
+    /// The kernel side's novelty filter: a nested lock acquisition that
+    /// repeats a transaction already sent (same call sites, same order, one
+    /// acquire context) is kept in the kernel and sent only if something is
+    /// judged while it is held (docs/probes.md). off: send every nested
+    /// acquisition (the events `--all-events` also sends; findings are the
+    /// same either way).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub novelty: Switch,
     /// Turn on the kernel's BPF run-time statistics while running and print,
     /// at exit, each program's runs and nanoseconds per run: where the
     /// tracer's in-kernel cost goes. The statistics themselves add two clock
@@ -267,6 +275,7 @@ impl LiveArgs {
             lock_kprobes: a.lock_kprobes,
             hooks: a.hooks,
             owner_check: a.owner_check,
+            novelty: a.novelty == Switch::On,
             quiet: false,
         })
     }
@@ -356,4 +365,11 @@ pub struct GraphArgs {
     /// Write to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// An on/off option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }

@@ -1233,6 +1233,14 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                         s.lock_with(pid, MODESET, CTX1, LockFn::Lock, Some(54))
                             .unlock(pid, MODESET);
                     }
+                    5 | 6 => {
+                        // The context locks a held object again (DRM's modeset code
+                        // does): -EALREADY, then one more lock.
+                        s.attempt(pid, x, CTX2, LockFn::Lock, Some(55))
+                            .ret(pid, x, CTX2, LockFn::Lock, EALREADY, Some(55))
+                            .lock_with(pid, MODESET, CTX2, LockFn::Lock, Some(51))
+                            .unlock(pid, MODESET);
+                    }
                     _ => {}
                 }
                 if r.below(2) == 0 {
@@ -1291,6 +1299,7 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
         // Both filters are exercised: lone pairs and repeated transactions.
         assert!(counts.lone_dropped > 0, "seed {seed}: {counts:?}");
         assert!(counts.summarised > 0, "seed {seed}: {counts:?}");
+        assert!(counts.already_dropped > 0, "seed {seed}: {counts:?}");
         let ef = run(&full);
         let el = run(&filtered);
         let (a, b) = (comparable(&ef), comparable(&el));

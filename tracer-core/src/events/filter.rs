@@ -21,9 +21,11 @@
 //!   the thread last tore down, or a lock inside a hooked call ends the
 //!   chain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use super::model::{Event, EventKind, LockFn, Phase, StackId};
+use tracer_common::{SEEN_ACQUIRED, SEEN_ALREADY};
+
+use super::model::{Event, EventKind, LockFn, Phase, StackId, EALREADY};
 
 /// Lone acquisitions the kernel keeps back per thread (`tracer_common::MAX_PENDING`).
 pub const MAX_PENDING: usize = 2;
@@ -36,8 +38,10 @@ pub const KEPT_PER_THREAD: usize = 64;
 pub struct FilterCounts {
     /// Nested acquisitions kept and released unsent.
     pub summarised: u64,
-    /// Distinct chain keys recorded as sent.
+    /// Chain keys (with an outcome) recorded as sent.
     pub chains_seen: u64,
+    /// -EALREADY returns that repeated a chain's, dropped with their attempt.
+    pub already_dropped: u64,
     /// Lone acquisitions kept back and released unsent.
     pub lone_dropped: u64,
 }
@@ -53,8 +57,9 @@ struct Thread {
     chain: u64,
     txn_ctx: u64,
     txn_func: Option<LockFn>,
-    /// The key of a nested attempt that was not sent (a repeat).
+    /// The key of a nested attempt that was not sent (a repeat), and its outcomes seen.
     entry_key: u64,
+    entry_seen: u8,
     summarised: u32,
 }
 
@@ -97,7 +102,8 @@ impl Thread {
 #[derive(Default)]
 pub struct KernelFilter {
     threads: HashMap<u32, Thread>,
-    seen: HashSet<u64>,
+    /// Chain key -> outcomes sent once (`SEEN_ACQUIRED`, `SEEN_ALREADY`).
+    seen: HashMap<u64, u8>,
     counts: FilterCounts,
 }
 
@@ -141,11 +147,13 @@ impl KernelFilter {
                     false
                 } else {
                     let key = t.next_key(*lock, *ctx, *func, ev.stack);
-                    t.entry_key = if key != 0 && self.seen.contains(&key) {
-                        key
+                    let seen = if key != 0 {
+                        self.seen.get(&key).copied()
                     } else {
-                        0
+                        None
                     };
+                    t.entry_key = if seen.is_some() { key } else { 0 };
+                    t.entry_seen = seen.unwrap_or(0);
                     t.entry_key == 0
                 }
             }
@@ -176,11 +184,18 @@ impl KernelFilter {
                     }
                     t.chain = 0;
                     true
-                } else if lone || !ok || *ret != 0 {
-                    // Not a chain's plain success: the chain ends, the return is sent.
+                } else if lone || !(ok && *ret == 0 || *ret == EALREADY) {
+                    // Neither a plain success nor -EALREADY: the chain ends, the return
+                    // is sent.
                     t.chain = 0;
                     true
                 } else {
+                    let outcome = if *ret == 0 {
+                        SEEN_ACQUIRED
+                    } else {
+                        SEEN_ALREADY
+                    };
+                    let seen = t.entry_seen;
                     let key = if suppressed != 0 {
                         suppressed
                     } else {
@@ -189,15 +204,22 @@ impl KernelFilter {
                     if key == 0 {
                         t.chain = 0;
                         true
-                    } else if suppressed != 0 && t.kept.len() < KEPT_PER_THREAD {
+                    } else if suppressed != 0 && seen & outcome != 0 && outcome == SEEN_ALREADY {
+                        self.counts.already_dropped += 1;
+                        false
+                    } else if suppressed != 0
+                        && seen & outcome != 0
+                        && t.kept.len() < KEPT_PER_THREAD
+                    {
                         t.kept.push(ev.clone());
                         t.chain = key;
                         false
                     } else {
-                        if self.seen.insert(key) {
-                            self.counts.chains_seen += 1;
+                        self.seen.insert(key, seen | outcome);
+                        self.counts.chains_seen += 1;
+                        if outcome == SEEN_ACQUIRED {
+                            t.chain = key;
                         }
-                        t.chain = key;
                         true
                     }
                 }
@@ -372,6 +394,39 @@ mod tests {
         full.extend(txn(1, &l, super::super::model::EDEADLK));
         let (out, _) = KernelFilter::filter(&full);
         assert_eq!(kinds(&out[8..]), ["return", "return", "return"]);
+    }
+
+    #[test]
+    fn a_repeated_ealready_is_dropped_and_keeps_the_chain() {
+        // Lock 1, 2, then 1 again (-EALREADY: the context holds it), then 3.
+        let one = |pid| {
+            let mut v = txn(pid, &[1, 2], 0);
+            let func = LockFn::Lock;
+            let (lock, ctx) = (1, CTX);
+            v.push(ev(pid, Some(9), EventKind::LockAttempt { lock, ctx, func }));
+            v.push(ev(
+                pid,
+                Some(9),
+                EventKind::LockReturn {
+                    lock,
+                    ctx,
+                    func,
+                    ret: EALREADY,
+                },
+            ));
+            v.extend(txn(pid, &[3], 0).into_iter().map(|mut e| {
+                e.stack = Some(8);
+                e
+            }));
+            v.extend(unlocks(pid, &[1, 2, 3]));
+            v
+        };
+        let mut full = one(1);
+        full.extend(one(1));
+        let (out, c) = KernelFilter::filter(&full);
+        // The first sends everything but the lone attempt; the second nothing.
+        assert_eq!(out.len(), full.len() / 2 - 1, "{:?}", kinds(&out));
+        assert_eq!((c.already_dropped, c.summarised), (1, 2));
     }
 
     #[test]

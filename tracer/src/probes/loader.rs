@@ -48,6 +48,8 @@ pub struct LoadOptions {
     /// Check held locks against their owner word even on a kernel that does
     /// not preempt BPF programs (where no hook run is skipped).
     pub owner_check: bool,
+    /// Run the kernel side's novelty filter (tracer-ebpf/src/novelty.rs).
+    pub novelty: bool,
     /// Say nothing on stderr about the choices made (`tracer doctor` says them itself).
     pub quiet: bool,
 }
@@ -81,6 +83,7 @@ impl Default for LoadOptions {
             lock_kprobes: false,
             hooks: HookChoice::Auto,
             owner_check: false,
+            novelty: true,
             quiet: false,
         }
     }
@@ -420,6 +423,7 @@ impl Tracer {
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("OWNER_CHECK", &config.owner_check, true)
+            .override_global("NOVELTY", &(opts.novelty as u32), true)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {}", errno_text(&e)))?;
         let ops_layout = btf.members("dma_buf_ops").unwrap_or_default();
@@ -1372,6 +1376,7 @@ impl Tracer {
             summarised: sum(3),
             chains_seen: sum(4),
             kept_full: sum(5),
+            already_dropped: sum(6),
         }
     }
 
@@ -1435,6 +1440,7 @@ pub struct NoveltyCounts {
     pub summarised: u64,
     pub chains_seen: u64,
     pub kept_full: u64,
+    pub already_dropped: u64,
 }
 
 /// How the per-thread slots are used.

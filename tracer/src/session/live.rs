@@ -212,12 +212,13 @@ impl Live {
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "unreadable".into());
         format!(
-            "events={} lost={} untracked={} lost_returns={} summarised={} chains_seen={} kept_full={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
+            "events={} lost={} untracked={} lost_returns={} summarised={} already_dropped={} chains_seen={} kept_full={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
             self.processed,
             self.lost_per_cpu().iter().sum::<u64>(),
             t.stateless_calls(),
             t.lost_returns(),
             novelty.summarised,
+            novelty.already_dropped,
             novelty.chains_seen,
             novelty.kept_full,
             self.stacks.len(),
@@ -281,7 +282,7 @@ impl Live {
 /// What the kernel's novelty filter left unsent, said at exit so that a run's event count is
 /// read right. Silent when it summarised nothing.
 fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
-    if n.summarised == 0 && n.kept_full == 0 {
+    if n.summarised == 0 && n.kept_full == 0 && n.already_dropped == 0 {
         return None;
     }
     let full = if n.kept_full > 0 {
@@ -294,8 +295,10 @@ fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
         String::new()
     };
     Some(format!(
-        "{} nested lock acquisition(s) repeated a transaction already sent ({} distinct lock          chain(s)) and were released unsent (the novelty filter; --all-events sends every one){full}",
-        n.summarised, n.chains_seen
+        "{} nested lock acquisition(s) and {} -EALREADY return(s) repeated a transaction \
+         already sent ({} lock chain outcome(s) sent once) and were not sent (the novelty \
+         filter, docs/probes.md; --novelty off or --all-events sends every one){full}",
+        n.summarised, n.already_dropped, n.chains_seen
     ))
 }
 
