@@ -403,6 +403,15 @@ pub struct TaskFrames {
     /// unsent (saturating): reported at thread exit, so the engine's
     /// statistics count them.
     pub summarised: u32,
+    /// The stack id (call site) of the chain's last acquisition: another
+    /// one from the same site leaves the chain key as it is (as lockdep
+    /// counts a class nested under its ww context once).
+    pub last_stack: i64,
+    /// The last chain key found in (or put into) `SEEN`, and its outcomes:
+    /// a transaction that repeats finds its keys here without a hash lookup.
+    pub seen_key: u64,
+    pub seen_bits: u32,
+    pub _pad3: u32,
 }
 
 /// Nested acquisitions each thread can keep unsent (`KEPT` entries per

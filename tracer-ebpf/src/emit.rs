@@ -117,6 +117,7 @@ fn claim(id: ThreadId) -> Option<*mut TaskFrames> {
 fn reset(t: &mut TaskFrames, index: u32) {
     t.slot = index;
     t.chain = 0;
+    t.seen_key = 0;
     t.entry_key = 0;
     t.nkept = 0;
     t.kept_head = 0;

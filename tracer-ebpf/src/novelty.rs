@@ -87,6 +87,7 @@ fn mix(chain: u64, stack: i64, hook: u16) -> u64 {
 pub fn chain_start(t: &mut TaskFrames, ctx: u64, stack: i64, hook: u16, ip: u64) {
     if on() && ctx != 0 && names_site(stack) && stack != STACK_SKIPPED {
         t.chain = mix(0, stack, hook);
+        t.last_stack = stack;
         t.txn_ctx = ctx;
         t.txn_hook = hook;
         t.txn_ip = ip;
@@ -112,7 +113,39 @@ pub fn next_key(cfg: &Config, t: &TaskFrames, lock: u64, ctx: u64, hook: u16, st
     {
         return 0;
     }
-    mix(t.chain, stack, hook)
+    if stack == t.last_stack {
+        // Another lock from the chain's last call site: the key of "one more
+        // like the last" (the chain itself does not grow).
+        t.chain ^ AGAIN
+    } else {
+        mix(t.chain, stack, hook)
+    }
+}
+
+/// Marks the key of a repeated acquisition from the chain's last call site
+/// (even: a chain key is odd, so the result is odd too, never 0).
+const AGAIN: u64 = 0x5A5A_5A5A_5A5A_5A5A;
+
+/// The chain after a plain success with `key` from `stack`.
+#[inline(always)]
+fn advance(t: &mut TaskFrames, key: u64, stack: i64) {
+    if stack != t.last_stack {
+        t.chain = key;
+        t.last_stack = stack;
+    }
+}
+
+/// The `SEEN` outcomes of `key`, from the thread's last one or the map.
+#[inline(always)]
+fn seen_of(t: &mut TaskFrames, key: u64) -> Option<u8> {
+    if key == t.seen_key {
+        return Some(t.seen_bits as u8);
+    }
+    // SAFETY: map value read.
+    let bits = unsafe { SEEN.get(&key) }.copied()?;
+    t.seen_key = key;
+    t.seen_bits = bits as u32;
+    Some(bits)
 }
 
 /// At a nested lock's entry: whether its chain was sent before (then the
@@ -120,8 +153,7 @@ pub fn next_key(cfg: &Config, t: &TaskFrames, lock: u64, ctx: u64, hook: u16, st
 #[inline(always)]
 pub fn entry_is_repeat(cfg: &Config, t: &mut TaskFrames, lock: u64, ctx: u64, hook: u16, stack: i64) -> bool {
     let key = next_key(cfg, t, lock, ctx, hook, stack);
-    // SAFETY: map value read.
-    let seen = if key != 0 && on() { unsafe { SEEN.get(&key) }.copied() } else { None };
+    let seen = if key != 0 && on() { seen_of(t, key) } else { None };
     t.entry_key = if seen.is_some() { key } else { 0 };
     t.entry_seen = seen.unwrap_or(0) as u16;
     t.entry_key != 0
@@ -174,16 +206,19 @@ pub fn exit_kept(
             return true;
         }
         if keep(t, lock, stack) {
-            t.chain = key;
+            advance(t, key, stack);
             return true;
         }
     }
     // First time with this outcome (or no room): sent by the caller; from
     // now on a repeat.
-    let _ = SEEN.insert(&key, &(seen | outcome), 0);
+    let bits = seen | outcome;
+    let _ = SEEN.insert(&key, &bits, 0);
     count(SEEN_INSERTS);
+    t.seen_key = key;
+    t.seen_bits = bits as u32;
     if outcome == SEEN_ACQUIRED {
-        t.chain = key;
+        advance(t, key, stack);
     }
     false
 }

@@ -53,8 +53,10 @@ struct Thread {
     pending: Vec<Event>,
     kept: Vec<Event>,
     last_fini: u64,
-    /// The held chain's key (0: none), context and lock function.
+    /// The held chain's key (0: none), its last acquisition's call site, context and lock
+    /// function.
     chain: u64,
+    last_stack: Option<StackId>,
     txn_ctx: u64,
     txn_func: Option<LockFn>,
     /// The key of a nested attempt that was not sent (a repeat), and its outcomes seen.
@@ -62,6 +64,9 @@ struct Thread {
     entry_seen: u8,
     summarised: u32,
 }
+
+/// The key of one more acquisition from the chain's last call site (tracer-ebpf's `AGAIN`).
+const AGAIN: u64 = 0x5A5A_5A5A_5A5A_5A5A;
 
 /// The key after one more acquisition (never 0).
 fn mix(chain: u64, stack: StackId, func: LockFn) -> u64 {
@@ -82,9 +87,22 @@ impl Thread {
                     && self.in_call == 0
                     && lock != self.last_fini =>
             {
-                mix(self.chain, s, func)
+                if Some(s) == self.last_stack {
+                    // One more from the chain's last call site: the chain does not grow.
+                    self.chain ^ AGAIN
+                } else {
+                    mix(self.chain, s, func)
+                }
             }
             _ => 0,
+        }
+    }
+
+    /// The chain after a plain success with `key` from `stack`.
+    fn advance(&mut self, key: u64, stack: Option<StackId>) {
+        if stack != self.last_stack {
+            self.chain = key;
+            self.last_stack = stack;
         }
     }
 
@@ -93,6 +111,7 @@ impl Thread {
             Some(s) if ctx != 0 => mix(0, s, func),
             _ => 0,
         };
+        self.last_stack = stack;
         self.txn_ctx = ctx;
         self.txn_func = Some(func);
     }
@@ -212,13 +231,13 @@ impl KernelFilter {
                         && t.kept.len() < KEPT_PER_THREAD
                     {
                         t.kept.push(ev.clone());
-                        t.chain = key;
+                        t.advance(key, ev.stack);
                         false
                     } else {
                         self.seen.insert(key, seen | outcome);
                         self.counts.chains_seen += 1;
                         if outcome == SEEN_ACQUIRED {
-                            t.chain = key;
+                            t.advance(key, ev.stack);
                         }
                         true
                     }

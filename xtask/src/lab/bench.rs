@@ -420,6 +420,22 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
             x_floor("tracer_kprobe")
         ));
     }
+    // Every loop, both ratios: the tracer against its hooks' floor and against no tracing.
+    let per_loop: Vec<String> = LOOPS
+        .iter()
+        .filter_map(|(name, _)| {
+            let get = |c: &str| ns.get(&(*name, c)).copied();
+            let t = get("tracer")?;
+            Some(format!(
+                "{name} {} floor, {} none",
+                fmt_x(ratio(get("floor"), Some(t))),
+                fmt_x(ratio(get("none"), Some(t)))
+            ))
+        })
+        .collect();
+    if !per_loop.is_empty() {
+        s.push_str(&format!("tracer per loop: {}\n", per_loop.join("; ")));
+    }
     s.push_str(&format!(
         "against no tracing: floor {}, tracer {}, bpftrace {}, floor_kprobe {}, tracer_kprobe {}\n",
         fmt_x(ratio(pair("none"), pair("floor"))),
@@ -678,6 +694,11 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("tracer x floor"), "{t}");
+        // Both ratios per loop.
+        assert!(
+            t.contains("tracer per loop: resv_pair 1.20x floor, 11.78x none"),
+            "{t}"
+        );
     }
 
     #[test]
