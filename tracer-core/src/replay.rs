@@ -182,7 +182,11 @@ pub(crate) mod tests {
                 "{name}: the filter dropped nothing"
             );
             summarised += counts.summarised;
-            eprintln!("{name}: {} of {} events, {counts:?}", filtered.len(), full.len());
+            eprintln!(
+                "{name}: {} of {} events, {counts:?}",
+                filtered.len(),
+                full.len()
+            );
             let judge = |evs: &[Event]| {
                 let mut e = engine_for(&rec.meta, rec.stacks.clone());
                 for ev in evs {
