@@ -137,23 +137,6 @@ pub(crate) mod tests {
         assert_eq!(e.findings(), r.engine.findings());
     }
 
-    /// Findings without their time stamps (a kept acquisition is stamped when it is sent).
-    fn comparable(e: &Engine) -> Vec<String> {
-        let mut v: Vec<String> = e
-            .findings()
-            .iter()
-            .map(|f| {
-                let mut j = serde_json::to_value(f).unwrap();
-                let o = j.as_object_mut().unwrap();
-                o.remove("first_ts_ns");
-                o.remove("last_ts_ns");
-                j.to_string()
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
     /// Full-stream lab recordings (`tracer record --all-events` in the lab, real kernels and
     /// drivers): the kernel side's filter, modelled over the same run (`events::filter`),
     /// leaves the engine the same findings, and it did filter.
@@ -196,6 +179,7 @@ pub(crate) mod tests {
             };
             let (a, b) = (judge(&full), judge(&filtered));
             with_findings += usize::from(!a.findings().is_empty());
+            let comparable = crate::analysis::tests::comparable;
             assert_eq!(
                 comparable(&a),
                 comparable(&b),

@@ -24,7 +24,7 @@ pub mod store;
 pub mod ww_homes;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use config::EngineConfig;
 pub use engine::{Engine, HeldLockView, Stats};

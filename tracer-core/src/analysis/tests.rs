@@ -1271,7 +1271,7 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
 
 /// Findings without the parts that legitimately depend on the attempt being
 /// present (time stamps of the first/last occurrence).
-fn comparable(e: &Engine) -> Vec<serde_json::Value> {
+pub(crate) fn comparable(e: &Engine) -> Vec<serde_json::Value> {
     let mut v: Vec<serde_json::Value> = e
         .findings()
         .iter()

@@ -141,7 +141,11 @@ static int tb_resv_pair(unsigned int n)
 	return 0;
 }
 
-static int tb_ww_txn3(unsigned int n)
+/*
+ * n ww transactions over the first nobj objects: acquire_init, lock each
+ * with the context, acquire_done, unlock in reverse, acquire_fini.
+ */
+static int tb_ww_txn(unsigned int n, unsigned int nobj, unsigned int resched_every)
 {
 	struct ww_acquire_ctx ctx;
 	unsigned int i, j;
@@ -149,7 +153,7 @@ static int tb_ww_txn3(unsigned int n)
 
 	for (i = 0; i < n; i++) {
 		ww_acquire_init(&ctx, &reservation_ww_class);
-		for (j = 0; j < TB_TXN3; j++) {
+		for (j = 0; j < nobj; j++) {
 			/* Uncontended: -EDEADLK cannot happen, but be correct. */
 			ret = dma_resv_lock(&tb_resv[j], &ctx);
 			if (ret)
@@ -162,35 +166,20 @@ static int tb_ww_txn3(unsigned int n)
 		ww_acquire_fini(&ctx);
 		if (ret)
 			return ret;
-		if (i % TB_RESCHED_EVERY == 0)
+		if (i % resched_every == 0)
 			cond_resched();
 	}
 	return 0;
 }
 
+static int tb_ww_txn3(unsigned int n)
+{
+	return tb_ww_txn(n, TB_TXN3, TB_RESCHED_EVERY);
+}
+
 static int tb_ww_txn64(unsigned int n)
 {
-	struct ww_acquire_ctx ctx;
-	unsigned int i, j;
-	int ret = 0;
-
-	for (i = 0; i < n; i++) {
-		ww_acquire_init(&ctx, &reservation_ww_class);
-		for (j = 0; j < TB_NRESV; j++) {
-			ret = dma_resv_lock(&tb_resv[j], &ctx);
-			if (ret)
-				break;
-		}
-		if (!ret)
-			ww_acquire_done(&ctx);
-		while (j-- > 0)
-			dma_resv_unlock(&tb_resv[j]);
-		ww_acquire_fini(&ctx);
-		if (ret)
-			return ret;
-		cond_resched();
-	}
-	return 0;
+	return tb_ww_txn(n, TB_NRESV, 1);
 }
 
 static int tb_importer_cycle(unsigned int n)
