@@ -379,3 +379,33 @@ fn rss_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::novelty_line;
+    use crate::probes::loader::NoveltyCounts;
+
+    #[test]
+    fn the_novelty_line_says_what_was_left_out_and_only_then() {
+        assert_eq!(novelty_line(&NoveltyCounts::default()), None);
+        let l = novelty_line(&NoveltyCounts {
+            summarised: 424,
+            chains_seen: 58,
+            kept_full: 0,
+            already_dropped: 37_707,
+        })
+        .unwrap();
+        assert!(
+            l.starts_with("424 nested lock acquisition(s) and 37707 -EALREADY return(s)"),
+            "{l}"
+        );
+        assert!(l.contains("--novelty off or --all-events"), "{l}");
+        assert!(!l.contains("sent anyway"), "{l}");
+        let l = novelty_line(&NoveltyCounts {
+            kept_full: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(l.contains("3 repeat(s) were sent anyway"), "{l}");
+    }
+}
