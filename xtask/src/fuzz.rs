@@ -99,17 +99,32 @@ fn build(root: &Path) -> Result<PathBuf> {
     Ok(target_dir.join("x86_64-unknown-linux-gnu/release"))
 }
 
+/// The recordings under `dir` and its subdirectories (tests/data/full-stream), sorted.
+fn recordings(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            out.extend(recordings(&p)?);
+        } else if p.extension().is_some_and(|x| x == "rec") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn seeds(root: &Path, dir: &Path) -> Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut n = 0;
-    for e in std::fs::read_dir(root.join("tests/data"))? {
-        let p = e?.path();
-        if let Some(seed) = seed_of(&std::fs::read(&p)?, SEED_BYTES) {
+    for p in recordings(&root.join("tests/data"))? {
+        let bytes = std::fs::read(&p).with_context(|| format!("reading seed {}", p.display()))?;
+        if let Some(seed) = seed_of(&bytes, SEED_BYTES) {
             let name = p
-                .file_name()
-                .unwrap_or_default()
+                .strip_prefix(root.join("tests/data"))
+                .unwrap_or(&p)
                 .to_string_lossy()
-                .into_owned();
+                .replace('/', "-");
             std::fs::write(dir.join(name), seed)?;
             n += 1;
         }
@@ -217,5 +232,20 @@ mod tests {
         assert_eq!(off, s.len());
         assert!(seed_of(b"hello", 100).is_none());
         assert!(seed_of(&data, 20).is_none(), "not even the metadata fits");
+    }
+
+    #[test]
+    fn seeds_come_from_every_recording_under_tests_data() {
+        let root = crate::lab::repo_root().join("tests/data");
+        let all = recordings(&root).unwrap();
+        assert!(
+            all.iter().any(|p| p.ends_with("abba-no-ctx.rec")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter().any(|p| p.starts_with(root.join("full-stream"))),
+            "{all:?}"
+        );
+        assert!(all.iter().all(|p| p.is_file()), "{all:?}");
     }
 }
