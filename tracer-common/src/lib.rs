@@ -58,6 +58,12 @@ pub enum RawKind {
     /// run). User space drops them before the next event
     /// (tracer-ebpf/src/held.rs).
     LockGone = 14,
+    /// Never sent by the kernel: written by user space into the stream
+    /// after a drain of the ring, one per hooked function: `args[0]` calls of
+    /// the function with hook id `hook` the kernel's call filter left unsent
+    /// since the last such record (tracer-ebpf/src/calls.rs), so recordings
+    /// and the engine's statistics count every call.
+    CallsSummarised = 15,
 }
 
 impl RawKind {
@@ -77,6 +83,7 @@ impl RawKind {
             12 => Self::ModuleLoad,
             13 => Self::ModuleFree,
             14 => Self::LockGone,
+            15 => Self::CallsSummarised,
             _ => return None,
         })
     }
@@ -411,7 +418,44 @@ pub struct TaskFrames {
     /// a transaction that repeats finds its keys here without a hash lookup.
     pub seen_key: u64,
     pub seen_bits: u32,
-    pub _pad3: u32,
+    /// The call filter's state (tracer-ebpf/src/calls.rs): `QUIET_*`; the
+    /// nesting level (`in_call + depth`) of the quiet call; the entries of
+    /// hooked calls open inside it that were not sent (`deferred[..ndeferred]`).
+    pub quiet: u32,
+    pub quiet_level: u32,
+    pub ndeferred: u32,
+    pub _pad4: u32,
+    pub deferred: [DeferredCall; DEFERRED_CALLS],
+}
+
+/// Not inside a call the call filter summarises.
+pub const QUIET_OFF: u32 = 0;
+/// Inside a call whose entry was judged before with the same held state:
+/// its entry and the entries of hooked calls inside it are deferred.
+pub const QUIET_HELD: u32 = 1;
+/// Inside such a call after something in it had to be sent: its deferred
+/// entries went out, the rest of it is sent as usual.
+pub const QUIET_SENT: u32 = 2;
+
+/// Hooked calls open at once inside a summarised call whose entries can be
+/// deferred (the call, its callback, a nested core call); one more sends
+/// them. Constant indices on the eBPF side.
+pub const DEFERRED_CALLS: usize = 4;
+
+/// The entry of a hooked call not sent yet (`TaskFrames::deferred`): sent,
+/// stamped then, if anything inside the call has to be.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct DeferredCall {
+    pub desc: FuncDesc,
+    pub func_ip: u64,
+    pub stack_id: i64,
+    pub args: [u64; 3],
+    /// `in_call + depth` inside the call: its return is the one that leaves
+    /// this level.
+    pub level: u32,
+    /// Hooked locks held at the entry.
+    pub held: u32,
 }
 
 /// Nested acquisitions each thread can keep unsent (`KEPT` entries per
@@ -432,6 +476,11 @@ pub struct KeptLock {
 /// success (0), or as -EALREADY (the context already held that lock).
 pub const SEEN_ACQUIRED: u8 = 1;
 pub const SEEN_ALREADY: u8 = 2;
+/// A dma-buf call or callback's key (call site, buffer, held state) was sent once.
+pub const SEEN_CALL: u8 = 4;
+
+/// Entries of the `CALLS_SUMMARISED` map (hook id -> calls left unsent).
+pub const SUMMARISED_HOOKS: u32 = 1024;
 
 /// Entries of the `SEEN` map (chain keys of nested acquisitions already sent
 /// once, LRU).

@@ -123,6 +123,8 @@ fn reset(t: &mut TaskFrames, index: u32) {
     t.kept_head = 0;
     t.kept_top = 0;
     t.summarised = 0;
+    t.quiet = tracer_common::QUIET_OFF;
+    t.ndeferred = 0;
     t.depth = 0;
     t.held = 0;
     t.npending = 0;
@@ -170,7 +172,7 @@ pub fn thread_exits(id: ThreadId) {
     };
     // SAFETY: this thread's slot.
     let t = unsafe { &mut *s };
-    if t.npending > 0 || t.nkept > 0 {
+    if has_unsent(t) {
         flush_pending(t);
     }
     // A thread that used a hooked function: user space forgets its state
@@ -218,6 +220,20 @@ pub fn flush_pending(t: &mut TaskFrames) {
             crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
         }
     }
+    // Then the entries of the quiet call the thread is in (calls.rs): every
+    // lock above was taken before it.
+    if t.quiet == tracer_common::QUIET_HELD {
+        if let Some(cfg) = config() {
+            crate::calls::flush_deferred(cfg, t);
+        }
+    }
+}
+
+/// Whether the thread has something not sent yet that an event must follow:
+/// kept-back or kept locks, or the deferred entries of a quiet call.
+#[inline(always)]
+pub fn has_unsent(t: &TaskFrames) -> bool {
+    t.npending > 0 || t.nkept > 0 || t.quiet == tracer_common::QUIET_HELD
 }
 
 #[inline(always)]

@@ -107,6 +107,7 @@ pub fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
 
 use crate::{
     FUNC_SLOTS, FUNCS, SITES,
+    calls::{entry_deferred, return_dropped},
     emit::{LOST_RETURNS, count_by, flush_pending, output, stack_id, task, traced_thread},
     held::{check_held, forget_sent, note_sent},
     novelty::{chain_broken, chain_start, drop_kept, entry_is_repeat, exit_kept},
@@ -493,7 +494,7 @@ fn entry_body(
     }
     let emit = desc.flags & ff::EMIT_ENTRY != 0
         && (desc.flags & ff::ENTRY_ONLY_NESTED == 0 || nested || cfg.full_stream != 0);
-    if emit && !repeat {
+    if emit && !repeat && !entry_deferred(cfg, t, &desc, ip, stack, &args) {
         send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     }
     Some(())
@@ -571,6 +572,9 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
         } else {
             chain_broken(t);
         }
+    } else if return_dropped(t) {
+        // A call of a quiet call whose entry was never needed (calls.rs).
+        return Some(());
     }
     send_call(
         cfg,

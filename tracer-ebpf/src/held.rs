@@ -148,7 +148,7 @@ pub fn settle_thread(cfg: &Config, id: ThreadId) -> u32 {
         return 0;
     }
     check_held(cfg, t);
-    if t.npending > 0 || t.nkept > 0 {
+    if crate::emit::has_unsent(t) {
         flush_pending(t);
     }
     t.held

@@ -48,6 +48,7 @@ macro_rules! tracing_slots {
     };
 }
 
+mod calls;
 mod emit;
 mod floor;
 mod funcs;
@@ -60,11 +61,11 @@ mod tracing;
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
 };
 use tracer_common::{
-    Config, FuncDesc, FuncSlot, KEPT_PER_THREAD, KeptLock, KmemBuf, SEEN_ENTRIES, THREAD_SLOTS,
-    TaskFrames,
+    Config, FuncDesc, FuncSlot, KEPT_PER_THREAD, KeptLock, KmemBuf, SEEN_ENTRIES, SUMMARISED_HOOKS,
+    THREAD_SLOTS, TaskFrames,
 };
 
 /// Events to user space. Size set by user space at load time.
@@ -73,17 +74,23 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 
 /// Per CPU: [0] events that did not fit in `EVENTS`; [1] hooked calls of
 /// threads that got no per-thread state (`emit::task`); [2] kretprobe
-/// returns never run; [3..7] the novelty filter's counts (`novelty.rs`).
+/// returns never run; [3..7] the novelty filter's counts (`novelty.rs`);
+/// [7..9] the call filter's (`calls.rs`).
 #[map]
-pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(7, 0);
+pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(9, 0);
+
+/// Hook id -> calls of that function the call filter left unsent (`calls.rs`).
+#[map]
+pub static CALLS_SUMMARISED: PerCpuHashMap<u32, u64> =
+    PerCpuHashMap::with_max_entries(SUMMARISED_HOOKS, 0);
 
 /// Nested acquisitions kept unsent by the novelty filter: `KEPT_PER_THREAD`
 /// entries per `THREADS` slot (`novelty.rs`).
 #[map]
 pub static KEPT: Array<KeptLock> = Array::with_max_entries(THREAD_SLOTS * KEPT_PER_THREAD, 0);
 
-/// Chain keys of nested acquisitions sent once (`novelty.rs`): a repeat is
-/// kept, not sent. Least recently used keys make room for new ones.
+/// Chain keys of nested acquisitions sent once (`novelty.rs`), and keys of
+/// dma-buf calls judged once (`calls.rs`): a repeat is kept, not sent. Least recently used keys make room for new ones.
 #[map]
 pub static SEEN: LruHashMap<u64, u8> = LruHashMap::with_max_entries(SEEN_ENTRIES, 0);
 

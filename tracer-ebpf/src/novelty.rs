@@ -47,7 +47,7 @@ use crate::{
 static NOVELTY: u32 = 0;
 
 #[inline(always)]
-fn on() -> bool {
+pub(crate) fn on() -> bool {
     // SAFETY: a read of a read-only global (volatile: its value is the one
     // user space set at load, not the compiled-in 0).
     unsafe { core::ptr::read_volatile(&raw const NOVELTY) != 0 }
@@ -68,13 +68,13 @@ const EALREADY: i64 = -114;
 
 /// Whether a stack id names the call site (a stack, or the call site itself).
 #[inline(always)]
-fn names_site(stack: i64) -> bool {
+pub(crate) fn names_site(stack: i64) -> bool {
     stack >= 0 || call_site_of(stack).is_some()
 }
 
 /// The chain key after one more acquisition (never 0: 0 is "no chain").
 #[inline(always)]
-fn mix(chain: u64, stack: i64, hook: u16) -> u64 {
+pub(crate) fn mix(chain: u64, stack: i64, hook: u16) -> u64 {
     let mut h = chain ^ (stack as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ ((hook as u64) << 1);
     h = (h ^ (h >> 32)).wrapping_mul(0x94D0_49BB_1331_11EB);

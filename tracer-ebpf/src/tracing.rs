@@ -22,7 +22,8 @@ use tracer_common::{RawKind, func_flags as ff, func_slot};
 
 use crate::{
     FUNC_SLOTS,
-    emit::{find_task, flush_pending, output, stack_id, task, traced_thread},
+    calls::{entry_deferred, return_dropped},
+    emit::{find_task, flush_pending, has_unsent, output, stack_id, task, traced_thread},
     funcs::{desc_for, fill_args, send_call, site_stack},
 };
 
@@ -123,6 +124,9 @@ fn tracing_entry(ctx: &FEntryContext) -> Option<()> {
     } else {
         -1
     };
+    if entry_deferred(cfg, t, &desc, ip, stack, &args) {
+        return Some(());
+    }
     send_call(cfg, t, RawKind::FuncEntry, &desc, ip, stack, 0, &args);
     Some(())
 }
@@ -145,7 +149,10 @@ fn tracing_exit(ctx: &FExitContext) -> Option<()> {
         // SAFETY: this thread's map value.
         let t = unsafe { &mut *t };
         t.in_call = t.in_call.saturating_sub(1);
-        if t.npending > 0 || t.nkept > 0 {
+        if return_dropped(t) {
+            return Some(());
+        }
+        if has_unsent(t) {
             flush_pending(t);
         }
         held = t.held;

@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events::{
-    BufRef, Callback, DmaBufFn, Event, EventKind, LockFn, Phase, StackId, StackTable, EALREADY,
-    EDEADLK,
+    BufRef, Callback, DmaBufFn, Event, EventKind, LockFn, Phase, StackId, StackTable,
+    SummarisedCall, EALREADY, EDEADLK,
 };
 
 use super::checks::resv_lock_after_fini::Fini;
@@ -81,6 +81,11 @@ pub struct Stats {
     /// against them), as counted per thread and reported at its exit.
     #[serde(default)]
     pub summarised_acquisitions: u64,
+    /// dma-buf calls and callbacks the kernel's call filter did not send
+    /// (each repeated a judgement already made, with nothing inside it to
+    /// judge), as user space read the kernel's per-function counts.
+    #[serde(default)]
+    pub summarised_calls: u64,
     /// Held locks the engine still had for a thread when it exited (a leak,
     /// or an unlock lost to the ring buffer).
     #[serde(default)]
@@ -122,6 +127,10 @@ pub struct Stats {
     /// tracer saw a workload drive (the lab's proof that a clean run saw traffic).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub calls: std::collections::BTreeMap<String, u64>,
+    /// Of the same functions, the calls the kernel's call filter counted and
+    /// did not send (`summarised_calls`, per function).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub calls_summarised: std::collections::BTreeMap<String, u64>,
 }
 
 impl Stats {
@@ -173,6 +182,9 @@ pub struct Engine {
     /// Entries per `DmaBufFn` / `Callback` (by discriminant).
     api_counts: [u64; DmaBufFn::ALL.len()],
     cb_counts: [u64; Callback::ALL.len()],
+    /// Calls the kernel summarised (`EventKind::CallsSummarised`), per function.
+    api_summarised: [u64; DmaBufFn::ALL.len()],
+    cb_summarised: [u64; Callback::ALL.len()],
     stats: Stats,
 }
 
@@ -212,6 +224,8 @@ impl Engine {
             finis: FastMap::default(),
             api_counts: [0; DmaBufFn::ALL.len()],
             cb_counts: [0; Callback::ALL.len()],
+            api_summarised: [0; DmaBufFn::ALL.len()],
+            cb_summarised: [0; Callback::ALL.len()],
             stats: Stats::default(),
         }
     }
@@ -271,6 +285,16 @@ impl Engine {
         for (c, &n) in Callback::ALL.iter().zip(&self.cb_counts) {
             if n > 0 {
                 s.calls.insert(conv.callback_name(*c), n);
+            }
+        }
+        for (f, &n) in DmaBufFn::ALL.iter().zip(&self.api_summarised) {
+            if n > 0 {
+                s.calls_summarised.insert(conv.fn_name(*f).to_string(), n);
+            }
+        }
+        for (c, &n) in Callback::ALL.iter().zip(&self.cb_summarised) {
+            if n > 0 {
+                s.calls_summarised.insert(conv.callback_name(*c), n);
             }
         }
         s
@@ -422,6 +446,14 @@ impl Engine {
                 self.stats.lone_acquisitions += u64::from(*lone_locks);
                 self.stats.summarised_acquisitions += u64::from(*summarised);
                 self.stats.held_at_thread_exit += self.tasks.forget(ev.pid) as u64;
+            }
+            EventKind::CallsSummarised { call, count } => {
+                self.stats.summarised_calls += count;
+                let n = match call {
+                    SummarisedCall::Api(f) => &mut self.api_summarised[*f as usize],
+                    SummarisedCall::Callback { cb, .. } => &mut self.cb_summarised[*cb as usize],
+                };
+                *n += count;
             }
             EventKind::SyscallExit { nr, held } => {
                 self.stats.syscall_exits += 1;

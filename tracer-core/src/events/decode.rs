@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tracer_common::{buf_flags, RawEvent, RawKind};
 
-use super::model::{BufRef, Event, EventKind, Phase};
+use super::model::{BufRef, Event, EventKind, Phase, SummarisedCall};
 use crate::kernel::{HookInfo, HookKind};
 
 /// Why a raw record could not be decoded (counted, shown; never a panic).
@@ -136,6 +136,24 @@ impl Decoder {
             RawKind::LockGone => EventKind::LockGone {
                 locks: r.args.iter().copied().filter(|&l| l != 0).collect(),
             },
+            RawKind::CallsSummarised => {
+                let h = self
+                    .hooks
+                    .get(&r.hook)
+                    .ok_or(DecodeError::UnknownHook(r.hook))?;
+                let call = match h.kind {
+                    HookKind::DmaBuf(f) => SummarisedCall::Api(f),
+                    HookKind::Callback(cb) => SummarisedCall::Callback {
+                        cb,
+                        symbol: h.symbol.clone(),
+                    },
+                    _ => return Err(DecodeError::UnexpectedPhase(h.symbol.clone(), kind)),
+                };
+                EventKind::CallsSummarised {
+                    call,
+                    count: r.args[0],
+                }
+            }
             RawKind::ThreadExit => EventKind::ThreadExit {
                 held: r.args[0] as u32,
                 lone_locks: r.args[1] as u32,

@@ -133,8 +133,6 @@ pub enum EventKind {
         nr: i64,
         held: u32,
     },
-    /// The thread exited (`sched_process_exit`), holding `held` hooked locks
-    /// by the kernel-side count. Its id may be reused from now on.
     /// A kernel module was loaded (`module:module_load`).
     ModuleLoad {
         name: String,
@@ -149,6 +147,8 @@ pub enum EventKind {
     LockGone {
         locks: Vec<u64>,
     },
+    /// The thread exited (`sched_process_exit`), holding `held` hooked locks
+    /// by the kernel-side count. Its id may be reused from now on.
     ThreadExit {
         held: u32,
         /// Its acquisitions that were lone (kept back in the kernel, most never sent).
@@ -160,6 +160,22 @@ pub enum EventKind {
         #[serde(default)]
         summarised: u32,
     },
+    /// `count` calls of one hooked function the kernel's call filter left
+    /// unsent since the last such event: each one's entry repeated a judgement
+    /// already made (call site, buffer, held state), and nothing inside it had
+    /// to be sent (tracer-ebpf/src/calls.rs). Written into the stream by user
+    /// space after a drain of the ring (not by the kernel, and with no thread).
+    CallsSummarised {
+        call: SummarisedCall,
+        count: u64,
+    },
+}
+
+/// Which hooked function a `CallsSummarised` counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SummarisedCall {
+    Api(DmaBufFn),
+    Callback { cb: Callback, symbol: String },
 }
 
 pub const EALREADY: i64 = -114;

@@ -1,6 +1,6 @@
 //! One line per event, as `tracer dump` prints recordings.
 
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, SummarisedCall};
 
 /// One line per event: relative time, cpu, task, what happened.
 pub fn event_line(e: &Event, t0: u64) -> String {
@@ -72,6 +72,15 @@ pub fn event_line(e: &Event, t0: u64) -> String {
         }
         EventKind::SyscallExit { nr, held } => format!("syscall-exit nr={nr} holding={held}"),
         EventKind::ModuleLoad { name } => format!("module-load {name}"),
+        EventKind::CallsSummarised { call, count } => match call {
+            SummarisedCall::Api(f) => format!("calls-summarised {} count={count}", f.kernel_name()),
+            SummarisedCall::Callback { cb, symbol } => {
+                format!(
+                    "calls-summarised callback {}={symbol} count={count}",
+                    cb.member()
+                )
+            }
+        },
         EventKind::ModuleFree { name } => format!("module-free {name}"),
         EventKind::ThreadExit {
             held,

@@ -8,7 +8,9 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{
+        Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap,
+    },
     programs::{kprobe::KProbeLinkId, FEntry, FExit, KProbe, RawTracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
@@ -1377,7 +1379,27 @@ impl Tracer {
             chains_seen: sum(4),
             kept_full: sum(5),
             already_dropped: sum(6),
+            calls_dropped: sum(7),
+            call_keys: sum(8),
         }
+    }
+
+    /// The kernel's call filter (tracer-ebpf/src/calls.rs): per hook id, the calls it left
+    /// unsent since the programs were loaded (summed over CPUs). Empty where the map does
+    /// not exist (`--floor`). An unreadable entry is an error, not a 0.
+    pub fn summarised_calls(&self) -> Result<Vec<(u16, u64)>> {
+        let Some(m) = self.ebpf.map("CALLS_SUMMARISED") else {
+            return Ok(vec![]);
+        };
+        let h = PerCpuHashMap::<_, u32, u64>::try_from(m).context("CALLS_SUMMARISED map")?;
+        let mut out = Vec::new();
+        for k in h.keys() {
+            let k = k.context("listing CALLS_SUMMARISED")?;
+            let v = h.get(&k, 0).context("reading CALLS_SUMMARISED")?;
+            out.push((k as u16, v.iter().sum()));
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// One index of the `LOST` per-CPU counters (tracer-ebpf/src/emit.rs).
@@ -1441,6 +1463,10 @@ pub struct NoveltyCounts {
     pub chains_seen: u64,
     pub kept_full: u64,
     pub already_dropped: u64,
+    /// dma-buf calls and callbacks (entry and return) the call filter left unsent.
+    pub calls_dropped: u64,
+    /// Call keys it recorded as judged once.
+    pub call_keys: u64,
 }
 
 /// How the per-thread slots are used.

@@ -49,6 +49,9 @@ pub struct Live {
     call_site_ids: std::collections::HashMap<u64, u32>,
     /// Events taken from the ring so far (counted by `Source::pump`, per batch).
     pub processed: u64,
+    /// Per hook id, the summarised calls already written into the stream
+    /// (`summaries`).
+    summarised_written: std::collections::HashMap<u16, u64>,
 }
 
 /// What one raw event brought beyond itself.
@@ -88,6 +91,7 @@ impl Live {
             skipped_sites: 0,
             failed_stacks: Default::default(),
             call_site_ids: Default::default(),
+            summarised_written: Default::default(),
             processed: 0,
         })
     }
@@ -104,9 +108,44 @@ impl Live {
         Ok(())
     }
 
-    /// Whatever is still queued (at shutdown).
+    /// Whatever is still queued (at shutdown, or before a control command), then the
+    /// calls the kernel summarised since the last drain (`summaries`).
     pub fn drain(&mut self, out: &mut Vec<RawEvent>) {
         self.short_records += drain_ring(self.ring.get_mut(), out);
+        self.summaries(out);
+    }
+
+    /// One `CallsSummarised` record per hooked function whose summarised calls grew since
+    /// the last one (tracer-ebpf/src/calls.rs counts them per hook in the kernel): written
+    /// into the stream like a kernel event, so recordings, segments and the engine count
+    /// every call. A map that cannot be read is said once per drain, not taken for 0.
+    fn summaries(&mut self, out: &mut Vec<RawEvent>) {
+        let counts = match self.tracer.summarised_calls() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tracer: the call filter's counts could not be read: {e:#}");
+                return;
+            }
+        };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes the timespec it is given. CLOCK_MONOTONIC is the
+        // kernel's bpf_ktime_get_ns clock, so the record sorts after what was drained.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        for (hook, total) in counts {
+            let written = self.summarised_written.entry(hook).or_insert(0);
+            if total > *written {
+                let mut r =
+                    tracer_core::events::decode::raw(RawKind::CallsSummarised, hook, 0, now);
+                r.comm = *b"tracer\0\0\0\0\0\0\0\0\0\0";
+                r.args[0] = total - *written;
+                *written = total;
+                out.push(r);
+            }
+        }
     }
 
     /// Resolves the event's stack if new and hooks a new exporter's callbacks. An event
@@ -212,7 +251,7 @@ impl Live {
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "unreadable".into());
         format!(
-            "events={} lost={} untracked={} lost_returns={} summarised={} already_dropped={} chains_seen={} kept_full={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
+            "events={} lost={} untracked={} lost_returns={} summarised={} already_dropped={} chains_seen={} kept_full={} calls_dropped={} call_keys={} stacks={} failed_stacks={} {slots} thread_slots_max={} sites={sites} hooks={} rss_kib={}",
             self.processed,
             self.lost_per_cpu().iter().sum::<u64>(),
             t.stateless_calls(),
@@ -221,6 +260,8 @@ impl Live {
             novelty.already_dropped,
             novelty.chains_seen,
             novelty.kept_full,
+            novelty.calls_dropped,
+            novelty.call_keys,
             self.stacks.len(),
             self.failed_stacks.values().sum::<u64>(),
             tracer_common::THREAD_SLOTS,
@@ -282,7 +323,7 @@ impl Live {
 /// What the kernel's novelty filter left unsent, said at exit so that a run's event count is
 /// read right. Silent when it summarised nothing.
 fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
-    if n.summarised == 0 && n.kept_full == 0 && n.already_dropped == 0 {
+    if n.summarised == 0 && n.kept_full == 0 && n.already_dropped == 0 && n.calls_dropped == 0 {
         return None;
     }
     let full = if n.kept_full > 0 {
@@ -296,9 +337,12 @@ fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
     };
     Some(format!(
         "{} nested lock acquisition(s) and {} -EALREADY return(s) repeated a transaction \
-         already sent ({} lock chain outcome(s) sent once) and were not sent (the novelty \
-         filter, docs/probes.md; --novelty off or --all-events sends every one){full}",
-        n.summarised, n.already_dropped, n.chains_seen
+         already sent ({} lock chain outcome(s) sent once), and {} dma-buf call(s) and \
+         callback(s) repeated a judgement already made (same call site, buffer and held \
+         state; {} judged once); none of them were sent (the novelty filter, docs/probes.md; \
+         the report counts the calls per function; --novelty off or --all-events sends every \
+         one){full}",
+        n.summarised, n.already_dropped, n.chains_seen, n.calls_dropped, n.call_keys
     ))
 }
 
@@ -393,6 +437,8 @@ mod tests {
             chains_seen: 58,
             kept_full: 0,
             already_dropped: 37_707,
+            calls_dropped: 0,
+            call_keys: 0,
         })
         .unwrap();
         assert!(
@@ -407,5 +453,16 @@ mod tests {
         })
         .unwrap();
         assert!(l.contains("3 repeat(s) were sent anyway"), "{l}");
+        // Calls alone are said too.
+        let l = novelty_line(&NoveltyCounts {
+            calls_dropped: 80_000,
+            call_keys: 6,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            l.contains("and 80000 dma-buf call(s) and callback(s) repeated"),
+            "{l}"
+        );
     }
 }

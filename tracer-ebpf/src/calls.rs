@@ -1,0 +1,280 @@
+//! The call filter: a dma-buf call judged before in the same state sends
+//! nothing. What the engine judges at a dma-buf API call or callback entry is
+//! the call (hooked function and call site), its buffer, whether the
+//! importer is dynamic, and whether the thread holds the buffer's
+//! reservation lock (importer-missing-lock, importer-holds-lock); the rest of
+//! the call only matters through what happens inside it. So, like the
+//! novelty filter for locks (novelty.rs), the kernel keeps a key of that
+//! (call site's stack id, hook, dma_buf, its resv and ops, dynamic importer,
+//! resv owned by this task per its owner word) in `SEEN`, and an outermost
+//! call whose key was sent once becomes a quiet call:
+//!
+//! - its entry, and the entry of every hooked call or callback inside it, is
+//!   kept in the thread's `deferred` entries instead of being sent;
+//! - a return of a deferred entry is dropped with it, and counted per hook
+//!   (`CALLS_SUMMARISED`, written into the stream by user space) and in
+//!   `LOST[CALLS_DROPPED]`;
+//! - anything inside it that has to be sent (a lock, an unlock of a sent
+//!   lock, a fence wait, a resv init or fini, more nested calls than
+//!   `DEFERRED_CALLS`) first sends the thread's kept-back and kept locks,
+//!   then the deferred entries, oldest first (`emit::flush_pending`); from
+//!   then on the call is sent as usual (`QUIET_SENT`).
+//!
+//! The lone lock a call is made under stays kept back through a quiet call:
+//! an importer's lock, map, unmap, unlock repeated sends nothing.
+//!
+//! Never quiet: a call inside another hooked call (the core calling itself
+//! is judged at the outer call), a call without its call site's stack, a
+//! call whose arguments do not name a dma_buf (export, get), the full stream
+//! (`--all-events`) and `--novelty off`.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel},
+};
+use tracer_common::{
+    ArgKind, Config, DeferredCall, FuncDesc, MUTEX_FLAGS, QUIET_HELD, QUIET_OFF, QUIET_SENT,
+    RawKind, SEEN_CALL, STACK_SKIPPED, TaskFrames, func_flags as ff,
+};
+
+use crate::{
+    CALLS_SUMMARISED, SEEN,
+    emit::{count, output},
+    funcs::fill_args,
+    novelty::{mix, names_site, on},
+};
+
+/// `LOST` index: hooked calls (entry and return) left unsent by the call filter.
+pub const CALLS_DROPPED: u32 = 7;
+/// `LOST` index: call keys recorded in `SEEN`.
+pub const CALL_KEYS: u32 = 8;
+
+/// Seeds call keys apart from lock chain keys.
+const CALL_SALT: u64 = 0xC411_5EED_0000_0001;
+
+#[inline(always)]
+fn read_u64(addr: u64) -> u64 {
+    // SAFETY: a checked kernel read (0 if it faults).
+    unsafe { bpf_probe_read_kernel(addr as *const u64) }.unwrap_or(0)
+}
+
+/// The key of a call's judgement, or 0 if it cannot be summarised.
+#[inline(always)]
+fn call_key(cfg: &Config, desc: &FuncDesc, stack: i64, args: &[u64; 3]) -> u64 {
+    let (dmabuf, attachment) = if desc.arg_kind == ArgKind::DmaBuf as u8 {
+        (args[0], 0)
+    } else if desc.arg_kind == ArgKind::DmaBufThenAttachment as u8 {
+        (args[0], args[1])
+    } else if desc.arg_kind == ArgKind::Attachment as u8 {
+        (read_u64(args[0] + cfg.attachment_dmabuf as u64), args[0])
+    } else {
+        return 0;
+    };
+    if dmabuf == 0 {
+        return 0;
+    }
+    let resv = read_u64(dmabuf + cfg.dma_buf_resv as u64);
+    let ops = read_u64(dmabuf + cfg.dma_buf_ops as u64);
+    let dynamic = attachment != 0
+        && read_u64(attachment + cfg.attachment_importer_ops as u64) != 0;
+    // The kernel's own word on whether this task holds the buffer's lock (a
+    // dma_resv begins with its ww_mutex).
+    // SAFETY: helper without arguments.
+    let me = unsafe { bpf_get_current_task() };
+    let holds = resv != 0 && read_u64(resv + cfg.ww_mutex_owner as u64) & !MUTEX_FLAGS == me;
+    let mut h = mix(CALL_SALT, stack, desc.hook);
+    h = mix(h, dmabuf as i64, dynamic as u16 | (holds as u16) << 1);
+    h = mix(h, resv as i64, 0);
+    mix(h, ops as i64, 0)
+}
+
+/// Keeps a call's entry unsent; false if the thread's entries are full.
+/// Constant indices (old verifiers reject variable offsets into map values).
+#[inline(always)]
+fn defer(t: &mut TaskFrames, desc: &FuncDesc, ip: u64, stack: i64, args: &[u64; 3], level: u32) -> bool {
+    let held = t.held;
+    let d = if t.ndeferred == 0 {
+        &mut t.deferred[0]
+    } else if t.ndeferred == 1 {
+        &mut t.deferred[1]
+    } else if t.ndeferred == 2 {
+        &mut t.deferred[2]
+    } else if t.ndeferred == 3 {
+        &mut t.deferred[3]
+    } else {
+        return false;
+    };
+    d.desc = *desc;
+    d.func_ip = ip;
+    d.stack_id = stack;
+    d.args = *args;
+    d.level = level;
+    d.held = held;
+    t.ndeferred += 1;
+    true
+}
+
+/// At the entry of a hooked call (after `in_call` or `depth` counted it):
+/// true if its entry is deferred, not sent now.
+#[inline(always)]
+pub fn entry_deferred(
+    cfg: &Config,
+    t: &mut TaskFrames,
+    desc: &FuncDesc,
+    ip: u64,
+    stack: i64,
+    args: &[u64; 3],
+) -> bool {
+    if !on()
+        || cfg.full_stream != 0
+        || desc.flags & (ff::LOCKS | ff::UNLOCKS) != 0
+        || desc.flags & ff::EMIT_RETURN == 0
+    {
+        return false;
+    }
+    let level = t.in_call.saturating_add(t.depth);
+    if t.quiet == QUIET_HELD {
+        if defer(t, desc, ip, stack, args, level) {
+            return true;
+        }
+        // Nested deeper than the entries kept: what is open goes out, and the
+        // rest of the call is sent as usual.
+        flush_deferred(cfg, t);
+        return false;
+    }
+    if t.quiet != QUIET_OFF || level != 1 || !names_site(stack) || stack == STACK_SKIPPED {
+        return false;
+    }
+    let key = call_key(cfg, desc, stack, args);
+    if key == 0 {
+        return false;
+    }
+    // SAFETY: map value read.
+    if unsafe { SEEN.get(&key) }.is_some_and(|b| b & SEEN_CALL != 0) {
+        t.ndeferred = 0;
+        if defer(t, desc, ip, stack, args, level) {
+            t.quiet = QUIET_HELD;
+            t.quiet_level = level;
+            return true;
+        }
+        return false;
+    }
+    let _ = SEEN.insert(&key, &SEEN_CALL, 0);
+    count(CALL_KEYS);
+    false
+}
+
+/// Counts one call left unsent, by hook.
+#[inline(always)]
+fn summarised(hook: u16) {
+    count(CALLS_DROPPED);
+    let k = hook as u32;
+    match CALLS_SUMMARISED.get_ptr_mut(&k) {
+        // SAFETY: this CPU's value.
+        Some(p) => unsafe { *p += 1 },
+        None => {
+            let _ = CALLS_SUMMARISED.insert(&k, &1, 0);
+        }
+    }
+}
+
+/// At the return of a hooked call that is not a lock function (after
+/// `in_call` or `depth` dropped it): true if it is not sent (its entry was
+/// deferred and never needed). The deferred entries deeper than the level
+/// now are closed: this call's, and any whose return the kernel skipped.
+#[inline(always)]
+pub fn return_dropped(t: &mut TaskFrames) -> bool {
+    if t.quiet == QUIET_OFF {
+        return false;
+    }
+    let level = t.in_call.saturating_add(t.depth);
+    let mut dropped = false;
+    if t.quiet == QUIET_HELD {
+        if t.ndeferred >= 4 && t.deferred[3].level > level {
+            t.ndeferred = 3;
+            summarised(t.deferred[3].desc.hook);
+            dropped = true;
+        }
+        if t.ndeferred >= 3 && t.deferred[2].level > level {
+            t.ndeferred = 2;
+            summarised(t.deferred[2].desc.hook);
+            dropped = true;
+        }
+        if t.ndeferred >= 2 && t.deferred[1].level > level {
+            t.ndeferred = 1;
+            summarised(t.deferred[1].desc.hook);
+            dropped = true;
+        }
+        if t.ndeferred >= 1 && t.deferred[0].level > level {
+            t.ndeferred = 0;
+            summarised(t.deferred[0].desc.hook);
+            dropped = true;
+        }
+    }
+    if level < t.quiet_level {
+        t.quiet = QUIET_OFF;
+        t.ndeferred = 0;
+    }
+    dropped
+}
+
+/// What `send_one` needs (see `novelty::Flush`).
+#[repr(C)]
+struct Flush {
+    t: *mut TaskFrames,
+    cfg: *const Config,
+}
+
+/// Sends the thread's deferred entries, oldest first (stamped now, with the
+/// held count of their entry), and leaves the call sent as usual. Through
+/// `bpf_loop`: the verifier checks the body (an event with its buffer read)
+/// once instead of once per entry in every program that may flush.
+#[inline(always)]
+pub fn flush_deferred(cfg: &Config, t: &mut TaskFrames) {
+    let n = t.ndeferred;
+    if n > 0 {
+        let mut f = Flush {
+            t: t as *mut TaskFrames,
+            cfg: cfg as *const Config,
+        };
+        // SAFETY: the callback reads `f` only during the call.
+        unsafe {
+            bpf_loop(
+                n.min(tracer_common::DEFERRED_CALLS as u32),
+                send_one as *mut c_void,
+                &mut f as *mut Flush as *mut c_void,
+                0,
+            )
+        };
+    }
+    t.ndeferred = 0;
+    t.quiet = QUIET_SENT;
+}
+
+/// Deferred entry `i` of `flush_deferred`.
+#[inline(never)]
+extern "C" fn send_one(i: u64, f: *mut c_void) -> i64 {
+    // SAFETY: `f` is `flush_deferred`'s `Flush`, its pointers its own arguments.
+    let (t, cfg) = unsafe {
+        let f = &*(f as *const Flush);
+        (&*f.t, &*f.cfg)
+    };
+    let d: DeferredCall = if i == 0 {
+        t.deferred[0]
+    } else if i == 1 {
+        t.deferred[1]
+    } else if i == 2 {
+        t.deferred[2]
+    } else if i == 3 {
+        t.deferred[3]
+    } else {
+        return 1;
+    };
+    output(RawKind::FuncEntry as u16, d.desc.hook, |ev| {
+        ev.func_ip = d.func_ip;
+        ev.stack_id = d.stack_id;
+        ev.held = d.held;
+        fill_args(cfg, &d.desc, &d.args, ev);
+    });
+    0
+}
