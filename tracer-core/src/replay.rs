@@ -152,6 +152,7 @@ pub(crate) mod tests {
         files.sort();
         assert!(files.len() >= 3, "{files:?}");
         let mut summarised = 0;
+        let mut calls = 0;
         let mut with_findings = 0;
         for p in &files {
             let name = p.display().to_string();
@@ -165,6 +166,7 @@ pub(crate) mod tests {
                 "{name}: the filter dropped nothing"
             );
             summarised += counts.summarised;
+            calls += counts.calls_dropped;
             eprintln!(
                 "{name}: {} of {} events, {counts:?}",
                 filtered.len(),
@@ -188,6 +190,7 @@ pub(crate) mod tests {
         }
         // The recordings hold repeated transactions (kept by the novelty filter) and bugs.
         assert!(summarised > 0, "no repeated transaction in {files:?}");
+        assert!(calls > 0, "no repeated dma-buf call in {files:?}");
         assert!(with_findings > 0, "no finding in {files:?}");
     }
 

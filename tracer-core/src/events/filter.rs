@@ -19,19 +19,29 @@
 //!   ones are sent (after the kept-back ones) before the thread's next sent
 //!   event. Anything but a plain success, any unlock, a lock of the object
 //!   the thread last tore down, or a lock inside a hooked call ends the
-//!   chain.
+//!   chain;
+//! - the call filter: an outermost dma-buf call or callback (inside no hooked
+//!   call) with a call site, on a dma_buf, whose key (call, call site,
+//!   buffer, its resv and ops, dynamic importer, whether the thread holds the
+//!   resv) was sent before is quiet: its entry and the entries of calls inside
+//!   it are deferred, their returns dropped with them; anything inside it that
+//!   is sent goes out after the kept-back and kept locks and the deferred
+//!   entries, and the rest of the call is sent as usual.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tracer_common::{SEEN_ACQUIRED, SEEN_ALREADY};
 
-use super::model::{Event, EventKind, LockFn, Phase, StackId, EALREADY};
+use super::model::{DmaBufFn, Event, EventKind, LockFn, Phase, StackId, EALREADY};
 
 /// Lone acquisitions the kernel keeps back per thread (`tracer_common::MAX_PENDING`).
 pub const MAX_PENDING: usize = 2;
 /// Nested acquisitions the novelty filter keeps per thread
 /// (`tracer_common::KEPT_PER_THREAD`).
 pub const KEPT_PER_THREAD: usize = 64;
+/// Entries of calls open in a quiet call the kernel can defer
+/// (`tracer_common::DEFERRED_CALLS`).
+pub const DEFERRED_CALLS: usize = 4;
 
 /// What the filter left out of a stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,6 +54,32 @@ pub struct FilterCounts {
     pub already_dropped: u64,
     /// Lone acquisitions kept back and released unsent.
     pub lone_dropped: u64,
+    /// dma-buf calls and callbacks the call filter left unsent (entry and return).
+    pub calls_dropped: u64,
+    /// Call keys recorded as judged once.
+    pub call_keys: u64,
+}
+
+/// What the engine judges at a dma-buf call's entry (tracer-ebpf/src/calls.rs `call_key`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CallKey {
+    call: String,
+    stack: StackId,
+    dmabuf: u64,
+    resv: u64,
+    ops: u64,
+    dynamic_importer: bool,
+    holds_resv: bool,
+}
+
+#[derive(Default, PartialEq, Eq, Clone, Copy)]
+enum Quiet {
+    #[default]
+    Off,
+    /// Entries deferred.
+    Held,
+    /// Something inside was sent: the rest goes out as usual.
+    Sent,
 }
 
 #[derive(Default)]
@@ -63,6 +99,11 @@ struct Thread {
     entry_key: u64,
     entry_seen: u8,
     summarised: u32,
+    /// Locks the thread holds (the kernel reads the resv's owner word instead).
+    held_locks: Vec<u64>,
+    quiet: Quiet,
+    /// The deferred entries of the quiet call, with their nesting level.
+    deferred: Vec<(Event, u32)>,
 }
 
 /// The key of one more acquisition from the chain's last call site (tracer-ebpf's `AGAIN`).
@@ -123,6 +164,8 @@ pub struct KernelFilter {
     threads: HashMap<u32, Thread>,
     /// Chain key -> outcomes sent once (`SEEN_ACQUIRED`, `SEEN_ALREADY`).
     seen: HashMap<u64, u8>,
+    /// Calls judged once.
+    seen_calls: HashSet<CallKey>,
     counts: FilterCounts,
 }
 
@@ -161,6 +204,61 @@ impl KernelFilter {
             _ => {}
         }
         let sent = match &ev.kind {
+            EventKind::DmaBufCall {
+                phase: Phase::Entry,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Entry,
+                ..
+            } => {
+                let level = t.in_call;
+                match t.quiet {
+                    Quiet::Held if t.deferred.len() < DEFERRED_CALLS => {
+                        t.deferred.push((ev.clone(), level));
+                        false
+                    }
+                    Quiet::Held | Quiet::Sent => true,
+                    Quiet::Off => match (level, call_key(t, ev)) {
+                        (1, Some(key)) => {
+                            if self.seen_calls.contains(&key) {
+                                t.deferred = vec![(ev.clone(), level)];
+                                t.quiet = Quiet::Held;
+                                false
+                            } else {
+                                self.seen_calls.insert(key);
+                                self.counts.call_keys += 1;
+                                true
+                            }
+                        }
+                        _ => true,
+                    },
+                }
+            }
+            EventKind::DmaBufCall {
+                phase: Phase::Return,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Return,
+                ..
+            } if t.quiet != Quiet::Off => {
+                let level = t.in_call;
+                let mut dropped = false;
+                if t.quiet == Quiet::Held {
+                    while t.deferred.last().is_some_and(|(_, l)| *l > level) {
+                        t.deferred.pop();
+                        self.counts.calls_dropped += 1;
+                        dropped = true;
+                    }
+                }
+                // The quiet call itself returned (it is always at level 1).
+                if level < 1 {
+                    t.quiet = Quiet::Off;
+                    t.deferred.clear();
+                }
+                !dropped
+            }
             EventKind::LockAttempt { lock, ctx, func } => {
                 if t.held == 0 {
                     false
@@ -190,6 +288,7 @@ impl KernelFilter {
                 let lone = t.held == 0 && t.in_call == 0;
                 if ok {
                     t.held += 1;
+                    t.held_locks.push(*lock);
                 }
                 let suppressed = std::mem::take(&mut t.entry_key);
                 if lone && *lock != t.last_fini {
@@ -245,6 +344,9 @@ impl KernelFilter {
             }
             EventKind::Unlock { lock } => {
                 t.held = t.held.saturating_sub(1);
+                if let Some(i) = t.held_locks.iter().rposition(|l| l == lock) {
+                    t.held_locks.remove(i);
+                }
                 t.chain = 0;
                 let is = |e: &Event| matches!(e.kind, EventKind::LockReturn { lock: l, .. } if l == *lock);
                 if let Some(i) = t.pending.iter().position(is) {
@@ -274,6 +376,10 @@ impl KernelFilter {
         }
         out.append(&mut t.pending);
         out.append(&mut t.kept);
+        if t.quiet == Quiet::Held {
+            out.extend(t.deferred.drain(..).map(|(e, _)| e));
+            t.quiet = Quiet::Sent;
+        }
         let mut ev = ev.clone();
         if let EventKind::ThreadExit { summarised, .. } = &mut ev.kind {
             *summarised = std::mem::take(&mut t.summarised);
@@ -283,6 +389,10 @@ impl KernelFilter {
     }
 
     /// The whole filtered stream of a full one.
+    ///
+    /// (Counted calls are not written into the result as `CallsSummarised` records: user
+    /// space does that from the kernel's per-function counts, and the findings do not
+    /// depend on them.)
     pub fn filter(full: &[Event]) -> (Vec<Event>, FilterCounts) {
         let mut f = Self::new();
         let mut out = Vec::with_capacity(full.len());
@@ -293,9 +403,37 @@ impl KernelFilter {
     }
 }
 
+/// The key of a call entry the call filter may summarise: a dma-buf call on a dma_buf
+/// (not export or get, whose arguments name none) or a callback, with its call site.
+fn call_key(t: &Thread, ev: &Event) -> Option<CallKey> {
+    let (call, buf) = match &ev.kind {
+        EventKind::DmaBufCall { func, buf, .. } => {
+            if matches!(func, DmaBufFn::Export | DmaBufFn::Get) {
+                return None;
+            }
+            (func.kernel_name().to_string(), buf)
+        }
+        EventKind::Callback { symbol, buf, .. } => (symbol.clone(), buf),
+        _ => return None,
+    };
+    if buf.dmabuf == 0 {
+        return None;
+    }
+    Some(CallKey {
+        call,
+        stack: ev.stack?,
+        dmabuf: buf.dmabuf,
+        resv: buf.resv,
+        ops: buf.ops,
+        dynamic_importer: buf.dynamic_importer,
+        holds_resv: buf.resv != 0 && t.held_locks.contains(&buf.resv),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::model::Phase;
 
     const CTX: u64 = 0xffff_c900_0000_1000;
 
@@ -358,6 +496,161 @@ mod tests {
                 _ => "other",
             })
             .collect()
+    }
+
+    fn call(pid: u32, stack: Option<StackId>, func: DmaBufFn, phase: Phase, resv: u64) -> Event {
+        use super::super::model::BufRef;
+        ev(
+            pid,
+            stack,
+            EventKind::DmaBufCall {
+                func,
+                phase,
+                buf: BufRef {
+                    dmabuf: resv + 0x800,
+                    resv,
+                    ops: 0xc0,
+                    exp_name: "udmabuf".into(),
+                    dynamic_importer: false,
+                },
+                ret: (phase == Phase::Return).then_some(0),
+            },
+        )
+    }
+
+    fn callback(pid: u32, phase: Phase, resv: u64) -> Event {
+        use super::super::model::{BufRef, Callback};
+        ev(
+            pid,
+            None,
+            EventKind::Callback {
+                cb: Callback::MapDmaBuf,
+                phase,
+                symbol: "tsc_map".into(),
+                buf: BufRef {
+                    dmabuf: resv + 0x800,
+                    resv,
+                    ops: 0xc0,
+                    exp_name: "udmabuf".into(),
+                    dynamic_importer: false,
+                },
+                ret: (phase == Phase::Return).then_some(0),
+            },
+        )
+    }
+
+    /// An importer's lock, map (the exporter's callback inside), unlock from one call site;
+    /// `inside` happens in the callback.
+    fn locked_map(pid: u32, resv: u64, inside: Vec<Event>) -> Vec<Event> {
+        let mut v = vec![ev(
+            pid,
+            Some(7),
+            EventKind::LockReturn {
+                lock: resv,
+                ctx: 0,
+                func: LockFn::Lock,
+                ret: 0,
+            },
+        )];
+        v.push(call(
+            pid,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Entry,
+            resv,
+        ));
+        v.push(callback(pid, Phase::Entry, resv));
+        v.extend(inside);
+        v.push(callback(pid, Phase::Return, resv));
+        v.push(call(
+            pid,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Return,
+            resv,
+        ));
+        v.extend(unlocks(pid, &[resv]));
+        v
+    }
+
+    fn names(v: &[Event]) -> Vec<&'static str> {
+        v.iter()
+            .map(|e| match &e.kind {
+                EventKind::DmaBufCall {
+                    phase: Phase::Entry,
+                    ..
+                } => "call",
+                EventKind::DmaBufCall { .. } => "call-return",
+                EventKind::Callback {
+                    phase: Phase::Entry,
+                    ..
+                } => "callback",
+                EventKind::Callback { .. } => "callback-return",
+                _ => kinds(std::slice::from_ref(e))[0],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_repeated_call_sends_nothing_until_something_inside_it_must_be_sent() {
+        let mut full = locked_map(1, 0xa0, vec![]);
+        full.extend(locked_map(1, 0xa0, vec![]));
+        // The third time, the callback waits on a fence under the lock.
+        let wait = ev(1, Some(5), EventKind::FenceWaitStart { fence: 3 });
+        full.extend(locked_map(1, 0xa0, vec![wait]));
+        let (out, c) = KernelFilter::filter(&full);
+        assert_eq!(
+            names(&out),
+            [
+                // The first: everything (the lone lock before the call judged against it).
+                "return",
+                "call",
+                "callback",
+                "callback-return",
+                "call-return",
+                "unlock",
+                // The second: nothing. The third: the lock kept back, the deferred entries,
+                // then the wait; the rest of that call as usual; the unlock of a sent lock.
+                "return",
+                "call",
+                "callback",
+                "wait",
+                "callback-return",
+                "call-return",
+                "unlock",
+            ]
+        );
+        // The second map call and its callback.
+        assert_eq!((c.calls_dropped, c.call_keys), (2, 1));
+    }
+
+    #[test]
+    fn a_call_made_in_another_held_state_is_judged_again() {
+        let mut full = locked_map(1, 0xa0, vec![]);
+        // The same call from the same site without the lock: not a repeat.
+        full.push(call(
+            1,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Entry,
+            0xa0,
+        ));
+        full.push(call(
+            1,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Return,
+            0xa0,
+        ));
+        // Another buffer, and a call without its call site: not repeats either.
+        full.extend(locked_map(1, 0xb0, vec![]));
+        full.push(call(1, None, DmaBufFn::MapAttachment, Phase::Entry, 0xa0));
+        full.push(call(1, None, DmaBufFn::MapAttachment, Phase::Return, 0xa0));
+        full.push(call(1, None, DmaBufFn::MapAttachment, Phase::Entry, 0xa0));
+        full.push(call(1, None, DmaBufFn::MapAttachment, Phase::Return, 0xa0));
+        let (out, c) = KernelFilter::filter(&full);
+        assert_eq!(out.len(), full.len());
+        assert_eq!((c.calls_dropped, c.call_keys), (0, 3));
     }
 
     #[test]
