@@ -18,11 +18,16 @@ if command -v bpftrace >/dev/null 2>&1; then
 		echo 'BEGIN { system("touch /tmp/ready.b"); }'
 		awk -f /tmp/bpftrace-gen.awk /tmp/probes.json
 	} > $D/equivalent.bt
+	# Equal work (bpftrace_equal): the tracer's held-lock filter, call sites instead of stacks.
+	{
+		echo 'BEGIN { system("touch /tmp/ready.b"); }'
+		awk -v equal=1 -f /tmp/bpftrace-gen.awk /tmp/probes.json
+	} > $D/equal.bt
 	# Lines with a probe body, less the BEGIN line.
 	echo "bpftrace_probes=$(( $(grep -c '{' $D/equivalent.bt) - 1 ))" > $D/bpftrace.info
 	ship_tree $D bench
 else
-	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace//')
+	CONFIGS=$(echo $CONFIGS | sed 's/ *bpftrace[a-z_]*//g')
 	echo "LAB: no bpftrace in this guest: that configuration is skipped"
 fi
 # Keep the static keys of the hot tracepoints the tracer attaches to switched on for the whole
@@ -43,7 +48,7 @@ echo 1000 > $B/run || exit 1
 # run_loops FILE: the loops of MASK into FILE. resv_pair, the shortest, runs PAIR_FACTOR (xtask/src/lab/bench.rs) times the
 # iterations of the others: at 20,000 it took ~25 ms, and one timer tick or TCG flush in it
 # moved its figure by half.
-MASK=15
+MASK=31
 PRIME=0
 run_loops() {
 	: > $1
@@ -61,6 +66,18 @@ run_loops() {
 	# ww_txn64: one operation is a 64-object transaction, run BIG_ITERS times.
 	if [ $((MASK & 8)) -ne 0 ]; then
 		echo 8 > $B/loops && echo $BIG_ITERS > $B/run && cat $B/result >> $1 || return 1
+	fi
+	# workload: real drivers' dma-buf traffic from user space, timed whole. One operation is
+	# one iteration of each: a udmabuf buffer imported by vgem (attach, map, mmap, sync
+	# ioctls: prime_matrix), a vgem buffer's fd operations from two threads (dmabuf_fdops)
+	# and a vgem fence attached and signalled (vgem_fence).
+	if [ $((MASK & 16)) -ne 0 ]; then
+		w0=$(uptime_s)
+		prime_matrix $WL_ITERS udmabuf vgem > /dev/null 2>&1 || return 1
+		dmabuf_fdops vgem $WL_ITERS 2 > /dev/null 2>&1 || return 1
+		vgem_fence $WL_ITERS > /dev/null 2>&1 || return 1
+		w1=$(uptime_s)
+		awk "BEGIN { t = ($w1 - $w0) * 1e9; printf \"workload ns_per_op=%d iters=$WL_ITERS total_ns=%d\\n\", t / $WL_ITERS, t }" >> $1
 	fi
 }
 
@@ -89,6 +106,7 @@ run_traced() {
 	ring16) /bin/tracer record --ring-mib 16 -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	heaviest) /bin/tracer record -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	bpftrace) bpftrace --unsafe $D/equivalent.bt > /tmp/b.rec 2> $f.stderr & ;;
+	bpftrace_equal) bpftrace --unsafe $D/equal.bt > /tmp/b.rec 2> $f.stderr & ;;
 	esac
 	tp=$!
 	if ! wait_ready /tmp/ready.b $tp; then
@@ -160,7 +178,7 @@ run_traced 0 profile
 # The same for resv_pair alone: the path of an un-nested lock/unlock pair.
 MASK=1
 run_traced 0 profile_pair
-MASK=15
+MASK=31
 # Which empty programs the floor runs: the same hooks and mechanisms as the tracer's.
 run_traced 0 profile_floor
 # What a smaller ring buffer than the default loses at this rate.
@@ -170,4 +188,4 @@ run_traced 0 ring16
 MASK=4
 echo "LAB: bench run of importer_cycle alone"
 run_traced 0 heaviest
-MASK=15
+MASK=31

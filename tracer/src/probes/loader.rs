@@ -151,6 +151,9 @@ pub struct Tracer {
     /// Next free ww_mutex lock slot pair and unlock slot (lock_tracing.rs).
     next_lock_slot: usize,
     next_unlock_slot: usize,
+    /// Each program load (the verifier's work): program, its target, how long it took.
+    /// `--prog-stats` shows them: the start-up is mostly this.
+    pub load_times: Vec<(String, String, std::time::Duration)>,
 }
 
 /// What the dma-buf ops tables of a module held, and what became of each
@@ -453,6 +456,7 @@ impl Tracer {
             tally: TableTally::default(),
             next_lock_slot: 0,
             next_unlock_slot: 0,
+            load_times: Vec::new(),
         };
         {
             let mut cfg: Array<_, Config> =
@@ -652,11 +656,18 @@ impl Tracer {
                     .program_as(&program)
                     .map_err(|text| KernelError { errno: None, text })?;
                 // The floor's one program serves every tracepoint.
+                let mut took = None;
                 if prog.fd().is_err() {
+                    let t0 = std::time::Instant::now();
                     prog.load().map_err(|e| KernelError::of(&e))?;
+                    took = Some(t0.elapsed());
                 }
                 prog.attach(tp.tracepoint)
                     .map_err(|e| KernelError::of(&e))?;
+                if let Some(d) = took {
+                    self.load_times
+                        .push((program.clone(), tp.tracepoint.to_string(), d));
+                }
                 Ok(())
             })();
             let (state, reason) = match res {
@@ -682,7 +693,10 @@ impl Tracer {
             let name = self.program_for(name);
             let prog: &mut KProbe = self.program_as(&name)?;
             if prog.fd().is_err() {
+                let t0 = std::time::Instant::now();
                 prog.load().map_err(|e| errno_text(&e))?;
+                self.load_times
+                    .push((name.clone(), "(every kprobe)".into(), t0.elapsed()));
             }
         }
         Ok(())
@@ -824,7 +838,16 @@ impl Tracer {
             .ok_or_else(|| format!("{entry} missing from the object"))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        let t0 = std::time::Instant::now();
         p.load(func, btf).map_err(|e| errno_text(&e))?;
+        self.load_times
+            .push((entry.to_string(), func.to_string(), t0.elapsed()));
+        let p: &mut FEntry = self
+            .ebpf
+            .program_mut(entry)
+            .ok_or_else(|| format!("{entry} missing from the object"))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
         let link = p.attach().map_err(|e| errno_text(&e))?;
         let Some(exit) = exit else {
             return Ok("fentry".into());
@@ -837,8 +860,12 @@ impl Tracer {
                 .ok_or_else(|| format!("{exit} missing from the object"))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+            let t0 = std::time::Instant::now();
             p.load(func, btf).map_err(|e| errno_text(&e))?;
+            let took = t0.elapsed();
             p.attach().map_err(|e| errno_text(&e))?;
+            self.load_times
+                .push((exit.to_string(), func.to_string(), took));
             Ok(())
         })();
         match res {

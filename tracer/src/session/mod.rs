@@ -184,6 +184,9 @@ impl Session {
         if o.announce {
             announce(&live.tracer.status, live.startup, live.tracer.is_floor());
         }
+        if prog_stats.is_some() {
+            print_load_times(&live.tracer);
+        }
         let meta = meta_of(&live.tracer, o.load.full_stream);
         Ok(Self {
             source: Source {
@@ -339,6 +342,25 @@ fn enable_prog_stats(on: bool) -> Result<Option<std::os::fd::OwnedFd>> {
                 "--prog-stats: the kernel refused BPF_ENABLE_STATS ({e}); it needs Linux 5.8+"
             )
         })
+}
+
+/// `--prog-stats` at the start: what the start-up spent loading (verifying) each program,
+/// slowest first, and the total.
+fn print_load_times(t: &Tracer) {
+    let mut v = t.load_times.clone();
+    v.sort_by_key(|(_, _, d)| std::cmp::Reverse(*d));
+    let total: std::time::Duration = v.iter().map(|(_, _, d)| *d).sum();
+    eprintln!(
+        "tracer: prog-load: {} program loads took {:.3} s",
+        v.len(),
+        total.as_secs_f64()
+    );
+    for (prog, target, d) in v {
+        eprintln!(
+            "tracer: prog-load: {prog:<24} {target:<40} {:>9.3} ms",
+            d.as_secs_f64() * 1e3
+        );
+    }
 }
 
 /// `--prog-stats` output: one stderr line per program that ran.

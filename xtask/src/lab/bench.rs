@@ -2,7 +2,9 @@
 //! boot of a real kernel. See docs/overhead.md.
 //!
 //! The guest loads tests/lab/modules/tracer_bench, whose `run` file times four loops in the
-//! kernel (`resv_pair`, `ww_txn3`, `importer_cycle`, `ww_txn64`). Each repetition runs them once under
+//! kernel (`resv_pair`, `ww_txn3`, `importer_cycle`, `ww_txn64`); `workload` times real
+//! drivers' traffic from user space (the lab's workload programs on udmabuf and vgem). Each
+//! repetition runs them once under
 //! `tracer record` (started, waited for with `--ready-file`, stopped with SIGINT) and once
 //! without a tracer; the order alternates between repetitions. Per run the guest ships
 //! `bench/r<rep>.<config>` (the module's result lines plus `key=value` lines) and, for the
@@ -28,12 +30,18 @@ pub const LOOPS: &[(&str, &str)] = &[
         "ww_txn64",
         "ww transaction: lock 64 objects with a ctx, unlock 64",
     ),
+    (
+        "workload",
+        "real drivers from user space: a udmabuf PRIME import into vgem, a vgem fd's ops, a vgem fence",
+    ),
 ];
 
 /// The configurations a repetition runs, in the order of the first repetition (later ones
 /// rotate it). `floor`: `tracer record --floor`, programs that only return on the same hooks
 /// and mechanisms. `bpftrace`: an equivalent bpftrace script (see [`BPFTRACE_GEN`]), only when
-/// the bundle is in the guest. `*_kprobe`: the same with `--lock-kprobes` (the ww_mutex
+/// the bundle is in the guest; `bpftrace_equal`: one doing the tracer's filtering (locks and
+/// tracepoint events only while the thread holds a lock, a call site per nested lock or call
+/// instead of a whole stack). `*_kprobe`: the same with `--lock-kprobes` (the ww_mutex
 /// functions on kprobes, the tracer's fallback where fentry is refused). `tracer_sites`: the
 /// tracer on a thread that already needed a kept-back acquisition (one importer_cycle
 /// iteration first), so that every lone lock reads its call site (docs/probes.md).
@@ -45,6 +53,7 @@ pub const CONFIGS: &[&str] = &[
     "tracer_sites",
     "lone_sites",
     "bpftrace",
+    "bpftrace_equal",
     "floor_kprobe",
     "tracer_kprobe",
 ];
@@ -74,7 +83,7 @@ fn is_traced(config: &str) -> bool {
 /// The floor a configuration is compared with: programs that only return on its mechanisms.
 fn floor_of(config: &str) -> Option<&'static str> {
     match config {
-        "tracer" | "tracer_sites" | "lone_sites" | "bpftrace" => Some("floor"),
+        "tracer" | "tracer_sites" | "lone_sites" | "bpftrace" | "bpftrace_equal" => Some("floor"),
         "tracer_kprobe" => Some("floor_kprobe"),
         _ => None,
     }
@@ -87,6 +96,10 @@ pub const PAIR_FACTOR: u32 = 10;
 /// ww_txn64 runs the other loops' iterations divided by this (one of its operations is 64
 /// acquisitions and 64 unlocks: at 1/16 it takes about four times as many locks as ww_txn3).
 pub const BIG_DIVISOR: u32 = 16;
+
+/// The workload runs the other loops' iterations divided by this (one of its operations is
+/// three processes' iterations of real-driver traffic).
+pub const WORKLOAD_DIVISOR: u32 = 1000;
 
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on x86).
 const USER_HZ: f64 = 100.0;
@@ -177,10 +190,11 @@ const BENCH_SCRIPT: &str = include_str!("../../../tests/lab/guest/bench.sh");
 /// its bundle is in the guest), rotating which runs first.
 pub fn guest_script(iters: u32, first: u32, last: u32, extras: bool, configs: &[&str]) -> String {
     format!(
-        "ITERS={iters}\nPAIR_ITERS={pair}\nBIG_ITERS={big}\nFIRST={first}\nLAST={last}\nEXTRAS={extras}\nCONFIGS=\"{configs}\"\n\
+        "ITERS={iters}\nPAIR_ITERS={pair}\nBIG_ITERS={big}\nWL_ITERS={wl}\nFIRST={first}\nLAST={last}\nEXTRAS={extras}\nCONFIGS=\"{configs}\"\n\
          cat > /tmp/bpftrace-gen.awk <<'AWK'\n{gen}AWK\n{script}",
         pair = iters.saturating_mul(PAIR_FACTOR),
         big = (iters / BIG_DIVISOR).max(1),
+        wl = (iters / WORKLOAD_DIVISOR).max(1),
         extras = extras as u32,
         configs = configs.join(" "),
         gen = BPFTRACE_GEN,
@@ -208,7 +222,7 @@ pub fn collect(dir: &Path) -> Result<BTreeMap<(String, u32), RunResult>> {
             continue;
         };
         let mut r = parse_run(&fs::read_to_string(e.path())?);
-        if is_traced(config) && config != "bpftrace" {
+        if is_traced(config) && !config.starts_with("bpftrace") {
             let stderr =
                 fs::read_to_string(dir.join(format!("r{rep}.{config}.stderr"))).unwrap_or_default();
             if let Some((events, lost)) = parse_tracer_summary(&stderr) {
@@ -306,9 +320,10 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
     let key = |k: &'static str| move |r: &RunResult| r.keys.get(k)?.parse::<f64>().ok();
     s.push('\n');
     s.push_str(&format!(
-        "iterations per run: resv_pair {}, ww_txn64 {}, the other loops {iters}\n",
+        "iterations per run: resv_pair {}, ww_txn64 {}, workload {}, the other loops {iters}\n",
         iters.saturating_mul(PAIR_FACTOR),
-        (iters / BIG_DIVISOR).max(1)
+        (iters / BIG_DIVISOR).max(1),
+        (iters / WORKLOAD_DIVISOR).max(1)
     ));
     for c in &traced {
         let mut parts = Vec::new();
@@ -398,10 +413,38 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
             .unwrap_or_else(|| "not measured".into())
     };
     s.push_str(&format!(
-        "overhead per lock+unlock: tracer {}, bpftrace {}\n",
+        "overhead per lock+unlock: tracer {}, bpftrace {}, bpftrace doing the tracer's filtering {}\n",
         x_floor("tracer"),
-        x_floor("bpftrace")
+        x_floor("bpftrace"),
+        x_floor("bpftrace_equal")
     ));
+    // The same for every loop, for the bpftrace scripts (labelled by what they do).
+    for (c, what) in [
+        ("bpftrace", "bpftrace, a stack on every lock and call"),
+        (
+            "bpftrace_equal",
+            "bpftrace doing the tracer's filtering (held-lock filter, call sites)",
+        ),
+    ] {
+        let per_loop: Vec<String> = LOOPS
+            .iter()
+            .filter_map(|(name, _)| {
+                let get = |k: &str| ns.get(&(*name, k)).copied();
+                let b = get(c)?;
+                let cheaper = ratio(get("tracer"), Some(b))
+                    .map(|r| format!(", the tracer {r:.2}x cheaper"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "{name} {} floor, {} none{cheaper}",
+                    fmt_x(ratio(get("floor"), Some(b))),
+                    fmt_x(ratio(get("none"), Some(b))),
+                ))
+            })
+            .collect();
+        if !per_loop.is_empty() {
+            s.push_str(&format!("{what} per loop: {}\n", per_loop.join("; ")));
+        }
+    }
     if runs.keys().any(|(c, _)| c == "lone_sites") {
         s.push_str(&format!(
             "with --lone-sites (every lone lock reads its call site): tracer {}\n",
@@ -453,7 +496,11 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
 /// iterations of the three loops take ~2 s under the tracer, ww_txn64 (a sixteenth of them,
 /// 64 locks each) about as long as the other two together. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
-    let per_rep = 240 + (iters as u64 * 60) / 10_000 + (iters as u64 * PAIR_FACTOR as u64) / 10_000;
+    // The workload: about 10 s per configuration at 20 iterations under TCG, allowed twice.
+    let per_rep = 240
+        + (iters as u64 * 60) / 10_000
+        + (iters as u64 * PAIR_FACTOR as u64) / 10_000
+        + 20 * CONFIGS.len() as u64;
     Duration::from_secs(180 + per_rep * reps as u64)
 }
 
@@ -597,7 +644,7 @@ mod tests {
     fn the_guest_script_parses() {
         let script = guest_script(20_000, 1, 5, true, &["none", "floor", "tracer", "bpftrace"]);
         assert!(script.starts_with(
-            "ITERS=20000\nPAIR_ITERS=200000\nBIG_ITERS=1250\nFIRST=1\nLAST=5\nEXTRAS=1\n"
+            "ITERS=20000\nPAIR_ITERS=200000\nBIG_ITERS=1250\nWL_ITERS=20\nFIRST=1\nLAST=5\nEXTRAS=1\n"
         ));
         assert!(script.contains("CONFIGS=\"none floor tracer bpftrace\""));
         assert!(
@@ -831,7 +878,7 @@ mod tests {
     fn script_interpolates() {
         let s = guest_script(1234, 2, 3, false, CONFIGS);
         assert!(s.starts_with(
-            "ITERS=1234\nPAIR_ITERS=12340\nBIG_ITERS=77\nFIRST=2\nLAST=3\nEXTRAS=0\n"
+            "ITERS=1234\nPAIR_ITERS=12340\nBIG_ITERS=77\nWL_ITERS=1\nFIRST=2\nLAST=3\nEXTRAS=0\n"
         ));
         assert!(s.contains("echo $ITERS > $B/run"));
         assert!(
@@ -846,7 +893,7 @@ mod tests {
         );
         assert!(s.contains("awk '{print $14 + $15}'"));
         assert!(s.contains(
-            "CONFIGS=\"none floor tracer tracer_sites lone_sites bpftrace floor_kprobe tracer_kprobe\""
+            "CONFIGS=\"none floor tracer tracer_sites lone_sites bpftrace bpftrace_equal floor_kprobe tracer_kprobe\""
         ));
         assert!(s.contains("record --floor -o"));
         assert!(s.contains("record --floor --lock-kprobes -o"));
@@ -912,6 +959,12 @@ mod tests {
             .arg(&input)
             .output()
             .expect("awk runs");
+        let equal = std::process::Command::new("awk")
+            .args(["-v", "equal=1"])
+            .arg(BPFTRACE_GEN)
+            .arg(&input)
+            .output()
+            .expect("awk runs");
         let _ = fs::remove_dir_all(&dir);
         assert!(
             out.status.success(),
@@ -927,6 +980,19 @@ kprobe:ww_mutex_unlock { @unlock = count(); }
 kfunc:dma_buf_attach { @call[probe, kstack] = count(); }
 kretfunc:dma_buf_attach { @fret[probe] = count(); }
 kprobe:map_udmabuf { @call[probe, kstack] = count(); }
+kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
+";
+        assert_eq!(got, want);
+        // Equal work: the held-lock filter, call sites instead of stacks.
+        let got = String::from_utf8(equal.stdout).unwrap();
+        let want = "\
+tracepoint:lock:contention_begin /@held[tid] > 0/ { @tp[probe] = count(); }
+kprobe:ww_mutex_lock { if (@held[tid] > 0) { @nested[kstack(2)] = count(); } }
+kretprobe:ww_mutex_lock { if (retval == 0) { @held[tid] = @held[tid] + 1; } @ret[probe] = count(); }
+kprobe:ww_mutex_unlock { if (@held[tid] > 0) { @held[tid] = @held[tid] - 1; } @unlock = count(); }
+kfunc:dma_buf_attach { @call[probe, kstack(2)] = count(); }
+kretfunc:dma_buf_attach { @fret[probe] = count(); }
+kprobe:map_udmabuf { @call[probe, kstack(2)] = count(); }
 kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
 ";
         assert_eq!(got, want);
