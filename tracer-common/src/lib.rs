@@ -479,8 +479,10 @@ pub const SEEN_ALREADY: u8 = 2;
 /// A dma-buf call or callback's key (call site, buffer, held state) was sent once.
 pub const SEEN_CALL: u8 = 4;
 
-/// Entries of the `CALLS_SUMMARISED` map (hook id -> calls left unsent).
-pub const SUMMARISED_HOOKS: u32 = 1024;
+/// Entries of the `CALLS_SUMMARISED` map (indexed by hook id: calls left
+/// unsent). Hook ids are below it: static ones under 1000, exporter callbacks
+/// numbered from 1000 (`FIRST_DYNAMIC_ID`) up.
+pub const SUMMARISED_HOOKS: u32 = 8192;
 
 /// Entries of the `SEEN` map (chain keys of nested acquisitions already sent
 /// once, LRU).

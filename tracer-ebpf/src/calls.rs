@@ -39,7 +39,7 @@ use tracer_common::{
 
 use crate::{
     CALLS_SUMMARISED, SEEN,
-    emit::{count, output},
+    emit::{count, count_by, output},
     funcs::fill_args,
     novelty::{mix, names_site, on},
 };
@@ -164,24 +164,23 @@ pub fn entry_deferred(
     false
 }
 
-/// Counts one call left unsent, by hook.
+/// Counts one call left unsent, by hook (an array index: no hashing, and
+/// nothing to insert; user space reads the indices of the hooks it has).
 #[inline(always)]
 fn summarised(hook: u16) {
     count(CALLS_DROPPED);
-    let k = hook as u32;
-    match CALLS_SUMMARISED.get_ptr_mut(&k) {
+    if let Some(p) = CALLS_SUMMARISED.get_ptr_mut(hook as u32) {
         // SAFETY: this CPU's value.
-        Some(p) => unsafe { *p += 1 },
-        None => {
-            let _ = CALLS_SUMMARISED.insert(&k, &1, 0);
-        }
+        unsafe { *p += 1 };
     }
 }
 
 /// At the return of a hooked call that is not a lock function (after
 /// `in_call` or `depth` dropped it): true if it is not sent (its entry was
 /// deferred and never needed). The deferred entries deeper than the level
-/// now are closed: this call's, and any whose return the kernel skipped.
+/// now are closed: this call's (counted by its hook), and any whose return
+/// the kernel skipped (counted in `CALLS_DROPPED` only). One count per
+/// return keeps the verifier's paths few.
 #[inline(always)]
 pub fn return_dropped(t: &mut TaskFrames) -> bool {
     if t.quiet == QUIET_OFF {
@@ -190,25 +189,30 @@ pub fn return_dropped(t: &mut TaskFrames) -> bool {
     let level = t.in_call.saturating_add(t.depth);
     let mut dropped = false;
     if t.quiet == QUIET_HELD {
-        if t.ndeferred >= 4 && t.deferred[3].level > level {
-            t.ndeferred = 3;
-            summarised(t.deferred[3].desc.hook);
+        // The innermost entry (constant indices: see `defer`).
+        let n = t.ndeferred;
+        let (top_level, hook) = if n == 4 {
+            (t.deferred[3].level, t.deferred[3].desc.hook)
+        } else if n == 3 {
+            (t.deferred[2].level, t.deferred[2].desc.hook)
+        } else if n == 2 {
+            (t.deferred[1].level, t.deferred[1].desc.hook)
+        } else if n == 1 {
+            (t.deferred[0].level, t.deferred[0].desc.hook)
+        } else {
+            (0, 0)
+        };
+        if n > 0 && top_level > level {
+            summarised(hook);
             dropped = true;
-        }
-        if t.ndeferred >= 3 && t.deferred[2].level > level {
-            t.ndeferred = 2;
-            summarised(t.deferred[2].desc.hook);
-            dropped = true;
-        }
-        if t.ndeferred >= 2 && t.deferred[1].level > level {
-            t.ndeferred = 1;
-            summarised(t.deferred[1].desc.hook);
-            dropped = true;
-        }
-        if t.ndeferred >= 1 && t.deferred[0].level > level {
-            t.ndeferred = 0;
-            summarised(t.deferred[0].desc.hook);
-            dropped = true;
+            // Entries still open: those at or above the level now (levels grow inward).
+            let open = (t.deferred[0].level <= level) as u32
+                + (n >= 2 && t.deferred[1].level <= level) as u32
+                + (n >= 3 && t.deferred[2].level <= level) as u32;
+            if n - 1 > open {
+                count_by(CALLS_DROPPED, (n - 1 - open) as u64);
+            }
+            t.ndeferred = open;
         }
     }
     if level < t.quiet_level {

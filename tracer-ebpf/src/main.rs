@@ -61,7 +61,7 @@ mod tracing;
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::{
     Config, FuncDesc, FuncSlot, KEPT_PER_THREAD, KeptLock, KmemBuf, SEEN_ENTRIES, SUMMARISED_HOOKS,
@@ -79,10 +79,9 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024 * 1024, 0);
 #[map]
 pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(9, 0);
 
-/// Hook id -> calls of that function the call filter left unsent (`calls.rs`).
+/// Per hook id: calls of that function the call filter left unsent (`calls.rs`).
 #[map]
-pub static CALLS_SUMMARISED: PerCpuHashMap<u32, u64> =
-    PerCpuHashMap::with_max_entries(SUMMARISED_HOOKS, 0);
+pub static CALLS_SUMMARISED: PerCpuArray<u64> = PerCpuArray::with_max_entries(SUMMARISED_HOOKS, 0);
 
 /// Nested acquisitions kept unsent by the novelty filter: `KEPT_PER_THREAD`
 /// entries per `THREADS` slot (`novelty.rs`).

@@ -8,9 +8,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    maps::{
-        Array, HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf, StackTraceMap,
-    },
+    maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{kprobe::KProbeLinkId, FEntry, FExit, KProbe, RawTracePoint, UProbe},
     Btf, Ebpf, EbpfLoader,
 };
@@ -1411,19 +1409,32 @@ impl Tracer {
         }
     }
 
-    /// The kernel's call filter (tracer-ebpf/src/calls.rs): per hook id, the calls it left
-    /// unsent since the programs were loaded (summed over CPUs). Empty where the map does
-    /// not exist (`--floor`). An unreadable entry is an error, not a 0.
+    /// The kernel's call filter (tracer-ebpf/src/calls.rs): per hook id of a dma-buf call or
+    /// callback hooked, the calls it left unsent since the programs were loaded (summed over
+    /// CPUs; those with none are left out). An unreadable entry is an error, not a 0.
     pub fn summarised_calls(&self) -> Result<Vec<(u16, u64)>> {
-        let Some(m) = self.ebpf.map("CALLS_SUMMARISED") else {
+        if self.floor {
             return Ok(vec![]);
-        };
-        let h = PerCpuHashMap::<_, u32, u64>::try_from(m).context("CALLS_SUMMARISED map")?;
+        }
+        let m = self
+            .ebpf
+            .map("CALLS_SUMMARISED")
+            .context("CALLS_SUMMARISED map")?;
+        let a = PerCpuArray::<_, u64>::try_from(m).context("CALLS_SUMMARISED map")?;
         let mut out = Vec::new();
-        for k in h.keys() {
-            let k = k.context("listing CALLS_SUMMARISED")?;
-            let v = h.get(&k, 0).context("reading CALLS_SUMMARISED")?;
-            out.push((k as u16, v.iter().sum()));
+        for h in &self.hooks {
+            if !matches!(h.kind, HookKind::DmaBuf(_) | HookKind::Callback(_))
+                || u32::from(h.id) >= tracer_common::SUMMARISED_HOOKS
+            {
+                continue;
+            }
+            let v = a
+                .get(&u32::from(h.id), 0)
+                .with_context(|| format!("reading CALLS_SUMMARISED[{}]", h.id))?;
+            let n: u64 = v.iter().sum();
+            if n > 0 {
+                out.push((h.id, n));
+            }
         }
         out.sort_unstable();
         Ok(out)
