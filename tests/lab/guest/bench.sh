@@ -101,6 +101,8 @@ run_traced() {
 	lone_sites) /bin/tracer record --lone-sites -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	floor_kprobe) /bin/tracer record --floor --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	tracer_kprobe) /bin/tracer record --lock-kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	floor_allkprobe) /bin/tracer record --floor --hooks kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
+	tracer_allkprobe) /bin/tracer record --hooks kprobes -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	profile_floor) /bin/tracer record --floor --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	profile*) /bin/tracer record --prog-stats -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;
 	ring16) /bin/tracer record --ring-mib 16 -o /tmp/b.rec --ready-file /tmp/ready.b 2> $f.stderr & ;;

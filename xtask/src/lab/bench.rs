@@ -46,6 +46,8 @@ pub const LOOPS: &[(&str, &str)] = &[
 /// tracer on a thread that already needed a kept-back acquisition (one importer_cycle
 /// iteration first), so that every lone lock reads its call site (docs/probes.md).
 /// `lone_sites`: `tracer record --lone-sites`, every lone lock reads its call site.
+/// `*_allkprobe`: `--hooks kprobes`, every function hook on kprobes (loaded once for all
+/// functions, where fentry loads a program per function: the start-up's difference).
 pub const CONFIGS: &[&str] = &[
     "none",
     "floor",
@@ -56,6 +58,8 @@ pub const CONFIGS: &[&str] = &[
     "bpftrace_equal",
     "floor_kprobe",
     "tracer_kprobe",
+    "floor_allkprobe",
+    "tracer_allkprobe",
 ];
 
 /// The configurations `--bench-configs` names, in [`CONFIGS`] order (all when none are named).
@@ -85,6 +89,7 @@ fn floor_of(config: &str) -> Option<&'static str> {
     match config {
         "tracer" | "tracer_sites" | "lone_sites" | "bpftrace" | "bpftrace_equal" => Some("floor"),
         "tracer_kprobe" => Some("floor_kprobe"),
+        "tracer_allkprobe" => Some("floor_allkprobe"),
         _ => None,
     }
 }
@@ -893,7 +898,7 @@ mod tests {
         );
         assert!(s.contains("awk '{print $14 + $15}'"));
         assert!(s.contains(
-            "CONFIGS=\"none floor tracer tracer_sites lone_sites bpftrace bpftrace_equal floor_kprobe tracer_kprobe\""
+            "CONFIGS=\"none floor tracer tracer_sites lone_sites bpftrace bpftrace_equal floor_kprobe tracer_kprobe floor_allkprobe tracer_allkprobe\""
         ));
         assert!(s.contains("record --floor -o"));
         assert!(s.contains("record --floor --lock-kprobes -o"));
