@@ -137,9 +137,9 @@ pub fn entry_deferred(
         if defer(t, desc, ip, stack, args, level) {
             return true;
         }
-        // Nested deeper than the entries kept: what is open goes out, and the
-        // rest of the call is sent as usual.
-        flush_deferred(cfg, t);
+        // Nested deeper than the entries kept: what is open goes out (after
+        // the locks held before it), and the rest of the call is sent as usual.
+        crate::emit::flush_pending(t);
         return false;
     }
     if t.quiet != QUIET_OFF || level != 1 || !names_site(stack) || stack == STACK_SKIPPED {
@@ -183,7 +183,7 @@ fn summarised(hook: u16) {
 /// return keeps the verifier's paths few.
 #[inline(always)]
 pub fn return_dropped(t: &mut TaskFrames) -> bool {
-    if t.quiet == QUIET_OFF {
+    if !on() || t.quiet == QUIET_OFF {
         return false;
     }
     let level = t.in_call.saturating_add(t.depth);
