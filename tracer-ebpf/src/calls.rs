@@ -44,6 +44,19 @@ use crate::{
     novelty::{mix, names_site, on},
 };
 
+/// 1 to run the call filter: set by user space at load (a read-only global,
+/// so the verifier folds every branch of it away where it is 0).
+#[unsafe(no_mangle)]
+static CALLS: u32 = 0;
+
+/// Whether the call filter runs (it is part of the novelty filter).
+#[inline(always)]
+pub fn calls_on() -> bool {
+    // SAFETY: a read of a read-only global (volatile: its value is the one
+    // user space set at load, not the compiled-in 0).
+    on() && unsafe { core::ptr::read_volatile(&raw const CALLS) != 0 }
+}
+
 /// `LOST` index: hooked calls (entry and return) left unsent by the call filter.
 pub const CALLS_DROPPED: u32 = 7;
 /// `LOST` index: call keys recorded in `SEEN`.
@@ -125,7 +138,7 @@ pub fn entry_deferred(
     stack: i64,
     args: &[u64; 3],
 ) -> bool {
-    if !on()
+    if !calls_on()
         || cfg.full_stream != 0
         || desc.flags & (ff::LOCKS | ff::UNLOCKS) != 0
         || desc.flags & ff::EMIT_RETURN == 0
@@ -183,7 +196,7 @@ fn summarised(hook: u16) {
 /// return keeps the verifier's paths few.
 #[inline(always)]
 pub fn return_dropped(t: &mut TaskFrames) -> bool {
-    if !on() || t.quiet == QUIET_OFF {
+    if !calls_on() || t.quiet == QUIET_OFF {
         return false;
     }
     let level = t.in_call.saturating_add(t.depth);

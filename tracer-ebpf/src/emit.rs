@@ -222,7 +222,7 @@ pub fn flush_pending(t: &mut TaskFrames) {
     }
     // Then the entries of the quiet call the thread is in (calls.rs): every
     // lock above was taken before it.
-    if crate::novelty::on() && t.quiet == tracer_common::QUIET_HELD {
+    if crate::calls::calls_on() && t.quiet == tracer_common::QUIET_HELD {
         if let Some(cfg) = config() {
             crate::calls::flush_deferred(cfg, t);
         }
@@ -234,7 +234,8 @@ pub fn flush_pending(t: &mut TaskFrames) {
 #[inline(always)]
 pub fn has_unsent(t: &TaskFrames) -> bool {
     t.npending > 0
-        || (crate::novelty::on() && (t.nkept > 0 || t.quiet == tracer_common::QUIET_HELD))
+        || (crate::novelty::on() && t.nkept > 0)
+        || (crate::calls::calls_on() && t.quiet == tracer_common::QUIET_HELD)
 }
 
 #[inline(always)]

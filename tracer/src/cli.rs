@@ -207,11 +207,20 @@ pub struct LiveArgs {
     /// The kernel side's novelty filter: a nested lock acquisition that
     /// repeats a transaction already sent (same call sites, same order, one
     /// acquire context) is kept in the kernel and sent only if something is
-    /// judged while it is held (docs/probes.md). off: send every nested
-    /// acquisition (the events `--all-events` also sends; findings are the
-    /// same either way).
+    /// judged while it is held; a dma-buf call or callback made again from
+    /// the same call site on the same buffer in the same held state is
+    /// counted in the kernel and sent only if something inside it has to be
+    /// (docs/probes.md). off: send every one (the events `--all-events`
+    /// also sends; findings are the same either way, their repeat counts
+    /// higher).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     pub novelty: Switch,
+    /// The dma-buf call part of the novelty filter alone (docs/probes.md,
+    /// "Repeated calls"): off sends every dma-buf call and callback while
+    /// repeated lock transactions stay in the kernel (`--novelty off` turns
+    /// both off).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub call_filter: Switch,
     /// Turn on the kernel's BPF run-time statistics while running and print,
     /// at exit, each program's runs and nanoseconds per run: where the
     /// tracer's in-kernel cost goes. The statistics themselves add two clock
@@ -276,6 +285,7 @@ impl LiveArgs {
             hooks: a.hooks,
             owner_check: a.owner_check,
             novelty: a.novelty == Switch::On,
+            call_filter: a.novelty == Switch::On && a.call_filter == Switch::On,
             quiet: false,
         })
     }

@@ -50,6 +50,8 @@ pub struct LoadOptions {
     pub owner_check: bool,
     /// Run the kernel side's novelty filter (tracer-ebpf/src/novelty.rs).
     pub novelty: bool,
+    /// With it, the call filter (tracer-ebpf/src/calls.rs).
+    pub call_filter: bool,
     /// Say nothing on stderr about the choices made (`tracer doctor` says them itself).
     pub quiet: bool,
 }
@@ -84,6 +86,7 @@ impl Default for LoadOptions {
             hooks: HookChoice::Auto,
             owner_check: false,
             novelty: true,
+            call_filter: true,
             quiet: false,
         }
     }
@@ -427,6 +430,7 @@ impl Tracer {
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("OWNER_CHECK", &config.owner_check, true)
             .override_global("NOVELTY", &(opts.novelty as u32), true)
+            .override_global("CALLS", &(opts.call_filter as u32), true)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {}", errno_text(&e)))?;
         let ops_layout = btf.members("dma_buf_ops").unwrap_or_default();
