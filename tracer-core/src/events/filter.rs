@@ -498,43 +498,41 @@ mod tests {
             .collect()
     }
 
-    fn call(pid: u32, stack: Option<StackId>, func: DmaBufFn, phase: Phase, resv: u64) -> Event {
-        use super::super::model::BufRef;
-        ev(
-            pid,
-            stack,
-            EventKind::DmaBufCall {
-                func,
-                phase,
-                buf: BufRef {
-                    dmabuf: resv + 0x800,
-                    resv,
-                    ops: 0xc0,
-                    exp_name: "udmabuf".into(),
-                    dynamic_importer: false,
-                },
-                ret: (phase == Phase::Return).then_some(0),
-            },
-        )
+    /// A udmabuf whose resv is at `resv`.
+    fn buf(resv: u64) -> super::super::model::BufRef {
+        super::super::model::BufRef {
+            dmabuf: resv + 0x800,
+            resv,
+            ops: 0xc0,
+            exp_name: "udmabuf".into(),
+            dynamic_importer: false,
+        }
     }
 
+    fn call(pid: u32, stack: Option<StackId>, func: DmaBufFn, phase: Phase, resv: u64) -> Event {
+        let ret = (phase == Phase::Return).then_some(0);
+        let kind = EventKind::DmaBufCall {
+            func,
+            phase,
+            buf: buf(resv),
+            ret,
+        };
+        ev(pid, stack, kind)
+    }
+
+    /// The exporter's map_dma_buf callback (no call site of its own).
     fn callback(pid: u32, phase: Phase, resv: u64) -> Event {
-        use super::super::model::{BufRef, Callback};
+        let (cb, symbol) = (super::super::model::Callback::MapDmaBuf, "tsc_map".into());
+        let ret = (phase == Phase::Return).then_some(0);
         ev(
             pid,
             None,
             EventKind::Callback {
-                cb: Callback::MapDmaBuf,
+                cb,
                 phase,
-                symbol: "tsc_map".into(),
-                buf: BufRef {
-                    dmabuf: resv + 0x800,
-                    resv,
-                    ops: 0xc0,
-                    exp_name: "udmabuf".into(),
-                    dynamic_importer: false,
-                },
-                ret: (phase == Phase::Return).then_some(0),
+                symbol,
+                buf: buf(resv),
+                ret,
             },
         )
     }

@@ -842,15 +842,10 @@ impl Tracer {
             .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
         let t0 = std::time::Instant::now();
         p.load(func, btf).map_err(|e| errno_text(&e))?;
-        self.load_times
-            .push((entry.to_string(), func.to_string(), t0.elapsed()));
-        let p: &mut FEntry = self
-            .ebpf
-            .program_mut(entry)
-            .ok_or_else(|| format!("{entry} missing from the object"))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| errno_text(&e))?;
+        let took = t0.elapsed();
         let link = p.attach().map_err(|e| errno_text(&e))?;
+        self.load_times
+            .push((entry.to_string(), func.to_string(), took));
         let Some(exit) = exit else {
             return Ok("fentry".into());
         };
