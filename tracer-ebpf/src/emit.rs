@@ -196,6 +196,10 @@ pub fn thread_exits(id: ThreadId) {
 /// event that needs them.
 #[inline(always)]
 pub fn flush_pending(t: &mut TaskFrames) {
+    // Index 0 of an array map: always there.
+    let Some(cfg) = config() else {
+        return;
+    };
     let held = t.held;
     if t.npending > 0 {
         // A kept-back acquisition was needed: this thread's lone acquisitions
@@ -206,26 +210,22 @@ pub fn flush_pending(t: &mut TaskFrames) {
     if t.npending >= 1 {
         send_pending(&t.pending[0], held);
         let lock = t.pending[0].lock;
-        crate::held::note_sent(t, lock);
+        crate::held::note_sent(cfg, t, lock);
     }
     if t.npending >= 2 {
         send_pending(&t.pending[1], held);
         let lock = t.pending[1].lock;
-        crate::held::note_sent(t, lock);
+        crate::held::note_sent(cfg, t, lock);
     }
     t.npending = 0;
     // Then the novelty filter's kept acquisitions, which nest in them.
     if t.nkept > 0 {
-        if let Some(cfg) = config() {
-            crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
-        }
+        crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
     }
     // Then the entries of the quiet call the thread is in (calls.rs): every
     // lock above was taken before it.
     if crate::calls::calls_on() && t.quiet == tracer_common::QUIET_HELD {
-        if let Some(cfg) = config() {
-            crate::calls::flush_deferred(cfg, t);
-        }
+        crate::calls::flush_deferred(cfg, t);
     }
 }
 

@@ -424,7 +424,7 @@ fn try_unlock(ctx: &ProbeContext) -> Option<()> {
         }
         return Some(());
     }
-    forget_sent(t, lock);
+    forget_sent(cfg, t, lock);
     // SAFETY: helper call on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;
@@ -587,7 +587,7 @@ fn try_return(ctx: &RetProbeContext) -> Option<()> {
         &f.args,
     );
     if desc.flags & ff::LOCKS != 0 && lock_acquired(&desc, ret) {
-        note_sent(t, f.args[0]);
+        note_sent(cfg, t, f.args[0]);
     }
     Some(())
 }

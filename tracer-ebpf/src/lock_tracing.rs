@@ -112,7 +112,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let args = [lock, ww_ctx, 0];
     send_call(cfg, t, RawKind::FuncReturn, &desc, ip, stack, ret, &args);
     if ok {
-        note_sent(t, lock);
+        note_sent(cfg, t, lock);
     }
     Some(())
 }
@@ -136,7 +136,7 @@ fn unlock_entry(ctx: &FEntryContext) -> Option<()> {
     if t.nkept > 0 && drop_kept(t, lock) {
         return Some(());
     }
-    forget_sent(t, lock);
+    forget_sent(cfg, t, lock);
     // SAFETY: helper on the program's own context.
     let ip = unsafe { bpf_get_func_ip(ctx.as_ptr()) };
     let desc = desc_for(ip)?;

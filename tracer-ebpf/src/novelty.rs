@@ -404,8 +404,10 @@ extern "C" fn flush_one(i: u64, f: *mut c_void) -> i64 {
     if lock == 0 {
         return 0;
     }
-    // SAFETY: a checked read; a failed one counts as owned.
-    let owned = me == 0
+    // SAFETY: a checked read; a failed one counts as owned. (Without the
+    // owner check the verifier folds the read away.)
+    let owned = !crate::held::owner_check_on(cfg)
+        || me == 0
         || unsafe { bpf_probe_read_kernel((lock + cfg.ww_mutex_owner as u64) as *const u64) }
             .map(|o| o & !MUTEX_FLAGS == me)
             .unwrap_or(true);
@@ -418,7 +420,7 @@ extern "C" fn flush_one(i: u64, f: *mut c_void) -> i64 {
             ev.held = held;
         });
         // Sent now: checked against its owner like any sent lock (up to `SENT_LOCKS`).
-        crate::held::note_sent(t, lock);
+        crate::held::note_sent(cfg, t, lock);
     } else {
         t.held = t.held.saturating_sub(1);
     }
