@@ -146,35 +146,36 @@ pub fn entry_deferred(
         return false;
     }
     let level = t.in_call.saturating_add(t.depth);
-    if t.quiet == QUIET_HELD {
-        if defer(t, desc, ip, stack, args, level) {
-            return true;
+    // Inside a quiet call: defer this one too. Else: is this an outermost
+    // call judged before in this state?
+    let starts = t.quiet != QUIET_HELD;
+    if starts {
+        if t.quiet != QUIET_OFF || level != 1 || !names_site(stack) || stack == STACK_SKIPPED {
+            return false;
         }
-        // Nested deeper than the entries kept: what is open goes out (after
-        // the locks held before it), and the rest of the call is sent as usual.
-        crate::emit::flush_pending(t);
-        return false;
-    }
-    if t.quiet != QUIET_OFF || level != 1 || !names_site(stack) || stack == STACK_SKIPPED {
-        return false;
-    }
-    let key = call_key(cfg, desc, stack, args);
-    if key == 0 {
-        return false;
-    }
-    // SAFETY: map value read.
-    if unsafe { SEEN.get(&key) }.is_some_and(|b| b & SEEN_CALL != 0) {
+        let key = call_key(cfg, desc, stack, args);
+        if key == 0 {
+            return false;
+        }
+        // SAFETY: map value read.
+        if !unsafe { SEEN.get(&key) }.is_some_and(|b| b & SEEN_CALL != 0) {
+            let _ = SEEN.insert(&key, &SEEN_CALL, 0);
+            count(CALL_KEYS);
+            return false;
+        }
         t.ndeferred = 0;
-        if defer(t, desc, ip, stack, args, level) {
-            t.quiet = QUIET_HELD;
-            t.quiet_level = level;
-            return true;
-        }
+    }
+    // No room (nested deeper than the entries kept): the caller sends this
+    // entry, and its send first flushes the held locks and the deferred
+    // entries (`emit::flush_pending`); the rest of the call goes out as usual.
+    if !defer(t, desc, ip, stack, args, level) {
         return false;
     }
-    let _ = SEEN.insert(&key, &SEEN_CALL, 0);
-    count(CALL_KEYS);
-    false
+    if starts {
+        t.quiet = QUIET_HELD;
+        t.quiet_level = level;
+    }
+    true
 }
 
 /// Counts one call left unsent, by hook (an array index: no hashing, and
