@@ -203,16 +203,28 @@ pub fn return_dropped(t: &mut TaskFrames) -> bool {
     let level = t.in_call.saturating_add(t.depth);
     let mut dropped = false;
     if t.quiet == QUIET_HELD {
-        // The innermost entry (constant indices: see `defer`).
+        // The innermost entry, at constant offsets: read volatile, so that the
+        // compiler cannot turn the choice into an indexed load, which older
+        // verifiers (6.12) reject as an unbounded access.
         let n = t.ndeferred;
+        let at = |k: usize| -> (u32, u16) {
+            let d = &t.deferred[k];
+            // SAFETY: fields of this thread's own state.
+            unsafe {
+                (
+                    core::ptr::read_volatile(&raw const d.level),
+                    core::ptr::read_volatile(&raw const d.desc.hook),
+                )
+            }
+        };
         let (top_level, hook) = if n == 4 {
-            (t.deferred[3].level, t.deferred[3].desc.hook)
+            at(3)
         } else if n == 3 {
-            (t.deferred[2].level, t.deferred[2].desc.hook)
+            at(2)
         } else if n == 2 {
-            (t.deferred[1].level, t.deferred[1].desc.hook)
+            at(1)
         } else if n == 1 {
-            (t.deferred[0].level, t.deferred[0].desc.hook)
+            at(0)
         } else {
             (0, 0)
         };
