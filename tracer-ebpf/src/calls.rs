@@ -203,42 +203,47 @@ pub fn return_dropped(t: &mut TaskFrames) -> bool {
     let level = t.in_call.saturating_add(t.depth);
     let mut dropped = false;
     if t.quiet == QUIET_HELD {
-        // The innermost entry, at constant offsets: read volatile, so that the
-        // compiler cannot turn the choice into an indexed load, which older
-        // verifiers (6.12) reject as an unbounded access.
-        let n = t.ndeferred;
-        let at = |k: usize| -> (u32, u16) {
-            let d = &t.deferred[k];
-            // SAFETY: fields of this thread's own state.
-            unsafe {
-                (
-                    core::ptr::read_volatile(&raw const d.level),
-                    core::ptr::read_volatile(&raw const d.desc.hook),
-                )
+        // Pop, innermost first, every entry deeper than the level now. Each
+        // index is a constant in its own test (older verifiers, 6.12, reject
+        // the indexed access a choice by `ndeferred` compiles to); only the
+        // innermost is counted by its hook, so one count is inlined.
+        let mut hook = u32::MAX;
+        let mut skipped = 0u64;
+        if t.ndeferred >= 4 && t.deferred[3].level > level {
+            t.ndeferred = 3;
+            hook = t.deferred[3].desc.hook as u32;
+        }
+        if t.ndeferred >= 3 && t.deferred[2].level > level {
+            t.ndeferred = 2;
+            if hook == u32::MAX {
+                hook = t.deferred[2].desc.hook as u32;
+            } else {
+                skipped += 1;
             }
-        };
-        let (top_level, hook) = if n == 4 {
-            at(3)
-        } else if n == 3 {
-            at(2)
-        } else if n == 2 {
-            at(1)
-        } else if n == 1 {
-            at(0)
-        } else {
-            (0, 0)
-        };
-        if n > 0 && top_level > level {
-            summarised(hook);
+        }
+        if t.ndeferred >= 2 && t.deferred[1].level > level {
+            t.ndeferred = 1;
+            if hook == u32::MAX {
+                hook = t.deferred[1].desc.hook as u32;
+            } else {
+                skipped += 1;
+            }
+        }
+        if t.ndeferred >= 1 && t.deferred[0].level > level {
+            t.ndeferred = 0;
+            if hook == u32::MAX {
+                hook = t.deferred[0].desc.hook as u32;
+            } else {
+                skipped += 1;
+            }
+        }
+        if hook != u32::MAX {
+            summarised(hook as u16);
             dropped = true;
-            // Entries still open: those at or above the level now (levels grow inward).
-            let open = (t.deferred[0].level <= level) as u32
-                + (n >= 2 && t.deferred[1].level <= level) as u32
-                + (n >= 3 && t.deferred[2].level <= level) as u32;
-            if n - 1 > open {
-                count_by(CALLS_DROPPED, (n - 1 - open) as u64);
-            }
-            t.ndeferred = open;
+        }
+        if skipped > 0 {
+            // Entries whose return the kernel skipped: counted, not by hook.
+            count_by(CALLS_DROPPED, skipped);
         }
     }
     if level < t.quiet_level {
