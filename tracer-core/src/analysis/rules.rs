@@ -122,7 +122,7 @@ impl Default for Convention {
 }
 
 /// Parses `major.minor` from a release string such as `6.1.0-28-amd64` or `7.2.13`.
-fn parse_release(release: &str) -> Option<(u32, u32)> {
+pub fn parse_release(release: &str) -> Option<(u32, u32)> {
     let mut it = release.trim().split(|c: char| !c.is_ascii_digit());
     let major = it.next()?.parse().ok()?;
     let minor = it.next()?.parse().ok()?;

@@ -50,8 +50,9 @@ pub struct LoadOptions {
     pub owner_check: bool,
     /// Run the kernel side's novelty filter (tracer-ebpf/src/novelty.rs).
     pub novelty: bool,
-    /// With it, the call filter (tracer-ebpf/src/calls.rs).
-    pub call_filter: bool,
+    /// With it, the call filter (tracer-ebpf/src/calls.rs); None: decided by the kernel's
+    /// release (`CALL_FILTER_FROM`).
+    pub call_filter: Option<bool>,
     /// Say nothing on stderr about the choices made (`tracer doctor` says them itself).
     pub quiet: bool,
 }
@@ -86,7 +87,7 @@ impl Default for LoadOptions {
             hooks: HookChoice::Auto,
             owner_check: false,
             novelty: true,
-            call_filter: true,
+            call_filter: None,
             quiet: false,
         }
     }
@@ -425,12 +426,25 @@ impl Tracer {
             PreemptMode::Unknown(_) => true,
         };
         let owner_check = config.owner_check != 0 && (preemptible || opts.owner_check);
+        let release = crate::session::kernel_release();
+        let call_filter = opts.novelty
+            && opts
+                .call_filter
+                .unwrap_or_else(|| call_filter_by_default(&release));
+        if opts.novelty && opts.call_filter.is_none() && !call_filter && !opts.quiet && !opts.floor
+        {
+            eprintln!(
+                "tracer: the call filter is off on this kernel ({release}): its verifier takes \
+                 much longer over every dma-buf hook with it; --call-filter on to have it \
+                 anyway (docs/probes.md, \"Repeated calls\")"
+            );
+        }
         config.owner_check = owner_check as u32;
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
             .override_global("OWNER_CHECK", &config.owner_check, true)
             .override_global("NOVELTY", &(opts.novelty as u32), true)
-            .override_global("CALLS", &(opts.call_filter as u32), true)
+            .override_global("CALLS", &(call_filter as u32), true)
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!("loading the eBPF object: {}", errno_text(&e)))?;
         let ops_layout = btf.members("dma_buf_ops").unwrap_or_default();
@@ -1493,6 +1507,18 @@ impl Tracer {
     }
 }
 
+/// The first kernel whose verifier takes the call filter (tracer-ebpf/src/calls.rs) in
+/// its stride. 6.1's took each dma-buf fentry program from about 5.5 s to 9 s under the
+/// lab's emulation (docs/results.md, "The call filter on the matrix"); 6.12's about 0.6-0.9 s
+/// either way.
+const CALL_FILTER_FROM: (u32, u32) = (6, 2);
+
+/// `--call-filter auto` for a kernel release: on from `CALL_FILTER_FROM` (and where the
+/// release cannot be read).
+fn call_filter_by_default(release: &str) -> bool {
+    tracer_core::analysis::rules::parse_release(release).is_none_or(|v| v >= CALL_FILTER_FROM)
+}
+
 /// What the kernel's novelty filter did in a run (`Tracer::novelty_counts`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NoveltyCounts {
@@ -1615,6 +1641,19 @@ pub fn preemptible_bpf(mode: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// `--call-filter auto`: off before 6.2 (6.1's verifier), on from there and where the
+    /// release cannot be read.
+    #[test]
+    fn the_call_filter_is_on_by_default_from_6_2() {
+        use super::call_filter_by_default as on;
+        assert!(!on("6.1.0-50-amd64"));
+        assert!(!on("5.15.0-91-generic"));
+        assert!(on("6.2.0"));
+        assert!(on("6.12.95+deb12-amd64"));
+        assert!(on("7.3.4+deb13-amd64"));
+        assert!(on(""));
+    }
+
     #[test]
     fn kernel_errors_are_classified_by_errno() {
         #[derive(Debug)]
