@@ -111,7 +111,8 @@ run_traced() {
 	bpftrace_equal) bpftrace --unsafe $D/equal.bt > /tmp/b.rec 2> $f.stderr & ;;
 	esac
 	tp=$!
-	if ! wait_ready /tmp/ready.b $tp; then
+	# Up to 5 minutes: a slow start is a figure of the table, not a failed run.
+	if ! wait_ready /tmp/ready.b $tp 3000; then
 		echo "ready=failed" > $f
 		kill -KILL $tp 2>/dev/null
 		wait $tp
