@@ -104,7 +104,7 @@ pub const BIG_DIVISOR: u32 = 16;
 
 /// The workload runs the other loops' iterations divided by this (one of its operations is
 /// three processes' iterations of real-driver traffic).
-pub const WORKLOAD_DIVISOR: u32 = 1000;
+pub const WORKLOAD_DIVISOR: u32 = 250;
 
 /// USER_HZ: the unit of utime/stime in /proc/PID/stat (100 on x86).
 const USER_HZ: f64 = 100.0;
@@ -501,7 +501,7 @@ pub fn report(runs: &BTreeMap<(String, u32), RunResult>, iters: u32) -> String {
 /// iterations of the three loops take ~2 s under the tracer, ww_txn64 (a sixteenth of them,
 /// 64 locks each) about as long as the other two together. This allows about twice that.
 pub fn timeout(iters: u32, reps: u32) -> Duration {
-    // The workload: about 10 s per configuration at 20 iterations under TCG, allowed twice.
+    // The workload: about 4 s per configuration at 80 iterations under TCG, allowed five times.
     let per_rep = 240
         + (iters as u64 * 60) / 10_000
         + (iters as u64 * PAIR_FACTOR as u64) / 10_000
@@ -649,7 +649,7 @@ mod tests {
     fn the_guest_script_parses() {
         let script = guest_script(20_000, 1, 5, true, &["none", "floor", "tracer", "bpftrace"]);
         assert!(script.starts_with(
-            "ITERS=20000\nPAIR_ITERS=200000\nBIG_ITERS=1250\nWL_ITERS=20\nFIRST=1\nLAST=5\nEXTRAS=1\n"
+            "ITERS=20000\nPAIR_ITERS=200000\nBIG_ITERS=1250\nWL_ITERS=80\nFIRST=1\nLAST=5\nEXTRAS=1\n"
         ));
         assert!(script.contains("CONFIGS=\"none floor tracer bpftrace\""));
         assert!(
@@ -883,7 +883,7 @@ mod tests {
     fn script_interpolates() {
         let s = guest_script(1234, 2, 3, false, CONFIGS);
         assert!(s.starts_with(
-            "ITERS=1234\nPAIR_ITERS=12340\nBIG_ITERS=77\nWL_ITERS=1\nFIRST=2\nLAST=3\nEXTRAS=0\n"
+            "ITERS=1234\nPAIR_ITERS=12340\nBIG_ITERS=77\nWL_ITERS=4\nFIRST=2\nLAST=3\nEXTRAS=0\n"
         ));
         assert!(s.contains("echo $ITERS > $B/run"));
         assert!(
