@@ -426,19 +426,7 @@ impl Tracer {
             PreemptMode::Unknown(_) => true,
         };
         let owner_check = config.owner_check != 0 && (preemptible || opts.owner_check);
-        let release = crate::session::kernel_release();
-        let call_filter = opts.novelty
-            && opts
-                .call_filter
-                .unwrap_or_else(|| call_filter_by_default(&release));
-        if opts.novelty && opts.call_filter.is_none() && !call_filter && !opts.quiet && !opts.floor
-        {
-            eprintln!(
-                "tracer: the call filter is off on this kernel ({release}): its verifier takes \
-                 much longer over every dma-buf hook with it; --call-filter on to have it \
-                 anyway (docs/probes.md, \"Repeated calls\")"
-            );
-        }
+        let call_filter = call_filter_choice(opts);
         config.owner_check = owner_check as u32;
         let ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_bytes)
@@ -1512,6 +1500,27 @@ impl Tracer {
 /// lab's emulation (docs/results.md, "The call filter on the matrix"); 6.12's about 0.6-0.9 s
 /// either way.
 const CALL_FILTER_FROM: (u32, u32) = (6, 2);
+
+/// Whether the call filter runs: as asked, or (`--call-filter auto`) by the kernel's release,
+/// said at start when that turns it off.
+fn call_filter_choice(opts: &LoadOptions) -> bool {
+    if !opts.novelty {
+        return false;
+    }
+    if let Some(on) = opts.call_filter {
+        return on;
+    }
+    let release = super::kernel_release();
+    let on = call_filter_by_default(&release);
+    if !on && !opts.quiet && !opts.floor {
+        eprintln!(
+            "tracer: the call filter is off on this kernel ({release}): its verifier takes much \
+             longer over every dma-buf hook with it; --call-filter on to have it anyway \
+             (docs/probes.md, \"Repeated calls\")"
+        );
+    }
+    on
+}
 
 /// `--call-filter auto` for a kernel release: on from `CALL_FILTER_FROM` (and where the
 /// release cannot be read).

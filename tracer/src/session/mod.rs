@@ -291,12 +291,7 @@ pub fn replay_file(path: &Path) -> Result<(Recording, Engine)> {
     Ok((rec, r.engine))
 }
 
-/// The running kernel's release ("" if /proc cannot tell).
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
+pub use crate::probes::kernel_release;
 
 /// What a recording of this session says about where it ran and what was hooked.
 pub fn meta_of(t: &Tracer, full_stream: bool) -> Meta {
