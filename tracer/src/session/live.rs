@@ -335,14 +335,22 @@ fn novelty_line(n: &crate::probes::loader::NoveltyCounts) -> Option<String> {
     } else {
         String::new()
     };
+    // The call part only where the call filter ran (it is off by default before 6.2).
+    let calls = if n.calls_dropped > 0 || n.call_keys > 0 {
+        format!(
+            ", and {} dma-buf call(s) and callback(s) repeated a judgement already made (same \
+             call site, buffer and held state; {} judged once)",
+            n.calls_dropped, n.call_keys
+        )
+    } else {
+        String::new()
+    };
     Some(format!(
         "{} nested lock acquisition(s) and {} -EALREADY return(s) repeated a transaction \
-         already sent ({} lock chain outcome(s) sent once), and {} dma-buf call(s) and \
-         callback(s) repeated a judgement already made (same call site, buffer and held \
-         state; {} judged once); none of them were sent (the novelty filter, docs/probes.md; \
-         the report counts the calls per function; --novelty off or --all-events sends every \
-         one){full}",
-        n.summarised, n.already_dropped, n.chains_seen, n.calls_dropped, n.call_keys
+         already sent ({} lock chain outcome(s) sent once){calls}; none of them were sent (the \
+         novelty filter, docs/probes.md; the report counts the calls per function; --novelty \
+         off or --all-events sends every one){full}",
+        n.summarised, n.already_dropped, n.chains_seen
     ))
 }
 
@@ -446,6 +454,8 @@ mod tests {
             "{l}"
         );
         assert!(l.contains("--novelty off or --all-events"), "{l}");
+        // No call filter ran: no word of calls.
+        assert!(!l.contains("dma-buf call"), "{l}");
         assert!(!l.contains("sent anyway"), "{l}");
         let l = novelty_line(&NoveltyCounts {
             kept_full: 3,
