@@ -424,7 +424,11 @@ pub struct TaskFrames {
     pub quiet: u32,
     pub quiet_level: u32,
     pub ndeferred: u32,
-    pub _pad4: u32,
+    /// 1 if the first of the `pending` acquisitions was taken inside a quiet
+    /// call, directly in its dma-buf API function (the core's own lock, as
+    /// `dma_buf_dynamic_attach` takes it): sent after the deferred entries,
+    /// not before. Read only while `npending > 0`.
+    pub pending_in_call: u32,
     pub deferred: [DeferredCall; DEFERRED_CALLS],
 }
 
@@ -478,6 +482,10 @@ pub const SEEN_ACQUIRED: u8 = 1;
 pub const SEEN_ALREADY: u8 = 2;
 /// A dma-buf call or callback's key (call site, buffer, held state) was sent once.
 pub const SEEN_CALL: u8 = 4;
+
+/// First hook id of the exporter and importer callbacks, found at run time;
+/// ids below are the static table's (the dma-buf API, locks, resv lifetimes).
+pub const FIRST_DYNAMIC_ID: u16 = 1000;
 
 /// Entries of the `CALLS_SUMMARISED` map (indexed by hook id: calls left
 /// unsent). Hook ids are below it: static ones under 1000, exporter callbacks

@@ -21,7 +21,13 @@
 //!   then on the call is sent as usual (`QUIET_SENT`).
 //!
 //! The lone lock a call is made under stays kept back through a quiet call:
-//! an importer's lock, map, unmap, unlock repeated sends nothing.
+//! an importer's lock, map, unmap, unlock repeated sends nothing. So does a
+//! lock the core takes directly in a quiet API call while the thread holds
+//! nothing (`in_quiet_core`: `dma_buf_dynamic_attach` and `dma_buf_detach`
+//! lock the resv to link the attachment): it is kept back as a lone one, and
+//! if it has to be sent, it goes out after the deferred entries it was taken
+//! inside (`TaskFrames::pending_in_call`). While it is held nothing more is
+//! deferred, and the call's return is not dropped.
 //!
 //! Never quiet: a call inside another hooked call (the core calling itself
 //! is judged at the outer call), a call without its call site's stack, a
@@ -33,8 +39,8 @@ use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_loop, bpf_probe_read_kernel},
 };
 use tracer_common::{
-    ArgKind, Config, DeferredCall, FuncDesc, MUTEX_FLAGS, QUIET_HELD, QUIET_OFF, QUIET_SENT,
-    RawKind, SEEN_CALL, STACK_SKIPPED, TaskFrames, func_flags as ff,
+    ArgKind, Config, DeferredCall, FIRST_DYNAMIC_ID, FuncDesc, MUTEX_FLAGS, QUIET_HELD, QUIET_OFF,
+    QUIET_SENT, RawKind, SEEN_CALL, STACK_SKIPPED, TaskFrames, func_flags as ff,
 };
 
 use crate::{
@@ -88,8 +94,7 @@ fn call_key(cfg: &Config, desc: &FuncDesc, stack: i64, args: &[u64; 3]) -> u64 {
     }
     let resv = read_u64(dmabuf + cfg.dma_buf_resv as u64);
     let ops = read_u64(dmabuf + cfg.dma_buf_ops as u64);
-    let dynamic = attachment != 0
-        && read_u64(attachment + cfg.attachment_importer_ops as u64) != 0;
+    let dynamic = attachment != 0 && read_u64(attachment + cfg.attachment_importer_ops as u64) != 0;
     // The kernel's own word on whether this task holds the buffer's lock (a
     // dma_resv begins with its ww_mutex).
     // SAFETY: helper without arguments.
@@ -104,7 +109,14 @@ fn call_key(cfg: &Config, desc: &FuncDesc, stack: i64, args: &[u64; 3]) -> u64 {
 /// Keeps a call's entry unsent; false if the thread's entries are full.
 /// Constant indices (old verifiers reject variable offsets into map values).
 #[inline(always)]
-fn defer(t: &mut TaskFrames, desc: &FuncDesc, ip: u64, stack: i64, args: &[u64; 3], level: u32) -> bool {
+fn defer(
+    t: &mut TaskFrames,
+    desc: &FuncDesc,
+    ip: u64,
+    stack: i64,
+    args: &[u64; 3],
+    level: u32,
+) -> bool {
     let held = t.held;
     let d = if t.ndeferred == 0 {
         &mut t.deferred[0]
@@ -127,6 +139,28 @@ fn defer(t: &mut TaskFrames, desc: &FuncDesc, ip: u64, stack: i64, args: &[u64; 
     true
 }
 
+/// Whether the thread is directly in the body of a quiet dma-buf API call:
+/// no callback or other hooked call open inside it, and the call itself not
+/// a callback (their ids start at `FIRST_DYNAMIC_ID`). A lock taken there
+/// while holding nothing is the core's own; the engine judges nothing by it
+/// (nothing held, no callback open: `Engine::intent` in tracer-core), so it
+/// may be kept back like a lone lock outside every call.
+#[inline(always)]
+pub fn in_quiet_core(t: &TaskFrames) -> bool {
+    calls_on()
+        && t.quiet == QUIET_HELD
+        && t.in_call.saturating_add(t.depth) == t.quiet_level
+        && t.ndeferred >= 1
+        && t.deferred[0].desc.hook < FIRST_DYNAMIC_ID
+}
+
+/// Whether the thread holds a lock kept back inside its quiet call
+/// (`in_quiet_core`): what comes next in that call is sent, in order.
+#[inline(always)]
+fn holds_core_lock(t: &TaskFrames) -> bool {
+    t.npending > 0 && t.pending_in_call != 0
+}
+
 /// At the entry of a hooked call (after `in_call` or `depth` counted it):
 /// true if its entry is deferred, not sent now.
 #[inline(always)]
@@ -146,6 +180,16 @@ pub fn entry_deferred(
         return false;
     }
     let level = t.in_call.saturating_add(t.depth);
+    // A quiet call that was sent and has returned (its return was sent, so
+    // `return_dropped` did not close it).
+    if t.quiet == QUIET_SENT && level <= t.quiet_level {
+        t.quiet = QUIET_OFF;
+    }
+    // The core's lock taken inside the quiet call is held: this entry is
+    // sent, after the deferred ones and that lock (`emit::flush_pending`).
+    if holds_core_lock(t) {
+        return false;
+    }
     // Inside a quiet call: defer this one too. Else: is this an outermost
     // call judged before in this state?
     let starts = t.quiet != QUIET_HELD;
@@ -198,6 +242,11 @@ fn summarised(hook: u16) {
 #[inline(always)]
 pub fn return_dropped(t: &mut TaskFrames) -> bool {
     if !calls_on() || t.quiet == QUIET_OFF {
+        return false;
+    }
+    // The quiet call returns holding the core's lock it took: sent whole
+    // (the caller's send flushes its entry and that lock first).
+    if t.quiet == QUIET_HELD && holds_core_lock(t) {
         return false;
     }
     let level = t.in_call.saturating_add(t.depth);

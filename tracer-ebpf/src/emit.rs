@@ -128,6 +128,7 @@ fn reset(t: &mut TaskFrames, index: u32) {
     t.depth = 0;
     t.held = 0;
     t.npending = 0;
+    t.pending_in_call = 0;
     t.in_call = 0;
     t.sites[0].caller = 0;
     t.sites[1].caller = 0;
@@ -200,12 +201,37 @@ pub fn flush_pending(t: &mut TaskFrames) {
     let Some(cfg) = config() else {
         return;
     };
-    let held = t.held;
     if t.npending > 0 {
         // A kept-back acquisition was needed: this thread's lone acquisitions
         // are evidence, so every later one gets its call site.
         t.lone_sites = LONE_SITES_ALWAYS;
     }
+    let quiet = crate::calls::calls_on() && t.quiet == tracer_common::QUIET_HELD;
+    // Kept back inside the quiet call (the core's own lock, calls.rs): it
+    // goes out after the entries it was taken in. Else the kept-back locks
+    // come first: the call was made under them.
+    let in_call = quiet && t.pending_in_call != 0;
+    if !in_call {
+        send_pendings(cfg, t);
+    }
+    // Then the novelty filter's kept acquisitions, which nest in them.
+    if t.nkept > 0 {
+        crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
+    }
+    // Then the entries of the quiet call the thread is in (calls.rs): every
+    // lock above was taken before it.
+    if quiet {
+        crate::calls::flush_deferred(cfg, t);
+    }
+    if in_call {
+        send_pendings(cfg, t);
+    }
+}
+
+/// Sends the kept-back acquisitions, oldest first.
+#[inline(always)]
+fn send_pendings(cfg: &Config, t: &mut TaskFrames) {
+    let held = t.held;
     // Constant indices: old verifiers (6.1) reject variable offsets here.
     if t.npending >= 1 {
         send_pending(&t.pending[0], held);
@@ -218,15 +244,6 @@ pub fn flush_pending(t: &mut TaskFrames) {
         crate::held::note_sent(cfg, t, lock);
     }
     t.npending = 0;
-    // Then the novelty filter's kept acquisitions, which nest in them.
-    if t.nkept > 0 {
-        crate::novelty::flush_kept(cfg, t, crate::held::owner_check_on(cfg));
-    }
-    // Then the entries of the quiet call the thread is in (calls.rs): every
-    // lock above was taken before it.
-    if crate::calls::calls_on() && t.quiet == tracer_common::QUIET_HELD {
-        crate::calls::flush_deferred(cfg, t);
-    }
 }
 
 /// Whether the thread has something not sent yet that an event must follow:

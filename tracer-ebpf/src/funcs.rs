@@ -20,8 +20,9 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext, tracing::StackIdContext},
 };
 use tracer_common::{
-    ArgKind, Config, FuncDesc, HOOK_RESV_FINI, HOOK_RESV_INIT, LONE_SITES_ALWAYS, MAX_FRAMES, RawEvent, RawKind, STACK_SKIPPED,
-    SiteStack, TaskFrames, buf_flags, func_flags as ff, func_slot,
+    ArgKind, Config, FuncDesc, HOOK_RESV_FINI, HOOK_RESV_INIT, LONE_SITES_ALWAYS, MAX_FRAMES,
+    RawEvent, RawKind, STACK_SKIPPED, SiteStack, TaskFrames, buf_flags, func_flags as ff,
+    func_slot,
 };
 
 /// Keeps an un-nested acquisition unsent, with its CPU; false if both slots
@@ -59,6 +60,11 @@ pub fn keep_pending(
     // SAFETY: helper without arguments.
     p.cpu = unsafe { bpf_get_smp_processor_id() };
     p.hook = hook;
+    if t.npending == 0 {
+        // Lone inside a hooked call: the core's own lock in a quiet call
+        // (`calls::in_quiet_core`), sent after that call's deferred entries.
+        t.pending_in_call = (t.in_call != 0 || t.depth != 0) as u32;
+    }
     t.npending += 1;
     true
 }
@@ -107,7 +113,7 @@ pub fn drop_pending(t: &mut TaskFrames, lock: u64) -> bool {
 
 use crate::{
     FUNC_SLOTS, FUNCS, SITES,
-    calls::{entry_deferred, return_dropped},
+    calls::{entry_deferred, in_quiet_core, return_dropped},
     emit::{LOST_RETURNS, count_by, flush_pending, output, stack_id, task, traced_thread},
     held::{check_held, forget_sent, note_sent},
     novelty::{chain_broken, chain_start, drop_kept, entry_is_repeat, exit_kept},
@@ -312,15 +318,28 @@ pub fn send_call(
 pub fn lock_acquired(desc: &FuncDesc, ret: i64) -> bool {
     // The lock functions return int: only the low 32 bits are defined.
     let r = ret as i32;
-    if desc.flags & ff::TRYLOCK != 0 { r == 1 } else { r == 0 }
+    if desc.flags & ff::TRYLOCK != 0 {
+        r == 1
+    } else {
+        r == 0
+    }
 }
 
 /// Whether an acquisition now would be lone: the thread holds nothing and is
-/// inside no hooked call (kretprobe frames or fentry-hooked API calls), and
-/// the user did not ask for every event. Then nothing can judge it yet.
+/// inside no hooked call (kretprobe frames or fentry-hooked API calls), or
+/// directly in the body of a quiet dma-buf API call (`calls::in_quiet_core`),
+/// and the user did not ask for every event. Then nothing can judge it yet.
 #[inline(always)]
 pub fn is_lone(cfg: &Config, t: &TaskFrames) -> bool {
-    t.held == 0 && t.depth == 0 && t.in_call == 0 && cfg.full_stream == 0
+    t.held == 0 && cfg.full_stream == 0 && ((t.depth == 0 && t.in_call == 0) || in_quiet_core(t))
+}
+
+/// Whether a lone acquisition is taken outside every hooked call. Only those
+/// may go without their call site (`lone_site_wanted`): a lock the core takes
+/// inside a call keeps its site, the evidence if it is found held.
+#[inline(always)]
+pub fn outside_calls(t: &TaskFrames) -> bool {
+    t.depth == 0 && t.in_call == 0
 }
 
 /// Counts a lock function's return in the thread's held locks. Returns
@@ -465,7 +484,7 @@ fn entry_body(
     let lone = desc.flags & ff::LOCKS != 0 && is_lone(cfg, t) && args[0] != t.last_fini;
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
-    } else if lone && !lone_site_wanted(cfg, t) {
+    } else if lone && outside_calls(t) && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & (ff::STACK_ALWAYS | ff::STACK_NESTED) != 0 {
         site_stack(ctx, t, kprobe_caller(cfg, sp), ip)

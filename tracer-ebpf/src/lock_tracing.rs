@@ -24,8 +24,8 @@ use tracer_common::{RawKind, STACK_SKIPPED, func_flags as ff};
 use crate::{
     emit::{stack_id, task, traced_thread},
     funcs::{
-        count_lock_return, desc_for, drop_pending, keep_pending, lone_site_wanted, send_call,
-        site_stack,
+        count_lock_return, desc_for, drop_pending, keep_pending, lone_site_wanted, outside_calls,
+        send_call, site_stack,
     },
     held::{forget_sent, note_sent},
     novelty::{chain_broken, chain_start, drop_kept, entry_is_repeat, exit_kept},
@@ -92,7 +92,7 @@ fn lock_exit(ctx: &FExitContext) -> Option<()> {
     let ww_ctx = ctx.arg::<u64>(1);
     let stack = if cfg.stack_all != 0 {
         stack_id(ctx)
-    } else if lone && !lone_site_wanted(cfg, t) {
+    } else if lone && outside_calls(t) && !lone_site_wanted(cfg, t) {
         STACK_SKIPPED
     } else if desc.flags & ff::STACK_NESTED != 0 {
         site_stack(ctx, t, tracing_caller(ctx.as_ptr(), ip), ip)

@@ -82,10 +82,17 @@ pub(crate) fn mix(chain: u64, stack: i64, hook: u16) -> u64 {
 }
 
 /// At a lone acquisition kept back (`funcs::keep_pending`): the thread's
-/// chain starts with it, if it has a context and its call site.
+/// chain starts with it, if it has a context and its call site, and was
+/// taken outside every hooked call (no chain grows inside one).
 #[inline(always)]
 pub fn chain_start(t: &mut TaskFrames, ctx: u64, stack: i64, hook: u16, ip: u64) {
-    if on() && ctx != 0 && names_site(stack) && stack != STACK_SKIPPED {
+    if on()
+        && ctx != 0
+        && names_site(stack)
+        && stack != STACK_SKIPPED
+        && t.in_call == 0
+        && t.depth == 0
+    {
         t.chain = mix(0, stack, hook);
         t.last_stack = stack;
         t.txn_ctx = ctx;
@@ -151,9 +158,20 @@ fn seen_of(t: &mut TaskFrames, key: u64) -> Option<u8> {
 /// At a nested lock's entry: whether its chain was sent before (then the
 /// entry is not sent, and its exit keeps the acquisition if it succeeds).
 #[inline(always)]
-pub fn entry_is_repeat(cfg: &Config, t: &mut TaskFrames, lock: u64, ctx: u64, hook: u16, stack: i64) -> bool {
+pub fn entry_is_repeat(
+    cfg: &Config,
+    t: &mut TaskFrames,
+    lock: u64,
+    ctx: u64,
+    hook: u16,
+    stack: i64,
+) -> bool {
     let key = next_key(cfg, t, lock, ctx, hook, stack);
-    let seen = if key != 0 && on() { seen_of(t, key) } else { None };
+    let seen = if key != 0 && on() {
+        seen_of(t, key)
+    } else {
+        None
+    };
     t.entry_key = if seen.is_some() { key } else { 0 };
     t.entry_seen = seen.unwrap_or(0) as u16;
     t.entry_key != 0
@@ -371,7 +389,11 @@ pub fn flush_kept(cfg: &Config, t: &mut TaskFrames, owner_check: bool) {
             t: t as *mut TaskFrames,
             cfg: cfg as *const Config,
             // SAFETY: helper without arguments.
-            me: if owner_check { unsafe { bpf_get_current_task() } } else { 0 },
+            me: if owner_check {
+                unsafe { bpf_get_current_task() }
+            } else {
+                0
+            },
         };
         // SAFETY: the callback reads `f` only during the call.
         unsafe {

@@ -1255,9 +1255,11 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
             18..=20 => {
                 // An importer's cycle from fixed call sites, repeated (the call filter
                 // keeps the repeats): attach, lock, map (the exporter's callback
-                // inside), unmap, unlock, detach. Sometimes, inside a repeat: a fence
-                // wait in the callback, the exporter relocking (stuck: a fresh thread),
-                // or the map without the lock.
+                // inside), unmap, unlock, detach; attach and detach lock the resv
+                // themselves as 6.12's do. Sometimes, inside a repeat: a fence wait in
+                // the callback, the exporter relocking (stuck: a fresh thread), the map
+                // without the lock, a fence wait under the core's own lock in attach, or
+                // the exporter's detach callback under it.
                 let (x, bx) = (objs[0], buf(objs[0], "udmabuf"));
                 let variant = r.below(12);
                 let p = if variant == 1 {
@@ -1268,12 +1270,26 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                 s.api_s(p, DmaBufFn::Attach, Phase::Entry, &bx, Some(60))
                     .cb(p, Callback::Attach, Phase::Entry, "tsc_attach", &bx)
                     .cb(p, Callback::Attach, Phase::Return, "tsc_attach", &bx)
+                    .lock_with(p, x, 0, LockFn::Lock, Some(67));
+                if variant == 3 {
+                    s.ev(p, Some(68), EventKind::FenceWaitStart { fence: 4 })
+                        .ev(p, Some(68), EventKind::FenceWaitEnd { fence: 4 });
+                }
+                s.unlock(p, x)
                     .api_s(p, DmaBufFn::Attach, Phase::Return, &bx, Some(60));
-                if variant != 2 {
+                // 2, 5: the map without the importer's lock. The exporter's map
+                // relocks on some calls only (5: the symbol tells its findings apart).
+                let unlocked_map = variant == 2 || variant == 5;
+                let map_cb = if variant == 5 {
+                    "tsc_map_relock"
+                } else {
+                    "tsc_map"
+                };
+                if !unlocked_map {
                     s.lock_with(p, x, 0, LockFn::Lock, Some(61));
                 }
                 s.api_s(p, DmaBufFn::MapAttachment, Phase::Entry, &bx, Some(62))
-                    .cb(p, Callback::MapDmaBuf, Phase::Entry, "tsc_map", &bx);
+                    .cb(p, Callback::MapDmaBuf, Phase::Entry, map_cb, &bx);
                 match variant {
                     0 => {
                         s.ev(p, Some(63), EventKind::FenceWaitStart { fence: 3 })
@@ -1283,21 +1299,34 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                         s.attempt(p, x, 0, LockFn::Lock, Some(64));
                         continue;
                     }
+                    5 => {
+                        // The exporter relocks the lock its caller should hold, while
+                        // the task holds nothing: a finding inside a call that repeats
+                        // one judged before (variant 2's).
+                        s.lock_with(p, x, 0, LockFn::Lock, Some(70)).unlock(p, x);
+                    }
                     _ => {}
                 }
-                s.cb(p, Callback::MapDmaBuf, Phase::Return, "tsc_map", &bx)
+                s.cb(p, Callback::MapDmaBuf, Phase::Return, map_cb, &bx)
                     .api_s(p, DmaBufFn::MapAttachment, Phase::Return, &bx, Some(62))
                     .api_s(p, DmaBufFn::UnmapAttachment, Phase::Entry, &bx, Some(65))
                     .cb(p, Callback::UnmapDmaBuf, Phase::Entry, "tsc_unmap", &bx)
                     .cb(p, Callback::UnmapDmaBuf, Phase::Return, "tsc_unmap", &bx)
                     .api_s(p, DmaBufFn::UnmapAttachment, Phase::Return, &bx, Some(65));
-                if variant != 2 {
+                if !unlocked_map {
                     s.unlock(p, x);
                 }
                 s.api_s(p, DmaBufFn::Detach, Phase::Entry, &bx, Some(66))
-                    .cb(p, Callback::Detach, Phase::Entry, "tsc_detach", &bx)
-                    .cb(p, Callback::Detach, Phase::Return, "tsc_detach", &bx)
-                    .api_s(p, DmaBufFn::Detach, Phase::Return, &bx, Some(66));
+                    .lock_with(p, x, 0, LockFn::Lock, Some(69));
+                if variant != 4 {
+                    s.unlock(p, x);
+                }
+                s.cb(p, Callback::Detach, Phase::Entry, "tsc_detach", &bx)
+                    .cb(p, Callback::Detach, Phase::Return, "tsc_detach", &bx);
+                if variant == 4 {
+                    s.unlock(p, x);
+                }
+                s.api_s(p, DmaBufFn::Detach, Phase::Return, &bx, Some(66));
             }
             _ => {
                 s.attempt(pid, a, 0, LockFn::Trylock, None).ret(
@@ -1367,6 +1396,13 @@ fn synthetic_full_and_filtered_streams_give_the_same_findings() {
                 .any(|f| f.id == FindingKind::ExporterRelock
                     && f.callback.as_ref().unwrap().symbol == "tsc_pin_relock"),
             "seed {seed}: the non-nested relock case is not covered"
+        );
+        assert!(
+            ef.findings()
+                .iter()
+                .any(|f| f.id == FindingKind::ExporterRelock
+                    && f.callback.as_ref().unwrap().symbol == "tsc_map_relock"),
+            "seed {seed}: the relock inside a repeated call is not covered"
         );
         assert!(!a.is_empty());
         // Every kind the generator can produce shows up, so the comparison covers them.

@@ -26,7 +26,12 @@
 //!   resv) was sent before is quiet: its entry and the entries of calls inside
 //!   it are deferred, their returns dropped with them; anything inside it that
 //!   is sent goes out after the kept-back and kept locks and the deferred
-//!   entries, and the rest of the call is sent as usual.
+//!   entries, and the rest of the call is sent as usual. A lock taken
+//!   directly in a quiet API call (no callback or other call open inside it)
+//!   while the thread holds nothing is the core's own (attach and detach link
+//!   the attachment under the resv): it is kept back as a lone one, and goes
+//!   out after the deferred entries; while it is held, nothing more is
+//!   deferred and the call's return is sent.
 
 use std::collections::{HashMap, HashSet};
 
@@ -104,6 +109,9 @@ struct Thread {
     quiet: Quiet,
     /// The deferred entries of the quiet call, with their nesting level.
     deferred: Vec<(Event, u32)>,
+    /// The first kept-back acquisition was taken inside the quiet call (read only while
+    /// `pending` is not empty).
+    pending_in_call: bool,
 }
 
 /// The key of one more acquisition from the chain's last call site (tracer-ebpf's `AGAIN`).
@@ -145,6 +153,22 @@ impl Thread {
             self.chain = key;
             self.last_stack = stack;
         }
+    }
+
+    /// Directly in the body of a quiet dma-buf API call: no callback or other call open
+    /// inside it (tracer-ebpf's `in_quiet_core`).
+    fn in_quiet_core(&self) -> bool {
+        self.quiet == Quiet::Held
+            && self.in_call == 1
+            && self
+                .deferred
+                .first()
+                .is_some_and(|(e, _)| matches!(e.kind, EventKind::DmaBufCall { .. }))
+    }
+
+    /// Holds a lock kept back inside the quiet call.
+    fn holds_core_lock(&self) -> bool {
+        !self.pending.is_empty() && self.pending_in_call
     }
 
     fn chain_start(&mut self, ctx: u64, func: LockFn, stack: Option<StackId>) {
@@ -213,7 +237,12 @@ impl KernelFilter {
                 ..
             } => {
                 let level = t.in_call;
+                // A quiet call sent and returned (its return was sent).
+                if t.quiet == Quiet::Sent && level <= 1 {
+                    t.quiet = Quiet::Off;
+                }
                 match t.quiet {
+                    _ if t.holds_core_lock() => true,
                     Quiet::Held if t.deferred.len() < DEFERRED_CALLS => {
                         t.deferred.push((ev.clone(), level));
                         false
@@ -235,6 +264,14 @@ impl KernelFilter {
                     },
                 }
             }
+            EventKind::DmaBufCall {
+                phase: Phase::Return,
+                ..
+            }
+            | EventKind::Callback {
+                phase: Phase::Return,
+                ..
+            } if t.quiet == Quiet::Held && t.holds_core_lock() => true,
             EventKind::DmaBufCall {
                 phase: Phase::Return,
                 ..
@@ -285,7 +322,7 @@ impl KernelFilter {
                 } else {
                     *ret == 0
                 };
-                let lone = t.held == 0 && t.in_call == 0;
+                let lone = t.held == 0 && (t.in_call == 0 || t.in_quiet_core());
                 if ok {
                     t.held += 1;
                     t.held_locks.push(*lock);
@@ -296,8 +333,15 @@ impl KernelFilter {
                         return;
                     }
                     if t.pending.len() < MAX_PENDING {
+                        if t.pending.is_empty() {
+                            t.pending_in_call = t.in_call != 0;
+                        }
                         t.pending.push(ev.clone());
-                        t.chain_start(*ctx, *func, ev.stack);
+                        if t.in_call == 0 {
+                            t.chain_start(*ctx, *func, ev.stack);
+                        } else {
+                            t.chain = 0;
+                        }
                         return;
                     }
                     t.chain = 0;
@@ -374,12 +418,19 @@ impl KernelFilter {
         if !sent {
             return;
         }
-        out.append(&mut t.pending);
+        // A lock kept back inside the quiet call goes out after the entries it was taken
+        // in; others before them (the call was made under them).
+        let quiet = t.quiet == Quiet::Held;
+        let in_call = quiet && t.pending_in_call;
+        if !in_call {
+            out.append(&mut t.pending);
+        }
         out.append(&mut t.kept);
-        if t.quiet == Quiet::Held {
+        if quiet {
             out.extend(t.deferred.drain(..).map(|(e, _)| e));
             t.quiet = Quiet::Sent;
         }
+        out.append(&mut t.pending);
         let mut ev = ev.clone();
         if let EventKind::ThreadExit { summarised, .. } = &mut ev.kind {
             *summarised = std::mem::take(&mut t.summarised);
@@ -620,6 +671,131 @@ mod tests {
         );
         // The second map call and its callback.
         assert_eq!((c.calls_dropped, c.call_keys), (2, 1));
+    }
+
+    /// An importer's attach as 6.12 does it: the exporter's attach callback, then the core
+    /// locks the resv itself to link the attachment (from call site 11); `inside` happens
+    /// while the core holds it.
+    fn attach(pid: u32, resv: u64, inside: Vec<Event>) -> Vec<Event> {
+        let mut v = vec![call(pid, Some(10), DmaBufFn::Attach, Phase::Entry, resv)];
+        v.push(callback(pid, Phase::Entry, resv));
+        v.push(callback(pid, Phase::Return, resv));
+        v.push(ev(
+            pid,
+            Some(11),
+            EventKind::LockReturn {
+                lock: resv,
+                ctx: 0,
+                func: LockFn::Lock,
+                ret: 0,
+            },
+        ));
+        v.extend(inside);
+        v.extend(unlocks(pid, &[resv]));
+        v.push(call(pid, Some(10), DmaBufFn::Attach, Phase::Return, resv));
+        v
+    }
+
+    #[test]
+    fn the_cores_own_lock_in_a_repeated_call_is_kept_back_and_sent_after_its_entry() {
+        let mut full = attach(1, 0xa0, vec![]);
+        full.extend(attach(1, 0xa0, vec![]));
+        // The third time the core waits on a fence under its lock: the deferred entry goes
+        // out first, then the lock it was taken in, then the wait.
+        let wait = ev(1, Some(5), EventKind::FenceWaitStart { fence: 3 });
+        full.extend(attach(1, 0xa0, vec![wait]));
+        // The fourth time a call is made under it: sent, after the entry and the lock.
+        let inner = vec![
+            call(1, Some(12), DmaBufFn::Vmap, Phase::Entry, 0xa0),
+            call(1, Some(12), DmaBufFn::Vmap, Phase::Return, 0xa0),
+        ];
+        full.extend(attach(1, 0xa0, inner));
+        // The fifth time it is not unlocked inside: the call's return is sent, after the
+        // entry and the lock (which the thread then holds).
+        let mut held_on = attach(1, 0xa0, vec![]);
+        let unlock_at = held_on
+            .iter()
+            .position(|e| matches!(e.kind, EventKind::Unlock { .. }))
+            .unwrap();
+        let unlock = held_on.remove(unlock_at);
+        full.extend(held_on);
+        full.push(unlock);
+        let (out, c) = KernelFilter::filter(&full);
+        assert_eq!(
+            names(&out),
+            [
+                // The first: everything.
+                "call",
+                "callback",
+                "callback-return",
+                "return",
+                "unlock",
+                "call-return",
+                // The second: nothing. The third: in the order the kernel ran them, less
+                // the callback, which had returned.
+                "call",
+                "return",
+                "wait",
+                "unlock",
+                "call-return",
+                // The fourth.
+                "call",
+                "return",
+                "call",
+                "call-return",
+                "unlock",
+                "call-return",
+                // The fifth.
+                "call",
+                "return",
+                "call-return",
+                "unlock",
+            ]
+        );
+        // The second attach and its callback, and the callback of the three after it.
+        assert_eq!(c.calls_dropped, 2 + 3);
+        // The second's lock; the others were sent.
+        assert_eq!(c.lone_dropped, 1);
+    }
+
+    /// A lock inside a callback of a quiet call is never kept back: the engine judges it
+    /// against the callback (an exporter relock of a lock the caller should hold).
+    #[test]
+    fn a_lock_inside_a_callback_of_a_quiet_call_is_sent() {
+        let relock = ev(
+            1,
+            Some(13),
+            EventKind::LockReturn {
+                lock: 0xa0,
+                ctx: 0,
+                func: LockFn::Lock,
+                ret: 0,
+            },
+        );
+        let mut once = vec![call(
+            1,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Entry,
+            0xa0,
+        )];
+        once.push(callback(1, Phase::Entry, 0xa0));
+        once.push(relock);
+        once.extend(unlocks(1, &[0xa0]));
+        once.push(callback(1, Phase::Return, 0xa0));
+        once.push(call(
+            1,
+            Some(9),
+            DmaBufFn::MapAttachment,
+            Phase::Return,
+            0xa0,
+        ));
+        let mut full = once.clone();
+        full.extend(once.iter().cloned());
+        let (out, c) = KernelFilter::filter(&full);
+        let first = names(&once);
+        assert_eq!(names(&out), [first.clone(), first].concat());
+        assert_eq!((c.calls_dropped, c.lone_dropped), (0, 0));
     }
 
     #[test]

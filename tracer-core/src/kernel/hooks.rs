@@ -68,8 +68,9 @@ pub struct ProbeStatus {
 }
 
 /// First id given to dynamically discovered callbacks (exporter `dma_buf_ops`
-/// members). Ids below are static table entries.
-pub const FIRST_DYNAMIC_ID: u16 = 1000;
+/// members). Ids below are static table entries. (The kernel side tells a
+/// callback from an API call by it.)
+pub use tracer_common::FIRST_DYNAMIC_ID;
 
 const LOCK_FLAGS: u8 =
     ff::EMIT_ENTRY | ff::ENTRY_ONLY_NESTED | ff::EMIT_RETURN | ff::LOCKS | ff::STACK_NESTED;
