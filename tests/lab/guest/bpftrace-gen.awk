@@ -25,7 +25,8 @@ function flush() {
 		if (equal && lockfn) {
 			# The held count the filter needs: a lock returns 0, a trylock 1 on success.
 			ok = (sym ~ /trylock/) ? "retval == 1" : "retval == 0"
-			print x sym " { if (" ok ") { @held[tid] = @held[tid] + 1; } @ret[probe] = count(); }"
+			# (@lret: bpftrace wants one key shape per map, and @ret is keyed by retval too.)
+			print x sym " { if (" ok ") { @held[tid] = @held[tid] + 1; } @lret[probe] = count(); }"
 		}
 		# kretfunc's retval has the function's type (a pointer, or none for void): count by probe.
 		else if (mech ~ /kretprobe/) print x sym " { @ret[probe, retval] = count(); }"

@@ -976,7 +976,7 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let got = String::from_utf8(out.stdout).unwrap();
+        let got = String::from_utf8(out.stdout.clone()).unwrap();
         let want = "\
 tracepoint:lock:contention_begin { @tp[probe] = count(); }
 kprobe:ww_mutex_lock { @lock[kstack] = count(); }
@@ -993,7 +993,7 @@ kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
         let want = "\
 tracepoint:lock:contention_begin /@held[tid] > 0/ { @tp[probe] = count(); }
 kprobe:ww_mutex_lock { if (@held[tid] > 0) { @nested[kstack(2)] = count(); } }
-kretprobe:ww_mutex_lock { if (retval == 0) { @held[tid] = @held[tid] + 1; } @ret[probe] = count(); }
+kretprobe:ww_mutex_lock { if (retval == 0) { @held[tid] = @held[tid] + 1; } @lret[probe] = count(); }
 kprobe:ww_mutex_unlock { if (@held[tid] > 0) { @held[tid] = @held[tid] - 1; } @unlock = count(); }
 kfunc:dma_buf_attach { @call[probe, kstack(2)] = count(); }
 kretfunc:dma_buf_attach { @fret[probe] = count(); }
@@ -1001,5 +1001,22 @@ kprobe:map_udmabuf { @call[probe, kstack(2)] = count(); }
 kretprobe:map_udmabuf { @ret[probe, retval] = count(); }
 ";
         assert_eq!(got, want);
+        // bpftrace refuses a script that keys one map two ways (a 2026-12-07 bench lost its
+        // equal-work runs to it): every map keeps one number of key fields.
+        for script in [&String::from_utf8(out.stdout).unwrap(), &got] {
+            let mut arity = std::collections::HashMap::new();
+            for use_ in script.split('@').skip(1) {
+                let Some((name, rest)) = use_.split_once('[') else {
+                    continue;
+                };
+                if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    continue;
+                }
+                let key = rest.split(']').next().unwrap();
+                let fields = key.split(',').count();
+                let first = *arity.entry(name.to_string()).or_insert(fields);
+                assert_eq!(first, fields, "@{name} keyed two ways in:\n{script}");
+            }
+        }
     }
 }
