@@ -425,7 +425,7 @@ pub struct TaskFrames {
     pub quiet_level: u32,
     pub ndeferred: u32,
     /// 1 if the first of the `pending` acquisitions was taken inside a quiet
-    /// call, directly in its dma-buf API function (the core's own lock, as
+    /// call with no callback open (the core's own lock, as
     /// `dma_buf_dynamic_attach` takes it): sent after the deferred entries,
     /// not before. Read only while `npending > 0`.
     pub pending_in_call: u32,

@@ -22,9 +22,9 @@
 //!
 //! The lone lock a call is made under stays kept back through a quiet call:
 //! an importer's lock, map, unmap, unlock repeated sends nothing. So does a
-//! lock the core takes directly in a quiet API call while the thread holds
-//! nothing (`in_quiet_core`: `dma_buf_dynamic_attach` and `dma_buf_detach`
-//! lock the resv to link the attachment): it is kept back as a lone one, and
+//! lock the core takes in a quiet call, with no callback open, while the
+//! thread holds nothing (`in_quiet_core`: `dma_buf_dynamic_attach` and
+//! `dma_buf_detach` lock the resv to link the attachment): it is kept back as a lone one, and
 //! if it has to be sent, it goes out after the deferred entries it was taken
 //! inside (`TaskFrames::pending_in_call`). While it is held nothing more is
 //! deferred, and the call's return is not dropped.
@@ -139,19 +139,25 @@ fn defer(
     true
 }
 
-/// Whether the thread is directly in the body of a quiet dma-buf API call:
-/// no callback or other hooked call open inside it, and the call itself not
-/// a callback (their ids start at `FIRST_DYNAMIC_ID`). A lock taken there
-/// while holding nothing is the core's own; the engine judges nothing by it
-/// (nothing held, no callback open: `Engine::intent` in tracer-core), so it
-/// may be kept back like a lone lock outside every call.
+/// Whether the thread is inside a quiet call with only dma-buf API calls
+/// open (the quiet call and the core calls it made, as `dma_buf_attach`
+/// calls `dma_buf_dynamic_attach`), no callback: their ids start at
+/// `FIRST_DYNAMIC_ID`. A lock taken there while holding nothing is the
+/// core's own; the engine judges nothing by it (nothing held, no callback
+/// open: `Engine::intent` in tracer-core), so it may be kept back like a lone
+/// lock outside every call. (Every call open inside a quiet call is a
+/// deferred one: one that is not was sent, and the call with it.)
 #[inline(always)]
 pub fn in_quiet_core(t: &TaskFrames) -> bool {
+    // Constant indices (see `defer`).
+    let api = |d: &DeferredCall| d.desc.hook < FIRST_DYNAMIC_ID;
     calls_on()
         && t.quiet == QUIET_HELD
-        && t.in_call.saturating_add(t.depth) == t.quiet_level
         && t.ndeferred >= 1
-        && t.deferred[0].desc.hook < FIRST_DYNAMIC_ID
+        && api(&t.deferred[0])
+        && (t.ndeferred < 2 || api(&t.deferred[1]))
+        && (t.ndeferred < 3 || api(&t.deferred[2]))
+        && (t.ndeferred < 4 || api(&t.deferred[3]))
 }
 
 /// Whether the thread holds a lock kept back inside its quiet call

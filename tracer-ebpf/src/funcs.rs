@@ -327,7 +327,7 @@ pub fn lock_acquired(desc: &FuncDesc, ret: i64) -> bool {
 
 /// Whether an acquisition now would be lone: the thread holds nothing and is
 /// inside no hooked call (kretprobe frames or fentry-hooked API calls), or
-/// directly in the body of a quiet dma-buf API call (`calls::in_quiet_core`),
+/// inside a quiet call with no callback open (`calls::in_quiet_core`),
 /// and the user did not ask for every event. Then nothing can judge it yet.
 #[inline(always)]
 pub fn is_lone(cfg: &Config, t: &TaskFrames) -> bool {

@@ -1255,8 +1255,8 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
             18..=20 => {
                 // An importer's cycle from fixed call sites, repeated (the call filter
                 // keeps the repeats): attach, lock, map (the exporter's callback
-                // inside), unmap, unlock, detach; attach and detach lock the resv
-                // themselves as 6.12's do. Sometimes, inside a repeat: a fence wait in
+                // inside), unmap, unlock, detach; attach (through dma_buf_dynamic_attach)
+                // and detach lock the resv themselves, as 6.12's do. Sometimes, inside a repeat: a fence wait in
                 // the callback, the exporter relocking (stuck: a fresh thread), the map
                 // without the lock, a fence wait under the core's own lock in attach, or
                 // the exporter's detach callback under it.
@@ -1268,6 +1268,7 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                     pid
                 };
                 s.api_s(p, DmaBufFn::Attach, Phase::Entry, &bx, Some(60))
+                    .api_s(p, DmaBufFn::DynamicAttach, Phase::Entry, &bx, Some(59))
                     .cb(p, Callback::Attach, Phase::Entry, "tsc_attach", &bx)
                     .cb(p, Callback::Attach, Phase::Return, "tsc_attach", &bx)
                     .lock_with(p, x, 0, LockFn::Lock, Some(67));
@@ -1276,6 +1277,7 @@ fn synthetic_full_stream(seed: u64, rounds: usize) -> Vec<Event> {
                         .ev(p, Some(68), EventKind::FenceWaitEnd { fence: 4 });
                 }
                 s.unlock(p, x)
+                    .api_s(p, DmaBufFn::DynamicAttach, Phase::Return, &bx, Some(59))
                     .api_s(p, DmaBufFn::Attach, Phase::Return, &bx, Some(60));
                 // 2, 5: the map without the importer's lock. The exporter's map
                 // relocks on some calls only (5: the symbol tells its findings apart).

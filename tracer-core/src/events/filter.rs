@@ -26,10 +26,10 @@
 //!   resv) was sent before is quiet: its entry and the entries of calls inside
 //!   it are deferred, their returns dropped with them; anything inside it that
 //!   is sent goes out after the kept-back and kept locks and the deferred
-//!   entries, and the rest of the call is sent as usual. A lock taken
-//!   directly in a quiet API call (no callback or other call open inside it)
-//!   while the thread holds nothing is the core's own (attach and detach link
-//!   the attachment under the resv): it is kept back as a lone one, and goes
+//!   entries, and the rest of the call is sent as usual. A lock taken in a
+//!   quiet call with only dma-buf API calls open (no callback) while the
+//!   thread holds nothing is the core's own (attach and detach link the
+//!   attachment under the resv): it is kept back as a lone one, and goes
 //!   out after the deferred entries; while it is held, nothing more is
 //!   deferred and the call's return is sent.
 
@@ -155,15 +155,15 @@ impl Thread {
         }
     }
 
-    /// Directly in the body of a quiet dma-buf API call: no callback or other call open
-    /// inside it (tracer-ebpf's `in_quiet_core`).
+    /// In a quiet call with only dma-buf API calls open, no callback (tracer-ebpf's
+    /// `in_quiet_core`).
     fn in_quiet_core(&self) -> bool {
         self.quiet == Quiet::Held
-            && self.in_call == 1
+            && !self.deferred.is_empty()
             && self
                 .deferred
-                .first()
-                .is_some_and(|(e, _)| matches!(e.kind, EventKind::DmaBufCall { .. }))
+                .iter()
+                .all(|(e, _)| matches!(e.kind, EventKind::DmaBufCall { .. }))
     }
 
     /// Holds a lock kept back inside the quiet call.
@@ -673,11 +673,18 @@ mod tests {
         assert_eq!((c.calls_dropped, c.call_keys), (2, 1));
     }
 
-    /// An importer's attach as 6.12 does it: the exporter's attach callback, then the core
-    /// locks the resv itself to link the attachment (from call site 11); `inside` happens
-    /// while the core holds it.
+    /// An importer's attach as 6.12 does it: dma_buf_attach calls dma_buf_dynamic_attach,
+    /// which calls the exporter's attach callback, then locks the resv itself to link the
+    /// attachment (from call site 11); `inside` happens while the core holds it.
     fn attach(pid: u32, resv: u64, inside: Vec<Event>) -> Vec<Event> {
         let mut v = vec![call(pid, Some(10), DmaBufFn::Attach, Phase::Entry, resv)];
+        v.push(call(
+            pid,
+            Some(14),
+            DmaBufFn::DynamicAttach,
+            Phase::Entry,
+            resv,
+        ));
         v.push(callback(pid, Phase::Entry, resv));
         v.push(callback(pid, Phase::Return, resv));
         v.push(ev(
@@ -692,6 +699,13 @@ mod tests {
         ));
         v.extend(inside);
         v.extend(unlocks(pid, &[resv]));
+        v.push(call(
+            pid,
+            Some(14),
+            DmaBufFn::DynamicAttach,
+            Phase::Return,
+            resv,
+        ));
         v.push(call(pid, Some(10), DmaBufFn::Attach, Phase::Return, resv));
         v
     }
@@ -726,34 +740,43 @@ mod tests {
             [
                 // The first: everything.
                 "call",
+                "call",
                 "callback",
                 "callback-return",
                 "return",
                 "unlock",
                 "call-return",
+                "call-return",
                 // The second: nothing. The third: in the order the kernel ran them, less
                 // the callback, which had returned.
+                "call",
                 "call",
                 "return",
                 "wait",
                 "unlock",
                 "call-return",
+                "call-return",
                 // The fourth.
+                "call",
                 "call",
                 "return",
                 "call",
                 "call-return",
                 "unlock",
                 "call-return",
+                "call-return",
                 // The fifth.
                 "call",
+                "call",
                 "return",
+                "call-return",
                 "call-return",
                 "unlock",
             ]
         );
-        // The second attach and its callback, and the callback of the three after it.
-        assert_eq!(c.calls_dropped, 2 + 3);
+        // The second attach, the core call inside it and its callback, and the callback of
+        // the three after it.
+        assert_eq!(c.calls_dropped, 3 + 3);
         // The second's lock; the others were sent.
         assert_eq!(c.lone_dropped, 1);
     }
