@@ -553,6 +553,17 @@ impl Tracer {
         v
     }
 
+    /// Instructions the verifier processed to load `program` (bpf_prog_info.verified_insns,
+    /// Linux 5.16+): what a program's load time is made of. None where the kernel does
+    /// not say or the program is not loaded.
+    pub fn verified_insns(&self, program: &str) -> Option<u32> {
+        self.ebpf
+            .program(program)?
+            .info()
+            .ok()?
+            .verified_instruction_count()
+    }
+
     /// Runs the kernel skipped, per program (bpf_prog_info.recursion_misses):
     /// a tracing program is not run on a CPU where it is already running. On
     /// a kernel that preempts BPF programs (preempt=full or lazy) that is

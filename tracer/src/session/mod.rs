@@ -340,7 +340,7 @@ fn enable_prog_stats(on: bool) -> Result<Option<std::os::fd::OwnedFd>> {
 }
 
 /// `--prog-stats` at the start: what the start-up spent loading (verifying) each program,
-/// slowest first, and the total.
+/// slowest first, with the instructions the verifier processed for it, and the total.
 fn print_load_times(t: &Tracer) {
     let mut v = t.load_times.clone();
     v.sort_by_key(|(_, _, d)| std::cmp::Reverse(*d));
@@ -351,8 +351,12 @@ fn print_load_times(t: &Tracer) {
         total.as_secs_f64()
     );
     for (prog, target, d) in v {
+        // A program loaded for several targets (a kprobe) reports its one load.
+        let insns = t
+            .verified_insns(&prog)
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
         eprintln!(
-            "tracer: prog-load: {prog:<24} {target:<40} {:>9.3} ms",
+            "tracer: prog-load: {prog:<24} {target:<40} {:>9.3} ms {insns:>8} insns verified",
             d.as_secs_f64() * 1e3
         );
     }
