@@ -27,13 +27,16 @@ use crate::{
     funcs::{desc_for, fill_args, send_call, site_stack},
 };
 
+/// Argument `n` of the traced function, 0 past its last. The helper leaves `v`
+/// as it was when `n` is out of range, so its return is not tested: a branch
+/// on it per argument made the verifier walk each combination of "read" and
+/// "0" through the whole program (three arguments: the fentry slots verified
+/// about four times the instructions of their kprobe twins).
 #[inline(always)]
 pub fn arg(ctx: *mut core::ffi::c_void, n: u32) -> u64 {
     let mut v: u64 = 0;
     // SAFETY: the helper checks n against the traced function's argument count.
-    if unsafe { bpf_get_func_arg(ctx, n, &mut v) } != 0 {
-        return 0;
-    }
+    let _ = unsafe { bpf_get_func_arg(ctx, n, &mut v) };
     v
 }
 
